@@ -1,0 +1,71 @@
+# hakeeper: an operator for highly available HAProxy + Keepalived load balancers.
+
+SHELL := /usr/bin/env bash -o errexit -o nounset -o pipefail
+BIN := $(CURDIR)/bin
+GO ?= go
+
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+
+# KUBEBUILDER_ASSETS points envtest at the control plane hack/control-plane.sh builds.
+export KUBEBUILDER_ASSETS ?= $(BIN)/k8s
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests.
+	$(CONTROLLER_GEN) rbac:roleName=hakeeper-manager crd paths=./... \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: fmt
+fmt: ## Run gofmt.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet ./...
+
+.PHONY: render-sample
+render-sample: ## Render the website sample for two nodes, as `hakeeper render` previews it.
+	$(GO) run . render -f config/samples/website.yaml \
+		--node edge-a=198.18.0.11 --node edge-b=198.18.0.12 \
+		--servers web=198.18.0.21:8080,198.18.0.22:8080
+
+##@ Test
+
+.PHONY: test
+test: verify test-unit ## Run every test: generated files, unit tests with the real haproxy and keepalived.
+
+.PHONY: test-unit
+test-unit: ## Unit tests, renderer goldens checked by the real haproxy -c and keepalived --config-test.
+	$(GO) test ./... -count=1
+
+.PHONY: verify
+verify: verify-gofmt vet verify-generated ## Fail on unformatted code, vet findings or stale generated files.
+
+.PHONY: verify-gofmt
+verify-gofmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: verify-generated
+verify-generated: $(CONTROLLER_GEN) ## Fail when `make generate manifests` would change a file.
+	CONTROLLER_GEN=$(CONTROLLER_GEN) hack/verify-generated.sh
+
+##@ Tools
+
+$(CONTROLLER_GEN):
+	mkdir -p $(BIN)
+	GOBIN=$(BIN)/tmp $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(BIN)/tmp/controller-gen $@ && rmdir $(BIN)/tmp

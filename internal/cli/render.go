@@ -1,0 +1,230 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/priority"
+	"github.com/hakeeper/hakeeper/internal/render"
+	"sigs.k8s.io/yaml"
+)
+
+// RenderOptions are the flags of `hakeeper render`.
+type RenderOptions struct {
+	File      string
+	Nodes     []string
+	Servers   []string
+	Interface string
+	RouterID  int
+	OutDir    string
+}
+
+// Validate checks the flags that need no file to be read.
+func (o *RenderOptions) Validate() error {
+	if o.File == "" {
+		return errors.New("-f is required: the LoadBalancer YAML to render ('-' for stdin)")
+	}
+	if o.RouterID < 0 || o.RouterID > 255 {
+		return fmt.Errorf("--router-id %d: must be between 1 and 255", o.RouterID)
+	}
+	return nil
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func runRender(_ context.Context, args []string, s Streams) error {
+	var o RenderOptions
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(s.Err)
+	fs.StringVar(&o.File, "f", "", "LoadBalancer YAML file, or - for stdin")
+	fs.Var((*listFlag)(&o.Nodes), "node", "a node that runs the load balancer: NAME=IP or NAME=IP@INTERFACE (repeat)")
+	fs.Var((*listFlag)(&o.Servers), "servers", "endpoints of a backend's serviceRef: BACKEND=ADDR:PORT[,ADDR:PORT...] (repeat)")
+	fs.StringVar(&o.Interface, "interface", "eth0", "interface of nodes given without @INTERFACE, when spec.interface is empty")
+	fs.IntVar(&o.RouterID, "router-id", 0, "virtual router ID when spec.vrrp.virtualRouterID is empty (the operator allocates one; default 1)")
+	fs.StringVar(&o.OutDir, "out", "", "write DIR/haproxy.cfg and DIR/NODE/keepalived.conf instead of printing")
+	fs.Usage = func() {
+		fmt.Fprintln(s.Err, "Usage: hakeeper render -f lb.yaml [--node NAME=IP[@IFACE]]... [--servers BACKEND=ADDR:PORT,...]... [--out DIR]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	lb, err := readLoadBalancer(o.File, s.In)
+	if err != nil {
+		return err
+	}
+	in, err := o.input(lb)
+	if err != nil {
+		return err
+	}
+	if errs := render.Validate(&in); len(errs) > 0 {
+		return fmt.Errorf("invalid LoadBalancer %s/%s:\n  %s", lb.Namespace, lb.Name, joinErrors(errs.ToAggregate().Errors()))
+	}
+	files, err := renderAll(in)
+	if err != nil {
+		return err
+	}
+	return o.write(files, s.Out)
+}
+
+func joinErrors(errs []error) string {
+	lines := make([]string, len(errs))
+	for i, e := range errs {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n  ")
+}
+
+// readLoadBalancer decodes strictly, so a misspelt field is an error rather
+// than silently ignored.
+func readLoadBalancer(file string, stdin io.Reader) (*v1alpha1.LoadBalancer, error) {
+	var data []byte
+	var err error
+	if file == "-" {
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", file, err)
+	}
+	var lb v1alpha1.LoadBalancer
+	if err := yaml.UnmarshalStrict(data, &lb); err != nil {
+		return nil, fmt.Errorf("failed to decode %s: %w", file, err)
+	}
+	if lb.APIVersion != v1alpha1.GroupVersion.String() || lb.Kind != "LoadBalancer" {
+		return nil, fmt.Errorf("%s: want apiVersion %s and kind LoadBalancer, got %q %q", file, v1alpha1.GroupVersion, lb.APIVersion, lb.Kind)
+	}
+	if lb.Namespace == "" {
+		lb.Namespace = "default"
+	}
+	return &lb, nil
+}
+
+func (o *RenderOptions) input(lb *v1alpha1.LoadBalancer) (render.Input, error) {
+	in := render.Input{Name: lb.Name, Namespace: lb.Namespace, Spec: lb.Spec}
+	in.VirtualRouterID = int32(max(o.RouterID, 1))
+	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
+		in.VirtualRouterID = *id
+	}
+	nodes, err := o.nodes(lb)
+	if err != nil {
+		return in, err
+	}
+	in.Nodes = nodes
+	in.Endpoints, err = parseServers(o.Servers)
+	return in, err
+}
+
+// nodes parses --node, or takes the nodes spec.vrrp.priorities names when
+// none is given and VRRP is multicast (no addresses needed).
+func (o *RenderOptions) nodes(lb *v1alpha1.LoadBalancer) ([]render.Node, error) {
+	var nodes []render.Node
+	for _, v := range o.Nodes {
+		name, rest, ok := strings.Cut(v, "=")
+		if !ok || name == "" || rest == "" {
+			return nil, fmt.Errorf("--node %q: want NAME=IP or NAME=IP@INTERFACE", v)
+		}
+		addr, iface, _ := strings.Cut(rest, "@")
+		nodes = append(nodes, render.Node{Name: name, Address: addr, Interface: iface})
+	}
+	if len(nodes) == 0 {
+		if lb.Spec.VRRP.Mode == v1alpha1.VRRPModeUnicast || len(lb.Spec.VRRP.Priorities) == 0 {
+			return nil, errors.New("no nodes: pass --node NAME=IP for each node that runs the load balancer")
+		}
+		for _, p := range lb.Spec.VRRP.Priorities {
+			nodes = append(nodes, render.Node{Name: p.Node})
+		}
+	}
+	names := make([]string, len(nodes))
+	for i := range nodes {
+		names[i] = nodes[i].Name
+		if nodes[i].Interface == "" {
+			nodes[i].Interface = o.Interface
+		}
+	}
+	prios := priority.Assign(lb.Spec.VRRP.Priorities, names, nil)
+	for i := range nodes {
+		nodes[i].Priority = prios[nodes[i].Name]
+	}
+	return nodes, nil
+}
+
+func parseServers(values []string) (map[string][]render.Endpoint, error) {
+	out := map[string][]render.Endpoint{}
+	for _, v := range values {
+		backend, list, ok := strings.Cut(v, "=")
+		if !ok || backend == "" {
+			return nil, fmt.Errorf("--servers %q: want BACKEND=ADDR:PORT[,ADDR:PORT...]", v)
+		}
+		for _, hp := range strings.Split(list, ",") {
+			ap, err := netip.ParseAddrPort(hp)
+			if err != nil || ap.Port() == 0 {
+				return nil, fmt.Errorf("--servers %s: %q is not IP:PORT ([IPv6]:PORT for IPv6)", backend, hp)
+			}
+			out[backend] = append(out[backend], render.Endpoint{Address: ap.Addr().String(), Port: int32(ap.Port())})
+		}
+	}
+	return out, nil
+}
+
+type renderedFile struct {
+	path    string // relative to --out
+	comment string // header when printing
+	data    []byte
+}
+
+func renderAll(in render.Input) ([]renderedFile, error) {
+	cfg, err := render.HAProxyConfig(in)
+	if err != nil {
+		return nil, err
+	}
+	files := []renderedFile{{render.HAProxyConfigFile, "haproxy.cfg, the same on every node", cfg}}
+	for _, n := range in.Nodes {
+		conf, err := render.KeepalivedConfig(in, n.Name)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, renderedFile{
+			path:    filepath.Join(n.Name, render.KeepalivedConfigFile),
+			comment: "keepalived.conf on node " + n.Name + ", priority " + strconv.Itoa(int(n.Priority)),
+			data:    conf,
+		})
+	}
+	return files, nil
+}
+
+func (o *RenderOptions) write(files []renderedFile, out io.Writer) error {
+	if o.OutDir == "" {
+		for _, f := range files {
+			fmt.Fprintf(out, "#### %s\n%s\n", f.comment, f.data)
+		}
+		return nil
+	}
+	for _, f := range files {
+		p := filepath.Join(o.OutDir, f.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, f.data, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, p)
+	}
+	return nil
+}

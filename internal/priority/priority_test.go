@@ -1,0 +1,62 @@
+package priority
+
+import (
+	"maps"
+	"testing"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+)
+
+func TestAssign(t *testing.T) {
+	pinned := []v1alpha1.NodePriority{{Node: "b", Priority: 150}, {Node: "gone", Priority: 200}}
+	tests := []struct {
+		name     string
+		nodes    []string
+		previous map[string]int32
+		want     map[string]int32
+	}{
+		{
+			name:  "pinned wins, the rest derived in name order",
+			nodes: []string{"c", "a", "b"},
+			want:  map[string]int32{"a": 100, "b": 150, "c": 99},
+		},
+		{
+			name:     "a new node does not reorder the others",
+			nodes:    []string{"a", "aa", "b", "c"},
+			previous: map[string]int32{"a": 100, "b": 150, "c": 99},
+			want:     map[string]int32{"a": 100, "aa": 98, "b": 150, "c": 99},
+		},
+		{
+			name:     "a removed node frees its priority and moves nobody",
+			nodes:    []string{"b", "c"},
+			previous: map[string]int32{"a": 100, "b": 150, "c": 99},
+			want:     map[string]int32{"b": 150, "c": 99},
+		},
+		{
+			name:     "a previous priority now pinned by another node is reassigned",
+			nodes:    []string{"b", "x"},
+			previous: map[string]int32{"x": 150},
+			want:     map[string]int32{"b": 150, "x": 100},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Assign(pinned, tt.nodes, tt.previous)
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("Assign() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAssignManyNodesStaysInRange(t *testing.T) {
+	var nodes []string
+	for i := range 300 {
+		nodes = append(nodes, string(rune('a'+i%26))+string(rune('a'+i/26)))
+	}
+	for n, p := range Assign(nil, nodes, nil) {
+		if p < 1 || p > 254 {
+			t.Fatalf("node %s got priority %d", n, p)
+		}
+	}
+}

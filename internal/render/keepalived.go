@@ -1,0 +1,111 @@
+package render
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/validation"
+)
+
+// TrackFileName is the vrrp_track_file keepalived watches. The agent writes 0
+// there while HAProxy is healthy and anything else when it is not; with
+// weight 0 a non-zero value puts the node in FAULT at once, so it gives up
+// the virtual IPs without waiting for a polling script.
+const TrackFileName = "haproxy"
+
+type keepalivedModel struct {
+	Name, Namespace string
+	Node            string
+	Paths           Paths
+	Version         int32
+	Instance        string
+	Interface       string
+	VirtualRouterID int32
+	Priority        int32
+	AdvertInterval  string
+	Preempt         bool
+	PreemptDelay    int32
+	Unicast         bool
+	UnicastSource   string
+	UnicastPeers    []string
+	VirtualIPs      []string
+	ExcludedIPs     []string
+	TrackFile       string
+}
+
+// KeepalivedConfig renders keepalived.conf for one node. Nodes differ only
+// in priority, interface and unicast addresses.
+func KeepalivedConfig(in Input, node string) ([]byte, error) {
+	if errs := Validate(&in); len(errs) > 0 {
+		return nil, errs.ToAggregate()
+	}
+	i := slices.IndexFunc(in.Nodes, func(n Node) bool { return n.Name == node })
+	if i < 0 {
+		return nil, fmt.Errorf("node %q does not run this load balancer", node)
+	}
+	return execute("keepalived.conf.tmpl", newKeepalivedModel(&in, i))
+}
+
+func newKeepalivedModel(in *Input, self int) keepalivedModel {
+	v := &in.Spec.VRRP
+	node := in.Nodes[self]
+	m := keepalivedModel{
+		Name:            in.Name,
+		Namespace:       in.Namespace,
+		Node:            node.Name,
+		Paths:           in.paths(),
+		Version:         v1alpha1.Int32Or(v.Version, v1alpha1.DefaultVRRPVersion),
+		Instance:        InstanceName(in.Namespace, in.Name),
+		Interface:       in.Spec.Interface,
+		VirtualRouterID: in.VirtualRouterID,
+		Priority:        node.Priority,
+		AdvertInterval:  seconds(v1alpha1.Int32Or(v.AdvertIntervalMilliseconds, v1alpha1.DefaultAdvertIntervalMilliseconds)),
+		Preempt:         v.Preemption != v1alpha1.PreemptionDisabled,
+		PreemptDelay:    v1alpha1.Int32Or(v.PreemptDelaySeconds, v1alpha1.DefaultPreemptDelaySeconds),
+		Unicast:         v.Mode == v1alpha1.VRRPModeUnicast,
+		TrackFile:       TrackFileName,
+	}
+	if m.Interface == "" {
+		m.Interface = node.Interface
+	}
+	if m.Unicast {
+		m.UnicastSource = node.Address
+		for i, peer := range in.Nodes {
+			if i != self {
+				m.UnicastPeers = append(m.UnicastPeers, peer.Address)
+			}
+		}
+		slices.Sort(m.UnicastPeers)
+	}
+	m.VirtualIPs, m.ExcludedIPs = splitByFamily(in.Spec.VirtualIPs)
+	return m
+}
+
+// InstanceName is the vrrp_instance name, unique per LoadBalancer.
+func InstanceName(namespace, name string) string {
+	return "hk_" + namespace + "_" + name
+}
+
+// splitByFamily keeps virtual IPs of the first one's family in the VRRP
+// instance; the others go to virtual_ipaddress_excluded, which keepalived
+// still moves with the instance but does not advertise (a VRRP instance
+// carries one address family).
+func splitByFamily(vips []string) (advertised, excluded []string) {
+	first, _ := validation.ParseVirtualIP(vips[0])
+	for _, s := range vips {
+		prefix, _ := validation.ParseVirtualIP(s)
+		if prefix.Addr().Is4() == first.Addr().Is4() {
+			advertised = append(advertised, prefix.String())
+		} else {
+			excluded = append(excluded, prefix.String())
+		}
+	}
+	return advertised, excluded
+}
+
+// seconds prints milliseconds as keepalived's decimal seconds (100 -> 0.1).
+func seconds(ms int32) string {
+	return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)
+}

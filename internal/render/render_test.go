@@ -1,0 +1,184 @@
+package render
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/priority"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// sampleCase is a sample from config/samples with the facts the operator
+// would gather for it.
+type sampleCase struct {
+	file      string
+	nodes     []Node
+	endpoints map[string][]Endpoint
+	routerID  int32
+}
+
+var sampleCases = map[string]sampleCase{
+	"website": {
+		file: "website.yaml",
+		nodes: []Node{
+			{Name: "edge-a", Address: "198.18.0.11", Interface: "eth0"},
+			{Name: "edge-b", Address: "198.18.0.12", Interface: "eth0"},
+		},
+		endpoints: map[string][]Endpoint{"web": {{"198.18.0.23", 8080}, {"198.18.0.24", 8080}}},
+	},
+	"postgres": {
+		file: "postgres.yaml",
+		nodes: []Node{
+			{Name: "edge-a", Address: "198.18.0.11"},
+			{Name: "edge-b", Address: "198.18.0.12"},
+		},
+		routerID: 52,
+	},
+	"cloud-unicast": {
+		file: "cloud-unicast.yaml",
+		nodes: []Node{
+			{Name: "zone-a-1", Address: "198.18.0.11"},
+			{Name: "zone-b-1", Address: "198.18.0.12"},
+			{Name: "zone-c-1", Address: "198.18.0.13"},
+		},
+		endpoints: map[string][]Endpoint{"storefront": {{"198.18.0.61", 8080}, {"198.18.0.62", 8080}, {"2001:db8::63", 8080}}},
+		routerID:  53,
+	},
+}
+
+func loadSample(t testing.TB, file string) *v1alpha1.LoadBalancer {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lb v1alpha1.LoadBalancer
+	if err := yaml.UnmarshalStrict(data, &lb); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return &lb
+}
+
+func (c sampleCase) input(t testing.TB) Input {
+	lb := loadSample(t, c.file)
+	in := Input{Name: lb.Name, Namespace: lb.Namespace, Spec: lb.Spec, Endpoints: c.endpoints, VirtualRouterID: c.routerID}
+	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
+		in.VirtualRouterID = *id
+	}
+	names := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		names[i] = n.Name
+	}
+	prios := priority.Assign(lb.Spec.VRRP.Priorities, names, nil)
+	for _, n := range c.nodes {
+		n.Priority = prios[n.Name]
+		in.Nodes = append(in.Nodes, n)
+	}
+	return in
+}
+
+// TestSamples renders every sample to golden files. The goldens are then
+// run through the real haproxy and keepalived by TestGoldensPassRealTools.
+func TestSamples(t *testing.T) {
+	for name, c := range sampleCases {
+		t.Run(name, func(t *testing.T) {
+			in := c.input(t)
+			cfg, err := HAProxyConfig(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertGolden(t, "haproxy.cfg.golden", cfg)
+			for _, n := range in.Nodes {
+				conf, err := KeepalivedConfig(in, n.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				assertGolden(t, n.Name+".keepalived.conf.golden", conf)
+			}
+		})
+	}
+}
+
+func assertGolden(t *testing.T, file string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", t.Name(), file)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/render -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the rendered output; if the change is intended, run go test ./internal/render -update\n--- got:\n%s", path, got)
+	}
+}
+
+func TestRenderIsDeterministic(t *testing.T) {
+	for name, c := range sampleCases {
+		in := c.input(t)
+		first, err := HAProxyConfig(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Reversing node order must change nothing: peers are sorted.
+		for i, j := 0, len(in.Nodes)-1; i < j; i, j = i+1, j-1 {
+			in.Nodes[i], in.Nodes[j] = in.Nodes[j], in.Nodes[i]
+		}
+		for range 20 {
+			again, _ := HAProxyConfig(in)
+			if !bytes.Equal(first, again) {
+				t.Fatalf("%s: haproxy.cfg differs between renders", name)
+			}
+		}
+		a, _ := KeepalivedConfig(c.input(t), in.Nodes[0].Name)
+		b, _ := KeepalivedConfig(in, in.Nodes[0].Name)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("%s: keepalived.conf depends on node order", name)
+		}
+	}
+}
+
+func TestEndpointsFillSlots(t *testing.T) {
+	in := sampleCases["website"].input(t)
+	var eps []Endpoint
+	for i := range 5 {
+		eps = append(eps, Endpoint{Address: "198.18.1." + string(rune('1'+i)), Port: 8080})
+	}
+	in.Endpoints = map[string][]Endpoint{"web": eps}
+	cfg, err := HAProxyConfig(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(cfg)
+	// serverSlots is 4: five endpoints take two steps of four slots.
+	if got := strings.Count(text, "server ep_"); got != 8 {
+		t.Errorf("got %d slot servers, want 8", got)
+	}
+	if got := strings.Count(text, " disabled"); got != 3 {
+		t.Errorf("got %d disabled slots, want 3", got)
+	}
+	if !strings.Contains(text, "server ep_5 198.18.1.5:8080 weight 100 cookie ep_5\n") {
+		t.Errorf("fifth endpoint not in slot 5:\n%s", text)
+	}
+}
+
+func TestUnknownNode(t *testing.T) {
+	in := sampleCases["website"].input(t)
+	if _, err := KeepalivedConfig(in, "nowhere"); err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Fatalf("got %v, want an error naming the node", err)
+	}
+}

@@ -1,0 +1,115 @@
+package render
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"regexp"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/validation"
+)
+
+// filePathRE admits the absolute paths rendering writes into configs.
+var filePathRE = regexp.MustCompile(`^/[A-Za-z0-9._/-]+$`)
+
+// Validate checks everything an Input would put into a config file: the
+// spec (as the API server does) and the gathered facts. Rendering calls it
+// first; callers can call it to report errors without rendering.
+func Validate(in *Input) field.ErrorList {
+	errs := validation.Spec(&in.Spec)
+	errs = append(errs, validation.NodeName(in.Name, field.NewPath("metadata", "name"))...)
+	errs = append(errs, validation.Name(in.Namespace, field.NewPath("metadata", "namespace"))...)
+	if in.VirtualRouterID < 1 || in.VirtualRouterID > 255 {
+		errs = append(errs, field.Invalid(field.NewPath("virtualRouterID"), in.VirtualRouterID, "must be between 1 and 255"))
+	}
+	errs = append(errs, validateNodes(in)...)
+	errs = append(errs, validateEndpoints(in)...)
+	p := in.paths()
+	for name, dir := range map[string]string{"runDir": p.RunDir, "configDir": p.ConfigDir} {
+		if !filePathRE.MatchString(dir) {
+			errs = append(errs, field.Invalid(field.NewPath("paths", name), dir, "must be an absolute path of letters, digits, '.', '_', '-' and '/'"))
+		}
+	}
+	return errs
+}
+
+func validateNodes(in *Input) field.ErrorList {
+	p := field.NewPath("nodes")
+	if len(in.Nodes) == 0 {
+		return field.ErrorList{field.Required(p, "at least one node must run the load balancer")}
+	}
+	pinned := map[string]int32{}
+	for _, np := range in.Spec.VRRP.Priorities {
+		pinned[np.Node] = np.Priority
+	}
+	unicast := in.Spec.VRRP.Mode == v1alpha1.VRRPModeUnicast
+	var errs field.ErrorList
+	seen := map[string]bool{}
+	for i, n := range in.Nodes {
+		np := p.Index(i)
+		errs = append(errs, validation.NodeName(n.Name, np.Child("name"))...)
+		if seen[n.Name] {
+			errs = append(errs, field.Duplicate(np.Child("name"), n.Name))
+		}
+		seen[n.Name] = true
+		if n.Priority < 1 || n.Priority > 254 {
+			errs = append(errs, field.Invalid(np.Child("priority"), n.Priority, "must be between 1 and 254"))
+		}
+		if want, ok := pinned[n.Name]; ok && want != n.Priority {
+			errs = append(errs, field.Invalid(np.Child("priority"), n.Priority, fmt.Sprintf("spec.vrrp.priorities pins %d", want)))
+		}
+		if in.Spec.Interface == "" {
+			errs = append(errs, validation.Interface(n.Interface, np.Child("interface"))...)
+		}
+		if unicast || n.Address != "" {
+			errs = append(errs, nodeAddress(in, n.Address, np.Child("address"))...)
+		}
+	}
+	return errs
+}
+
+// nodeAddress checks a unicast address: its family must be the one VRRP
+// runs on, the family of the first virtual IP.
+func nodeAddress(in *Input, s string, p *field.Path) field.ErrorList {
+	addr, err := validation.ParseAddress(s)
+	if err != nil {
+		return field.ErrorList{field.Invalid(p, s, err.Error())}
+	}
+	if len(in.Spec.VirtualIPs) == 0 {
+		return nil
+	}
+	vip, err := validation.ParseVirtualIP(in.Spec.VirtualIPs[0])
+	if err == nil && in.Spec.VRRP.Mode == v1alpha1.VRRPModeUnicast && vip.Addr().Is4() != addr.Is4() {
+		return field.ErrorList{field.Invalid(p, s, "unicast VRRP needs node addresses of the first virtual IP's family")}
+	}
+	return nil
+}
+
+func validateEndpoints(in *Input) field.ErrorList {
+	p := field.NewPath("endpoints")
+	withService := map[string]bool{}
+	for _, b := range in.Spec.Backends {
+		withService[b.Name] = b.ServiceRef != nil
+	}
+	var errs field.ErrorList
+	for _, backend := range slices.Sorted(maps.Keys(in.Endpoints)) {
+		eps := in.Endpoints[backend]
+		bp := p.Key(backend)
+		if !withService[backend] {
+			errs = append(errs, field.Invalid(bp, backend, "endpoints given for a backend without a serviceRef"))
+			continue
+		}
+		for i, ep := range eps {
+			if _, err := validation.ParseAddress(ep.Address); err != nil {
+				errs = append(errs, field.Invalid(bp.Index(i).Child("address"), ep.Address, err.Error()))
+			}
+			if ep.Port < 1 || ep.Port > 65535 {
+				errs = append(errs, field.Invalid(bp.Index(i).Child("port"), ep.Port, "must be between 1 and 65535"))
+			}
+		}
+	}
+	return errs
+}
