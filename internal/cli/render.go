@@ -15,6 +15,7 @@ import (
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/render"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -103,9 +104,17 @@ func readLoadBalancer(file string, stdin io.Reader) (*v1alpha1.LoadBalancer, err
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s: %w", file, err)
 	}
-	var lb v1alpha1.LoadBalancer
-	if err := yaml.UnmarshalStrict(data, &lb); err != nil {
+	jsonData, err := yaml.YAMLToJSON(data)
+	if err != nil {
 		return nil, fmt.Errorf("failed to decode %s: %w", file, err)
+	}
+	var lb v1alpha1.LoadBalancer
+	strictErrs, err := kjson.UnmarshalStrict(jsonData, &lb, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
+		return nil, fmt.Errorf("failed to decode %s: %w", file, err)
+	}
+	if len(strictErrs) > 0 {
+		return nil, fmt.Errorf("failed to decode %s: %w", file, errors.Join(strictErrs...))
 	}
 	if lb.APIVersion != v1alpha1.GroupVersion.String() || lb.Kind != "LoadBalancer" {
 		return nil, fmt.Errorf("%s: want apiVersion %s and kind LoadBalancer, got %q %q", file, v1alpha1.GroupVersion, lb.APIVersion, lb.Kind)

@@ -57,12 +57,12 @@ type backend struct {
 }
 
 type check struct {
-	HTTP                     bool
-	Method, Path, Version    string
-	Host                     string
-	ExpectStatus             int32
-	IntervalMs, TimeoutMs    int32
-	Rise, Fall, Port         int32
+	HTTP                  bool
+	Method, Path, Version string
+	Host                  string
+	ExpectStatus          int32
+	IntervalMs, TimeoutMs int32
+	Rise, Fall, Port      int32
 }
 
 type server struct {

@@ -3,8 +3,8 @@ package render
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"regexp"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 

@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = Run(context.Background(), args, Streams{In: strings.NewReader(stdin), Out: &out, Err: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func TestRenderSample(t *testing.T) {
+	code, out, errOut := runCLI(t, "", "render", "-f", "../../config/samples/website.yaml",
+		"--node", "edge-a=198.18.0.11", "--node", "edge-b=198.18.0.12@eth1", "--servers", "web=198.18.0.23:8080")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"#### haproxy.cfg, the same on every node",
+		"server ep_1 198.18.0.23:8080",
+		"#### keepalived.conf on node edge-a, priority 150",
+		"#### keepalived.conf on node edge-b, priority 100",
+		"198.18.0.100/24 dev eth1",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+func TestRenderWritesFiles(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errOut := runCLI(t, "", "render", "-f", "../../config/samples/cloud-unicast.yaml", "--out", dir,
+		"--node", "zone-a-1=198.18.0.11", "--node", "zone-b-1=198.18.0.12", "--node", "zone-c-1=198.18.0.13")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, f := range []string{"haproxy.cfg", "zone-a-1/keepalived.conf", "zone-c-1/keepalived.conf"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestRenderRejects tries what a new user would get wrong; each error must
+// name the field.
+func TestRenderRejects(t *testing.T) {
+	const good = `apiVersion: hakeeper.io/v1alpha1
+kind: LoadBalancer
+metadata: {name: web}
+spec:
+  virtualIPs: ["198.18.0.100/24"]
+  vrrp: {virtualRouterID: 7}
+  listeners: [{name: http, port: 80, protocol: HTTP, defaultBackend: web}]
+  backends: [{name: web, servers: [{name: vm1, address: 198.18.0.21, port: 8080}]}]
+`
+	tests := []struct {
+		name, from, to string
+		args           []string
+		wantErr        string
+	}{
+		{name: "valid", wantErr: ""},
+		{name: "bad IP", from: "198.18.0.100/24", to: "198.18.0.999/24", wantErr: "spec.virtualIPs[0]"},
+		{name: "router ID 0", from: "virtualRouterID: 7", to: "virtualRouterID: 0", wantErr: "spec.vrrp.virtualRouterID"},
+		{name: "route to a missing backend", from: "defaultBackend: web}", to: "defaultBackend: web, routes: [{pathPrefix: /x, backend: nope}]}",
+			wantErr: "spec.listeners[0].routes[0].backend: Not found: \"nope\""},
+		{name: "server name with a newline", from: "name: vm1", to: `name: "vm1\n  option httpclose"`, wantErr: "spec.backends[0].servers[0].name"},
+		{name: "misspelt field", from: "virtualIPs", to: "virtualIP", wantErr: `unknown field "spec.virtualIP"`},
+		{name: "unicast needs addresses", from: "{virtualRouterID: 7}", to: "{virtualRouterID: 7, mode: Unicast}",
+			args: []string{"--node", "a=not-an-ip"}, wantErr: "nodes[0].address"},
+		{name: "bad --servers", args: []string{"--node", "a=198.18.0.11", "--servers", "web=198.18.0.1"}, wantErr: "--servers web"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := strings.Replace(good, tt.from, tt.to, 1)
+			args := append([]string{"render", "-f", "-"}, tt.args...)
+			if len(tt.args) == 0 {
+				args = append(args, "--node", "a=198.18.0.11")
+			}
+			code, _, errOut := runCLI(t, doc, args...)
+			if tt.wantErr == "" {
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, errOut)
+				}
+				return
+			}
+			if code == 0 || !strings.Contains(errOut, tt.wantErr) {
+				t.Fatalf("exit %d, stderr %q; want an error containing %q", code, errOut, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if code, _, errOut := runCLI(t, "", "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
