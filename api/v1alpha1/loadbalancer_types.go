@@ -17,7 +17,7 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="self.listeners.all(l, !has(l.defaultBackend) || self.backends.exists(b, b.name == l.defaultBackend))",message="every listener's defaultBackend must name a backend in spec.backends",fieldPath=".listeners"
 // +kubebuilder:validation:XValidation:rule="self.listeners.all(l, !has(l.routes) || l.routes.all(r, self.backends.exists(b, b.name == r.backend)))",message="every route's backend must name a backend in spec.backends",fieldPath=".listeners"
-// +kubebuilder:validation:XValidation:rule="!self.backends.exists(b, has(b.stickyCookie) && self.listeners.exists(l, l.protocol == 'TCP' && l.defaultBackend == b.name))",message="a backend used by a TCP listener cannot have a stickyCookie",fieldPath=".backends"
+// +kubebuilder:validation:XValidation:rule="!self.backends.exists(b, has(b.stickyCookie) && self.listeners.exists(l, l.protocol == 'TCP' && has(l.defaultBackend) && l.defaultBackend == b.name))",message="a backend used by a TCP listener cannot have a stickyCookie",fieldPath=".backends"
 type LoadBalancerSpec struct {
 	// virtualIPs are the addresses, in CIDR notation (for example
 	// 198.18.0.100/24 or 2001:db8::100/64), that Keepalived assigns to the
@@ -382,7 +382,7 @@ type Backend struct {
 
 	// servers are static servers, inside or outside the cluster.
 	// +optional
-	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:MaxItems=64
 	// +listType=map
 	// +listMapKey=name
 	Servers []Server `json:"servers,omitempty"`

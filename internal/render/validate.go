@@ -22,7 +22,8 @@ func Validate(in *Input) field.ErrorList {
 	errs := validation.Spec(&in.Spec)
 	errs = append(errs, validation.NodeName(in.Name, field.NewPath("metadata", "name"))...)
 	errs = append(errs, validation.Name(in.Namespace, field.NewPath("metadata", "namespace"))...)
-	if in.VirtualRouterID < 1 || in.VirtualRouterID > 255 {
+	// A bad spec.vrrp.virtualRouterID is reported by validation.Spec already.
+	if in.Spec.VRRP.VirtualRouterID == nil && (in.VirtualRouterID < 1 || in.VirtualRouterID > 255) {
 		errs = append(errs, field.Invalid(field.NewPath("virtualRouterID"), in.VirtualRouterID, "must be between 1 and 255"))
 	}
 	errs = append(errs, validateNodes(in)...)

@@ -56,6 +56,6 @@ const (
 	maxListeners         = 32
 	maxBackends          = 64
 	maxRoutes            = 64
-	maxServersPerBackend = 256
+	maxServersPerBackend = 64
 	maxPriorities        = 64
 )

@@ -1,0 +1,3 @@
+// Package controllers holds the LoadBalancer reconciler, which renders each
+// LoadBalancer into ConfigMaps and a DaemonSet.
+package controllers

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and the lab run for real: haproxy
+# and keepalived (configs are checked by the daemons themselves), etcd for
+# the local control plane, iproute2 and util-linux for network and mount
+# namespaces. Only what is missing is installed.
+set -o errexit -o nounset -o pipefail
+[[ "${TRACE:-0}" == 1 ]] && set -o xtrace
+
+declare -A need=([haproxy]=haproxy [keepalived]=keepalived [etcd]=etcd-server [ip]=iproute2 [unshare]=util-linux)
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || [[ -x "/usr/sbin/$cmd" ]] || missing+=("${need[$cmd]}")
+done
+[[ ${#missing[@]} == 0 ]] && exit 0
+if [[ $(id -u) != 0 ]]; then
+  echo "Missing packages: ${missing[*]}; run as root or install them with apt-get." >&2
+  exit 1
+fi
+echo "Installing ${missing[*]} from Debian"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
