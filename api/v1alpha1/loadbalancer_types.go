@@ -770,6 +770,7 @@ type BackendStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 50",message="metadata.name must be at most 50 characters: it prefixes the names of the ConfigMaps and DaemonSet"
 // +kubebuilder:resource:shortName=hlb;hklb,categories=hakeeper
 // +kubebuilder:printcolumn:name="VIP",type=string,JSONPath=`.spec.virtualIPs[0]`
 // +kubebuilder:printcolumn:name="Active",type=string,JSONPath=`.status.activeNode`

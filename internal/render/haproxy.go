@@ -277,7 +277,7 @@ func servers(b *v1alpha1.Backend, endpoints []Endpoint) []server {
 		weight := v1alpha1.Int32Or(b.ServiceRef.Weight, v1alpha1.DefaultServerWeight)
 		for i := range SlotCount(b.ServiceRef, len(endpoints)) {
 			s := server{Name: SlotServerName(i + 1), Address: placeholderAddress, Weight: weight, Disabled: true}
-			if i < len(endpoints) {
+			if i < len(endpoints) && endpoints[i].Address != "" {
 				s.Address, s.Disabled = serverAddress(endpoints[i].Address, endpoints[i].Port), false
 			}
 			out = append(out, s)

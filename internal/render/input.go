@@ -21,8 +21,9 @@ type Input struct {
 	Spec v1alpha1.LoadBalancerSpec
 	// Endpoints holds, for each backend with a serviceRef, the ready
 	// endpoints of the Service, in the order they fill the backend's server
-	// slots. Keeping that order stable lets endpoint changes reach HAProxy
-	// through its runtime API without a reload.
+	// slots; an Endpoint with no Address leaves its slot empty. Keeping each
+	// endpoint in its slot lets endpoint changes reach HAProxy through its
+	// runtime API without a reload (see internal/resolve.AssignSlots).
 	Endpoints map[string][]Endpoint
 	// Nodes run this load balancer. Each has its VRRP priority decided
 	// (see internal/priority); spec.vrrp.priorities, if it names the node,

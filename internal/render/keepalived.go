@@ -45,6 +45,9 @@ func KeepalivedConfig(in Input, node string) ([]byte, error) {
 	if i < 0 {
 		return nil, fmt.Errorf("node %q does not run this load balancer", node)
 	}
+	if in.Spec.Interface == "" && in.Nodes[i].Interface == "" {
+		return nil, fmt.Errorf("node %q: no interface: spec.interface is empty and the node has not reported the interface holding its address", node)
+	}
 	return execute("keepalived.conf.tmpl", newKeepalivedModel(&in, i))
 }
 

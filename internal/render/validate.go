@@ -21,6 +21,9 @@ var filePathRE = regexp.MustCompile(`^/[A-Za-z0-9._/-]+$`)
 func Validate(in *Input) field.ErrorList {
 	errs := validation.Spec(&in.Spec)
 	errs = append(errs, validation.NodeName(in.Name, field.NewPath("metadata", "name"))...)
+	if len(in.Name) > validation.MaxLoadBalancerNameLength {
+		errs = append(errs, field.TooLong(field.NewPath("metadata", "name"), in.Name, validation.MaxLoadBalancerNameLength))
+	}
 	errs = append(errs, validation.Name(in.Namespace, field.NewPath("metadata", "namespace"))...)
 	// A bad spec.vrrp.virtualRouterID is reported by validation.Spec already.
 	if in.Spec.VRRP.VirtualRouterID == nil && (in.VirtualRouterID < 1 || in.VirtualRouterID > 255) {
@@ -62,7 +65,7 @@ func validateNodes(in *Input) field.ErrorList {
 		if want, ok := pinned[n.Name]; ok && want != n.Priority {
 			errs = append(errs, field.Invalid(np.Child("priority"), n.Priority, fmt.Sprintf("spec.vrrp.priorities pins %d", want)))
 		}
-		if in.Spec.Interface == "" {
+		if n.Interface != "" {
 			errs = append(errs, validation.Interface(n.Interface, np.Child("interface"))...)
 		}
 		if unicast || n.Address != "" {
@@ -104,6 +107,9 @@ func validateEndpoints(in *Input) field.ErrorList {
 			continue
 		}
 		for i, ep := range eps {
+			if ep == (Endpoint{}) {
+				continue // an empty slot
+			}
 			if _, err := validation.ParseAddress(ep.Address); err != nil {
 				errs = append(errs, field.Invalid(bp.Index(i).Child("address"), ep.Address, err.Error()))
 			}

@@ -44,6 +44,10 @@ var (
 	cookieRE      = regexp.MustCompile(CookiePattern)
 )
 
+// MaxLoadBalancerNameLength keeps the names derived from a LoadBalancer's
+// (its ConfigMaps, DaemonSet and labels, at most 63 characters) valid.
+const MaxLoadBalancerNameLength = 50
+
 // Length limits that go with the patterns, as in the API's MaxLength markers.
 const (
 	maxNameLength        = 63

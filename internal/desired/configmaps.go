@@ -1,0 +1,83 @@
+package desired
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+)
+
+// VRRPRecord is kept in the keepalived ConfigMap: the router ID and the
+// priorities in use, so the next reconcile keeps them stable.
+type VRRPRecord struct {
+	VirtualRouterID int32            `json:"virtualRouterID"`
+	Priorities      map[string]int32 `json:"priorities"`
+}
+
+// ParseVRRPRecord reads the record back; a missing or bad one is empty.
+func ParseVRRPRecord(cm *corev1.ConfigMap) VRRPRecord {
+	var r VRRPRecord
+	if cm != nil {
+		_ = json.Unmarshal([]byte(cm.Data[KeyVRRP]), &r)
+	}
+	return r
+}
+
+// ParseSlots reads the slot assignment back: backend to slot keys.
+func ParseSlots(cm *corev1.ConfigMap) map[string][]string {
+	out := map[string][]string{}
+	if cm != nil {
+		_ = json.Unmarshal([]byte(cm.Data[KeySlots]), &out)
+	}
+	return out
+}
+
+func owned(lb *v1alpha1.LoadBalancer, name, component string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:            name,
+		Namespace:       lb.Namespace,
+		Labels:          Labels(lb, component),
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(lb, v1alpha1.GroupVersion.WithKind("LoadBalancer"))},
+	}
+}
+
+func configMap(meta metav1.ObjectMeta, data map[string]string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: meta,
+		Data:       data,
+	}
+}
+
+// HAProxyConfigMap holds haproxy.cfg, the same for every node, and the
+// server slot assignment of Service backends.
+func HAProxyConfigMap(lb *v1alpha1.LoadBalancer, cfg []byte, slots map[string][]string) *corev1.ConfigMap {
+	slotsJSON, _ := json.Marshal(slots) // maps marshal with sorted keys
+	return configMap(owned(lb, NamesFor(lb).HAProxyConfigMap, ComponentConfig), map[string]string{
+		KeyHAProxyConfig: string(cfg),
+		KeySlots:         string(slotsJSON),
+	})
+}
+
+// KeepalivedConfigMap holds each node's keepalived.conf under "<node>.conf"
+// and the VRRP record.
+func KeepalivedConfigMap(lb *v1alpha1.LoadBalancer, confs map[string][]byte, record VRRPRecord) *corev1.ConfigMap {
+	data := map[string]string{}
+	for _, node := range slices.Sorted(maps.Keys(confs)) {
+		data[node+KeepalivedKeySuffix] = string(confs[node])
+	}
+	recordJSON, _ := json.Marshal(record)
+	data[KeyVRRP] = string(recordJSON)
+	return configMap(owned(lb, NamesFor(lb).KeepalivedConfigMap, ComponentConfig), data)
+}
+
+// ReportConfigMap is where agents report. The operator applies only its
+// metadata; the data keys belong to the agents' field manager and survive
+// every apply.
+func ReportConfigMap(lb *v1alpha1.LoadBalancer) *corev1.ConfigMap {
+	return configMap(owned(lb, NamesFor(lb).ReportConfigMap, ComponentAgent), nil)
+}

@@ -1,0 +1,200 @@
+package desired
+
+import (
+	"fmt"
+	"path"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/render"
+)
+
+// DataPlaneOptions are the operator's settings for every data plane.
+type DataPlaneOptions struct {
+	// Image runs haproxy, keepalived and the agent (the Dockerfile's
+	// dataplane target); spec.haproxy.image and spec.keepalived.image
+	// override it per container.
+	Image           string
+	ImagePullPolicy corev1.PullPolicy
+}
+
+// Environment variables the agent reads; the downward API fills them.
+const (
+	EnvNodeName     = "NODE_NAME"
+	EnvPodName      = "POD_NAME"
+	EnvPodNamespace = "POD_NAMESPACE"
+	EnvLoadBalancer = "HAKEEPER_LOADBALANCER"
+)
+
+// Binary is where the data-plane image installs hakeeper.
+const Binary = "/usr/local/bin/hakeeper"
+
+// layoutVersion names the contract between the rendered files, the
+// container commands and the agent (paths, file names, flags). Bump it when
+// that contract changes incompatibly: the pods then roll instead of
+// reloading, since a running agent could not apply the new layout.
+const layoutVersion = "1"
+
+// Container names.
+const (
+	ContainerAgent      = "agent"
+	ContainerHAProxy    = "haproxy"
+	ContainerKeepalived = "keepalived"
+)
+
+// DaemonSet runs HAProxy, Keepalived and the agent on every selected node,
+// on the host's network, with only the capabilities each needs.
+func DaemonSet(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions) *appsv1.DaemonSet {
+	names := NamesFor(lb)
+	paths := render.DefaultPaths()
+	selector := map[string]string{LabelLoadBalancer: lb.Name, LabelComponent: ComponentDataPlane}
+	podLabels := Labels(lb, ComponentDataPlane)
+	return &appsv1.DaemonSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
+		ObjectMeta: owned(lb, names.DaemonSet, ComponentDataPlane),
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: selector},
+			// One node at a time, so a rollout never takes every holder of
+			// the virtual IPs down together.
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{
+				Type:          appsv1.RollingUpdateDaemonSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: ptr.To(intstr.FromInt32(1))},
+			},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels:      podLabels,
+					Annotations: map[string]string{AnnotationLayout: hashOf([]byte(layoutVersion), []byte(paths.RunDir), []byte(paths.ConfigDir))},
+				},
+				Spec: podSpec(lb, opts, paths),
+			},
+		},
+	}
+}
+
+func podSpec(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths render.Paths) corev1.PodSpec {
+	return corev1.PodSpec{
+		HostNetwork: true,
+		DNSPolicy:   corev1.DNSClusterFirstWithHostNet,
+		// The agent signals keepalived (SIGHUP) and watches HAProxy's
+		// master, so the containers share a process namespace.
+		ShareProcessNamespace:         ptr.To(true),
+		ServiceAccountName:            NamesFor(lb).ServiceAccount,
+		AutomountServiceAccountToken:  ptr.To(true),
+		NodeSelector:                  lb.Spec.NodeSelector,
+		Tolerations:                   lb.Spec.Tolerations,
+		TerminationGracePeriodSeconds: ptr.To(int64(30)),
+		// The agent is a native sidecar: it starts first, writes the
+		// configs (its startup probe waits for them), then keeps running.
+		InitContainers: []corev1.Container{agentContainer(lb, opts, paths)},
+		Containers:     []corev1.Container{haproxyContainer(lb, opts, paths), keepalivedContainer(lb, opts, paths)},
+		Volumes: []corev1.Volume{
+			// Memory-backed: sockets, state, and TLS keys never touch a disk.
+			{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+			{Name: "config", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		},
+	}
+}
+
+func mounts(paths render.Paths) []corev1.VolumeMount {
+	return []corev1.VolumeMount{{Name: "run", MountPath: paths.RunDir}, {Name: "config", MountPath: paths.ConfigDir}}
+}
+
+func securityContext(caps ...corev1.Capability) *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		Privileged:               ptr.To(false),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: caps},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+func image(override string, opts DataPlaneOptions) string {
+	if override != "" {
+		return override
+	}
+	return opts.Image
+}
+
+func execProbe(period, failures int32, command ...string) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: command}},
+		PeriodSeconds:    period,
+		TimeoutSeconds:   2,
+		FailureThreshold: failures,
+	}
+}
+
+func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths render.Paths) corev1.Container {
+	haproxyCfg := path.Join(paths.ConfigDir, render.HAProxyConfigFile)
+	keepalivedConf := path.Join(paths.ConfigDir, render.KeepalivedConfigFile)
+	fieldEnv := func(name, fieldPath string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: fieldPath}}}
+	}
+	return corev1.Container{
+		Name:            ContainerAgent,
+		Image:           opts.Image,
+		ImagePullPolicy: opts.ImagePullPolicy,
+		Command:         []string{Binary, "agent", "--run-dir=" + paths.RunDir, "--config-dir=" + paths.ConfigDir},
+		Env: []corev1.EnvVar{
+			fieldEnv(EnvNodeName, "spec.nodeName"),
+			fieldEnv(EnvPodName, "metadata.name"),
+			fieldEnv(EnvPodNamespace, "metadata.namespace"),
+			{Name: EnvLoadBalancer, Value: lb.Name},
+		},
+		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+		StartupProbe: execProbe(1, 600, "sh", "-c",
+			fmt.Sprintf("test -s %s && test -s %s", haproxyCfg, keepalivedConf)),
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+		},
+		VolumeMounts:    mounts(paths),
+		SecurityContext: securityContext(),
+	}
+}
+
+func haproxyContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths render.Paths) corev1.Container {
+	return corev1.Container{
+		Name:            ContainerHAProxy,
+		Image:           image(lb.Spec.HAProxy.Image, opts),
+		ImagePullPolicy: opts.ImagePullPolicy,
+		// -W master-worker, -db stay in the foreground; the master CLI
+		// socket is only reachable inside the pod's volume.
+		Command: []string{"haproxy", "-W", "-db",
+			"-S", paths.MasterSocket() + ",mode,600",
+			"-f", path.Join(paths.ConfigDir, render.HAProxyConfigFile)},
+		LivenessProbe: execProbe(10, 3, Binary, "probe", "haproxy", "--socket="+paths.RuntimeSocket()),
+		Resources:     lb.Spec.HAProxy.Resources,
+		VolumeMounts:  mounts(paths),
+		// NET_BIND_SERVICE for ports below 1024; NET_ADMIN for binding the
+		// virtual IPs before this node holds them (bind ... transparent).
+		SecurityContext: securityContext("NET_BIND_SERVICE", "NET_ADMIN"),
+	}
+}
+
+func keepalivedContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths render.Paths) corev1.Container {
+	pid := path.Join(paths.RunDir, "keepalived.pid")
+	return corev1.Container{
+		Name:            ContainerKeepalived,
+		Image:           image(lb.Spec.Keepalived.Image, opts),
+		ImagePullPolicy: opts.ImagePullPolicy,
+		// Several LoadBalancers may share a node: every pid file lives in
+		// this pod's own run directory.
+		Command: []string{"keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
+			"--pid=" + pid, "--vrrp_pid=" + path.Join(paths.RunDir, "keepalived-vrrp.pid"),
+			"--use-file=" + path.Join(paths.ConfigDir, render.KeepalivedConfigFile)},
+		LivenessProbe: execProbe(10, 3, "sh", "-c", fmt.Sprintf(`kill -0 "$(cat %s)"`, pid)),
+		Resources:     lb.Spec.Keepalived.Resources,
+		VolumeMounts:  mounts(paths),
+		// NET_ADMIN adds and removes the virtual IPs; NET_RAW sends VRRP
+		// adverts and gratuitous ARP.
+		SecurityContext: securityContext("NET_ADMIN", "NET_RAW"),
+	}
+}

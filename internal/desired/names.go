@@ -1,0 +1,91 @@
+// Package desired computes, as pure functions, the objects the operator
+// owns for a LoadBalancer: its ConfigMaps, the data-plane DaemonSet and the
+// agent's ServiceAccount, Role and RoleBinding. The controller applies them
+// with server-side apply.
+package desired
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+)
+
+// Labels and annotations hakeeper sets.
+const (
+	LabelName          = "app.kubernetes.io/name"
+	LabelInstance      = "app.kubernetes.io/instance"
+	LabelComponent     = "app.kubernetes.io/component"
+	LabelManagedBy     = "app.kubernetes.io/managed-by"
+	LabelLoadBalancer  = "hakeeper.io/loadbalancer"
+	ManagedBy          = "hakeeper"
+	FieldOwner         = "hakeeper"
+	AnnotationApplied  = "hakeeper.io/applied-hash"
+	AnnotationLayout   = "hakeeper.io/layout-hash"
+	ComponentConfig    = "config"
+	ComponentDataPlane = "dataplane"
+	ComponentAgent     = "agent"
+)
+
+// Keys inside the ConfigMaps.
+const (
+	KeyHAProxyConfig = "haproxy.cfg"
+	KeySlots         = "slots.json"
+	KeyVRRP          = "vrrp.json"
+	// KeepalivedKeySuffix follows the node name: "<node>.conf".
+	KeepalivedKeySuffix = ".conf"
+)
+
+// Names of the objects owned by one LoadBalancer.
+type Names struct {
+	HAProxyConfigMap    string
+	KeepalivedConfigMap string
+	ReportConfigMap     string
+	DaemonSet           string
+	ServiceAccount      string
+	Role                string
+}
+
+// NamesFor returns the names of a LoadBalancer's objects. The API keeps
+// LoadBalancer names short enough for every suffix.
+func NamesFor(lb *v1alpha1.LoadBalancer) Names {
+	n := lb.Name
+	return Names{
+		HAProxyConfigMap:    n + "-haproxy",
+		KeepalivedConfigMap: n + "-keepalived",
+		ReportConfigMap:     n + "-report",
+		DaemonSet:           n + "-dataplane",
+		ServiceAccount:      n + "-agent",
+		Role:                n + "-agent",
+	}
+}
+
+// Labels are set on every owned object; component says which part it is.
+func Labels(lb *v1alpha1.LoadBalancer, component string) map[string]string {
+	return map[string]string{
+		LabelName:         "hakeeper",
+		LabelInstance:     lb.Name,
+		LabelComponent:    component,
+		LabelManagedBy:    ManagedBy,
+		LabelLoadBalancer: lb.Name,
+	}
+}
+
+// NodeConfigHash is the hash of what one node runs: haproxy.cfg and its
+// keepalived.conf. Agents report it; status compares it to find drift.
+func NodeConfigHash(haproxyCfg, keepalivedConf []byte) string {
+	h := sha256.New()
+	h.Write(haproxyCfg)
+	h.Write([]byte{0})
+	h.Write(keepalivedConf)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func hashOf(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}

@@ -1,0 +1,49 @@
+// Package report is the format in which each node's agent tells the
+// operator what it runs. Agents write one key per node into the
+// LoadBalancer's report ConfigMap; the operator folds them into status.
+// The agent may write only that one ConfigMap (its Role names it), so a
+// compromised node cannot touch anything else.
+package report
+
+import (
+	"encoding/json"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+)
+
+// NodeReport is one node's view.
+type NodeReport struct {
+	// Interface holds the node's InternalIP; the operator renders the node's
+	// keepalived.conf with it when spec.interface is empty.
+	Interface string `json:"interface,omitempty"`
+	// Role is keepalived's state for this LoadBalancer.
+	Role v1alpha1.VRRPRole `json:"role,omitempty"`
+	// ConfigHash is the hash of the haproxy.cfg and keepalived.conf applied.
+	ConfigHash string `json:"configHash,omitempty"`
+	// Healthy is true while HAProxy answers and has a server up.
+	Healthy bool `json:"healthy,omitempty"`
+	// Message explains what is wrong, for example the error HAProxy gave
+	// for a rejected config.
+	Message string `json:"message,omitempty"`
+	// Backends counts servers per backend as HAProxy's checks see them.
+	Backends map[string]BackendCount `json:"backends,omitempty"`
+}
+
+// BackendCount is one backend's servers up and in total.
+type BackendCount struct {
+	Up    int32 `json:"up"`
+	Total int32 `json:"total"`
+}
+
+// Parse reads a report ConfigMap's data: node name to report. Entries that
+// do not parse are skipped; a node that wrote garbage has not reported.
+func Parse(data map[string]string) map[string]NodeReport {
+	out := make(map[string]NodeReport, len(data))
+	for node, text := range data {
+		var r NodeReport
+		if json.Unmarshal([]byte(text), &r) == nil {
+			out[node] = r
+		}
+	}
+	return out
+}

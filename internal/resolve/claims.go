@@ -1,0 +1,130 @@
+package resolve
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/hakeeper/hakeeper/internal/validation"
+)
+
+// Claim is what one LoadBalancer holds on the network: its virtual IPs,
+// listener ports, nodes and router ID. Conflicts are decided between claims.
+type Claim struct {
+	// Key is namespace/name.
+	Key     string
+	Created time.Time
+	// VIPs are the virtual IP addresses (without prefix).
+	VIPs  []netip.Addr
+	Ports []int32
+	Nodes []string
+	// RouterID is the ID given in the spec, or the one in use (status); 0
+	// when neither.
+	RouterID int32
+	// Explicit is true when RouterID comes from the spec.
+	Explicit bool
+}
+
+// NewClaim builds a claim from a spec's virtual IPs; invalid ones are
+// skipped (validation reports them).
+func NewClaim(key string, created time.Time, vips []string, ports []int32, nodes []string) Claim {
+	c := Claim{Key: key, Created: created, Ports: ports, Nodes: nodes}
+	for _, v := range vips {
+		if p, err := validation.ParseVirtualIP(v); err == nil {
+			c.VIPs = append(c.VIPs, p.Addr())
+		}
+	}
+	return c
+}
+
+// earlier orders claims: the older LoadBalancer wins a conflict; equal ages
+// fall back to the key, so every reconciler decides the same way.
+func earlier(a, b *Claim) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.Before(b.Created)
+	}
+	return a.Key < b.Key
+}
+
+func sharesNode(a, b *Claim) bool {
+	return slices.ContainsFunc(a.Nodes, func(n string) bool { return slices.Contains(b.Nodes, n) })
+}
+
+// Conflicts returns, for a claim, why it must not be applied: an earlier
+// LoadBalancer holds one of its virtual IPs (two VRRP groups moving one
+// address fight over it, whatever the ports), or uses the same router ID on
+// a shared node. Each message names the other LoadBalancer.
+func Conflicts(self Claim, others []Claim) []string {
+	var out []string
+	for i := range others {
+		o := &others[i]
+		if o.Key == self.Key || !earlier(o, &self) {
+			continue
+		}
+		for _, vip := range self.VIPs {
+			if slices.Contains(o.VIPs, vip) {
+				out = append(out, fmt.Sprintf("virtual IP %s is already claimed by LoadBalancer %s%s", vip, o.Key, samePorts(self.Ports, o.Ports)))
+				break
+			}
+		}
+		if self.RouterID != 0 && self.RouterID == o.RouterID && sharesNode(&self, o) {
+			out = append(out, fmt.Sprintf("virtual router ID %d is already used by LoadBalancer %s on shared nodes", self.RouterID, o.Key))
+		}
+	}
+	return out
+}
+
+func samePorts(a, b []int32) string {
+	for _, p := range a {
+		if slices.Contains(b, p) {
+			return fmt.Sprintf(" (both listen on port %d)", p)
+		}
+	}
+	return ""
+}
+
+// AllocateRouterID picks a router ID for a claim without one in its spec.
+// It keeps previous when no other LoadBalancer sharing a node uses it;
+// otherwise it takes the lowest ID no other LoadBalancer uses at all, and
+// only when all 255 are taken, the lowest one used only on other nodes
+// (router IDs clash only on a shared network segment).
+func AllocateRouterID(self Claim, others []Claim, previous int32) (int32, error) {
+	usedAnywhere := map[int32]bool{}
+	usedNearby := map[int32]bool{}
+	for i := range others {
+		o := &others[i]
+		if o.Key == self.Key || o.RouterID == 0 {
+			continue
+		}
+		usedAnywhere[o.RouterID] = true
+		if sharesNode(&self, o) {
+			usedNearby[o.RouterID] = true
+		}
+	}
+	if previous >= 1 && previous <= 255 && !usedNearby[previous] {
+		return previous, nil
+	}
+	for _, used := range []map[int32]bool{usedAnywhere, usedNearby} {
+		for id := int32(1); id <= 255; id++ {
+			if !used[id] {
+				return id, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no free virtual router ID: all 255 are used by LoadBalancers on the same nodes; set spec.vrrp.virtualRouterID")
+}
+
+// SortClaims orders claims oldest first, the order conflicts are decided in.
+func SortClaims(claims []Claim) {
+	slices.SortFunc(claims, func(a, b Claim) int {
+		if earlier(&a, &b) {
+			return -1
+		}
+		if earlier(&b, &a) {
+			return 1
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
+}
