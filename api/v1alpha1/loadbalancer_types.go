@@ -653,6 +653,12 @@ const (
 	// LoadBalancerConflictReason: another LoadBalancer holds the same
 	// virtual IP and port, or the same router ID on shared nodes.
 	LoadBalancerConflictReason = "Conflict"
+	// LoadBalancerReferenceNotFoundReason: a Service, a TLS Secret or a
+	// node address the spec needs does not exist; the rest is applied.
+	LoadBalancerReferenceNotFoundReason = "ReferenceNotFound"
+	// LoadBalancerSplitBrainReason: more than one node holds the virtual
+	// IPs, usually because VRRP adverts do not reach every node.
+	LoadBalancerSplitBrainReason = "SplitBrain"
 	// LoadBalancerConfigRejectedReason: HAProxy or Keepalived rejected the
 	// rendered config; the last good config keeps serving.
 	LoadBalancerConfigRejectedReason = "ConfigRejected"

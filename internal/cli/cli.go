@@ -22,7 +22,8 @@ type command struct {
 
 var commands = []command{
 	{"render", "print the haproxy.cfg and keepalived.conf a LoadBalancer renders to", runRender},
-	{"manager", "run the operator (arrives with the operator milestone)", notYet("manager")},
+	{"manager", "run the operator", runManager},
+	{"probe", "check that HAProxy answers on its runtime socket (liveness probe)", runProbe},
 	{"agent", "run the data-plane agent (arrives with the data-plane milestone)", notYet("agent")},
 }
 

@@ -42,9 +42,8 @@ func Validate(in *Input) field.ErrorList {
 
 func validateNodes(in *Input) field.ErrorList {
 	p := field.NewPath("nodes")
-	if len(in.Nodes) == 0 {
-		return field.ErrorList{field.Required(p, "at least one node must run the load balancer")}
-	}
+	// No node is fine for haproxy.cfg (nothing is selected yet);
+	// KeepalivedConfig refuses a node that is not listed.
 	pinned := map[string]int32{}
 	for _, np := range in.Spec.VRRP.Priorities {
 		pinned[np.Node] = np.Priority

@@ -1,0 +1,190 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+)
+
+// computeStatus derives the whole status from this reconcile's facts and
+// the nodes' reports. It keeps lastTransitionTime where a condition did not
+// change, so an unchanged status compares equal and is not written.
+func computeStatus(lb *v1alpha1.LoadBalancer, s *scope, completed bool) v1alpha1.LoadBalancerStatus {
+	st := *lb.Status.DeepCopy()
+	gen := lb.Generation
+	if !completed && !s.stopped() {
+		// A transient error: keep what we knew, retry with backoff.
+		setCondition(&st, gen, v1alpha1.LoadBalancerProgressingCondition, metav1.ConditionUnknown, v1alpha1.LoadBalancerPendingReason, "Reconcile failed and will be retried; see the operator's log")
+		return st
+	}
+	if s.stopped() {
+		setCondition(&st, gen, v1alpha1.LoadBalancerDegradedCondition, metav1.ConditionTrue, s.stopReason, s.stopMessage)
+		setCondition(&st, gen, v1alpha1.LoadBalancerProgressingCondition, metav1.ConditionFalse, s.stopReason, "Not applied: "+s.stopMessage)
+		if meta.FindStatusCondition(st.Conditions, v1alpha1.LoadBalancerReadyCondition) == nil {
+			setCondition(&st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, s.stopReason, "Never applied: "+s.stopMessage)
+		}
+		st.ObservedGeneration = gen
+		return st
+	}
+	st.ObservedGeneration = gen
+	st.VirtualRouterID = s.routerID
+	st.Nodes = nodeStatuses(s)
+	st.ActiveNode, st.Backends = activeNodeAndBackends(lb, s)
+	setDegraded(&st, gen, s)
+	setProgressing(&st, gen, s)
+	setReady(&st, gen, s)
+	return st
+}
+
+func setCondition(st *v1alpha1.LoadBalancerStatus, gen int64, typ string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: truncate(message), ObservedGeneration: gen,
+	})
+}
+
+// truncate keeps condition messages within the API's limit.
+func truncate(s string) string {
+	const max = 32768
+	if len(s) > max {
+		return s[:max-3] + "..."
+	}
+	return s
+}
+
+func nodeStatuses(s *scope) []v1alpha1.NodeStatus {
+	out := make([]v1alpha1.NodeStatus, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		rep, reported := s.reports[n.Name]
+		ns := v1alpha1.NodeStatus{Name: n.Name, Priority: n.Priority, Role: v1alpha1.VRRPRoleUnknown}
+		switch {
+		case slices.Contains(s.pending, n.Name):
+			ns.Message = "Waiting for the agent to report the interface holding " + n.Address
+		case !reported:
+			ns.Message = "Waiting for the agent to report"
+		default:
+			if rep.Role != "" {
+				ns.Role = rep.Role
+			}
+			ns.ConfigHash = rep.ConfigHash
+			ns.Ready = rep.Healthy && rep.ConfigHash == s.expectedHash[n.Name]
+			ns.Message = rep.Message
+			if ns.Message == "" && rep.ConfigHash != s.expectedHash[n.Name] {
+				ns.Message = "Runs an older config"
+			}
+		}
+		out = append(out, ns)
+	}
+	return out
+}
+
+// activeNodeAndBackends picks the node holding the virtual IPs (the
+// highest-priority MASTER, should several claim it) and takes the backend
+// counts from its HAProxy, the one serving.
+func activeNodeAndBackends(lb *v1alpha1.LoadBalancer, s *scope) (string, []v1alpha1.BackendStatus) {
+	active := ""
+	var best int32
+	for _, n := range s.nodes {
+		if s.reports[n.Name].Role == v1alpha1.VRRPRoleMaster && n.Priority > best {
+			active, best = n.Name, n.Priority
+		}
+	}
+	counts := s.reports[active].Backends
+	out := make([]v1alpha1.BackendStatus, 0, len(lb.Spec.Backends))
+	for _, b := range lb.Spec.Backends {
+		bs := v1alpha1.BackendStatus{Name: b.Name, ServersTotal: s.serversTotal[b.Name]}
+		if c, ok := counts[b.Name]; ok {
+			bs.ServersUp = c.Up
+		}
+		out = append(out, bs)
+	}
+	return active, out
+}
+
+func masters(s *scope) []string {
+	var out []string
+	for _, n := range s.nodes {
+		if s.reports[n.Name].Role == v1alpha1.VRRPRoleMaster {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+func setDegraded(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
+	var problems []string
+	reason := v1alpha1.LoadBalancerAsExpectedReason
+	add := func(r string, msgs ...string) {
+		if len(msgs) == 0 {
+			return
+		}
+		if reason == v1alpha1.LoadBalancerAsExpectedReason {
+			reason = r
+		}
+		problems = append(problems, msgs...)
+	}
+	add(v1alpha1.LoadBalancerReferenceNotFoundReason, s.missing...)
+	for _, n := range st.Nodes {
+		if rep := s.reports[n.Name]; rep.Message != "" {
+			add(v1alpha1.LoadBalancerConfigRejectedReason, fmt.Sprintf("node %s: %s", n.Name, rep.Message))
+		}
+	}
+	if m := masters(s); len(m) > 1 {
+		add(v1alpha1.LoadBalancerSplitBrainReason, fmt.Sprintf("several nodes hold the virtual IPs: %s", strings.Join(m, ", ")))
+	}
+	if st.ActiveNode != "" {
+		for _, b := range st.Backends {
+			if b.ServersUp == 0 {
+				add(v1alpha1.LoadBalancerServersDownReason, fmt.Sprintf("backend %s has no server up (%d configured)", b.Name, b.ServersTotal))
+			}
+		}
+	}
+	if len(problems) == 0 {
+		setCondition(st, gen, v1alpha1.LoadBalancerDegradedCondition, metav1.ConditionFalse, reason, "No problem found")
+		return
+	}
+	setCondition(st, gen, v1alpha1.LoadBalancerDegradedCondition, metav1.ConditionTrue, reason, strings.Join(problems, "; "))
+}
+
+func setProgressing(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
+	var behind []string
+	for _, n := range s.nodes {
+		if want, ok := s.expectedHash[n.Name]; !ok || s.reports[n.Name].ConfigHash != want {
+			behind = append(behind, n.Name)
+		}
+	}
+	if ds := s.daemonSet; ds != nil && ds.Status.UpdatedNumberScheduled < ds.Status.DesiredNumberScheduled {
+		behind = append(behind, fmt.Sprintf("DaemonSet %d/%d pods updated", ds.Status.UpdatedNumberScheduled, ds.Status.DesiredNumberScheduled))
+	}
+	if len(behind) == 0 {
+		setCondition(st, gen, v1alpha1.LoadBalancerProgressingCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerAsExpectedReason, "Every node runs the current config")
+		return
+	}
+	setCondition(st, gen, v1alpha1.LoadBalancerProgressingCondition, metav1.ConditionTrue, v1alpha1.LoadBalancerRollingOutReason,
+		"Not yet running the current config: "+strings.Join(behind, ", "))
+}
+
+func setReady(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
+	switch {
+	case len(s.nodes) == 0:
+		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason, "No node matches spec.nodeSelector and tolerates its taints")
+	case st.ActiveNode == "":
+		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason, "No node holds the virtual IPs yet")
+	case !nodeReady(st, st.ActiveNode):
+		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerRollingOutReason,
+			fmt.Sprintf("Node %s holds the virtual IPs but does not run the current config or is unhealthy", st.ActiveNode))
+	default:
+		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionTrue, v1alpha1.LoadBalancerAvailableReason,
+			fmt.Sprintf("Node %s serves %s", st.ActiveNode, strings.Join(s.lb.Spec.VirtualIPs, ", ")))
+	}
+}
+
+func nodeReady(st *v1alpha1.LoadBalancerStatus, name string) bool {
+	i := slices.IndexFunc(st.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == name })
+	return i >= 0 && st.Nodes[i].Ready
+}
+

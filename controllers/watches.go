@@ -1,0 +1,165 @@
+package controllers
+
+import (
+	"context"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/validation"
+)
+
+// Field indexes on LoadBalancers, so a Service or Secret event finds the
+// LoadBalancers that use it without scanning them all.
+const (
+	indexServiceRef = "spec.backends.serviceRef.name"
+	indexTLSSecret  = "spec.listeners.tls.secretRef.name"
+)
+
+func setupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &v1alpha1.LoadBalancer{}, indexServiceRef, func(obj client.Object) []string {
+		var out []string
+		for _, b := range obj.(*v1alpha1.LoadBalancer).Spec.Backends {
+			if b.ServiceRef != nil {
+				out = append(out, b.ServiceRef.Name)
+			}
+		}
+		return out
+	}); err != nil {
+		return err
+	}
+	return indexer.IndexField(ctx, &v1alpha1.LoadBalancer{}, indexTLSSecret, func(obj client.Object) []string {
+		var out []string
+		for _, l := range obj.(*v1alpha1.LoadBalancer).Spec.Listeners {
+			if l.TLS != nil {
+				out = append(out, l.TLS.SecretRef.Name)
+			}
+		}
+		return out
+	})
+}
+
+func (r *LoadBalancerReconciler) byIndex(ctx context.Context, namespace, index, value string) []reconcile.Request {
+	var list v1alpha1.LoadBalancerList
+	if err := r.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{index: value}); err != nil {
+		return nil
+	}
+	return requests(list.Items, func(*v1alpha1.LoadBalancer) bool { return true })
+}
+
+func requests(lbs []v1alpha1.LoadBalancer, keep func(*v1alpha1.LoadBalancer) bool) []reconcile.Request {
+	var out []reconcile.Request
+	for i := range lbs {
+		if keep(&lbs[i]) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: lbs[i].Namespace, Name: lbs[i].Name}})
+		}
+	}
+	return out
+}
+
+func (r *LoadBalancerReconciler) forService(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.byIndex(ctx, obj.GetNamespace(), indexServiceRef, obj.GetName())
+}
+
+func (r *LoadBalancerReconciler) forEndpointSlice(ctx context.Context, obj client.Object) []reconcile.Request {
+	svc := obj.GetLabels()[discoveryv1.LabelServiceName]
+	if svc == "" {
+		return nil
+	}
+	return r.byIndex(ctx, obj.GetNamespace(), indexServiceRef, svc)
+}
+
+func (r *LoadBalancerReconciler) forSecret(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.byIndex(ctx, obj.GetNamespace(), indexTLSSecret, obj.GetName())
+}
+
+// forNode enqueues the LoadBalancers a node matters to: those whose
+// selector matches it, and those that list it in status (it may just have
+// stopped matching).
+func (r *LoadBalancerReconciler) forNode(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v1alpha1.LoadBalancerList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	set := labels.Set(obj.GetLabels())
+	return requests(list.Items, func(lb *v1alpha1.LoadBalancer) bool {
+		if labels.SelectorFromSet(lb.Spec.NodeSelector).Matches(set) {
+			return true
+		}
+		return slices.ContainsFunc(lb.Status.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == obj.GetName() })
+	})
+}
+
+// contendersOf enqueues the LoadBalancers whose conflict state may change
+// because obj changed: those in conflict now, and those sharing a virtual
+// IP or router ID with it.
+func (r *LoadBalancerReconciler) contendersOf(ctx context.Context, obj client.Object) []reconcile.Request {
+	changed, ok := obj.(*v1alpha1.LoadBalancer)
+	if !ok {
+		return nil
+	}
+	var list v1alpha1.LoadBalancerList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	changedVIPs := vipAddrs(changed)
+	changedID := routerIDOf(changed)
+	return requests(list.Items, func(lb *v1alpha1.LoadBalancer) bool {
+		if lb.UID == changed.UID {
+			return false
+		}
+		if c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition); c != nil && c.Reason == v1alpha1.LoadBalancerConflictReason {
+			return true
+		}
+		if id := routerIDOf(lb); id != 0 && id == changedID {
+			return true
+		}
+		return slices.ContainsFunc(vipAddrs(lb), func(a string) bool { return slices.Contains(changedVIPs, a) })
+	})
+}
+
+func vipAddrs(lb *v1alpha1.LoadBalancer) []string {
+	var out []string
+	for _, v := range lb.Spec.VirtualIPs {
+		if p, err := validation.ParseVirtualIP(v); err == nil {
+			out = append(out, p.Addr().String())
+		}
+	}
+	return out
+}
+
+func routerIDOf(lb *v1alpha1.LoadBalancer) int32 {
+	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
+		return *id
+	}
+	return lb.Status.VirtualRouterID
+}
+
+// nodeChanged passes node events that can change a LoadBalancer: creation,
+// deletion, and changes of labels, taints, addresses or schedulability. The
+// kubelet's heartbeats, which rewrite status every few seconds, do not pass.
+var nodeChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		old, oldOK := e.ObjectOld.(*corev1.Node)
+		cur, curOK := e.ObjectNew.(*corev1.Node)
+		if !oldOK || !curOK {
+			return true
+		}
+		return !maps.Equal(old.Labels, cur.Labels) ||
+			!equality.Semantic.DeepEqual(old.Spec.Taints, cur.Spec.Taints) ||
+			old.Spec.Unschedulable != cur.Spec.Unschedulable ||
+			!equality.Semantic.DeepEqual(old.Status.Addresses, cur.Status.Addresses) ||
+			(old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil)
+	},
+}

@@ -1,0 +1,162 @@
+// Package manager runs the operator: the LoadBalancer controller inside a
+// controller-runtime manager with leader election, health probes and
+// metrics.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/controllers"
+	"github.com/hakeeper/hakeeper/internal/desired"
+)
+
+// Authenticated metrics ask the API server who is calling.
+//
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+// Options configure the operator.
+type Options struct {
+	// MetricsAddr serves Prometheus metrics; "0" turns them off.
+	MetricsAddr string
+	// SecureMetrics serves metrics over HTTPS, for callers the API server
+	// authenticates and authorizes.
+	SecureMetrics bool
+	// ProbeAddr serves /healthz and /readyz.
+	ProbeAddr string
+	// LeaderElect lets several replicas run with one active.
+	LeaderElect bool
+	// LeaderElectionNamespace holds the Lease; empty means the pod's own.
+	LeaderElectionNamespace string
+	// Namespace limits the operator to one namespace; empty watches all.
+	Namespace string
+	// DataPlaneImage runs HAProxy, Keepalived and the agent.
+	DataPlaneImage string
+	// PullPolicy of the data-plane image.
+	PullPolicy corev1.PullPolicy
+	// WrapClient, if set, wraps the client the reconciler writes with (tests
+	// count writes through it).
+	WrapClient func(client.Client) client.Client
+}
+
+// Validate checks the options before anything starts.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.DataPlaneImage == "" {
+		errs = append(errs, errors.New("--dataplane-image is required"))
+	}
+	switch o.PullPolicy {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever, "":
+	default:
+		errs = append(errs, fmt.Errorf("--image-pull-policy %q: want Always, IfNotPresent or Never", o.PullPolicy))
+	}
+	if o.ProbeAddr == "" {
+		errs = append(errs, errors.New("--health-probe-bind-address must not be empty (use 0 to disable)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Scheme holds every type the operator reads or writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilMust(clientgoscheme.AddToScheme(s))
+	utilMust(v1alpha1.AddToScheme(s))
+	return s
+}
+
+func utilMust(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// New builds the manager with the controller registered.
+func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	// Only hakeeper's own ConfigMaps, DaemonSets and RBAC objects are
+	// cached: a cluster's other ConfigMaps would cost memory for nothing.
+	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{desired.LabelManagedBy: desired.ManagedBy})}
+	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}:      ours,
+		&appsv1.DaemonSet{}:      ours,
+		&corev1.ServiceAccount{}: ours,
+		&rbacv1.Role{}:           ours,
+		&rbacv1.RoleBinding{}:    ours,
+	}}
+	if o.Namespace != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.Namespace: {}}
+	}
+	metrics := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.SecureMetrics}
+	if o.SecureMetrics {
+		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  Scheme(),
+		Cache:                   cacheOpts,
+		Metrics:                 metrics,
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        "hakeeper.io",
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		// A new leader does not wait for the old lease to expire when the
+		// old one steps down cleanly.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the manager: %w", err)
+	}
+	c := mgr.GetClient()
+	if o.WrapClient != nil {
+		c = o.WrapClient(c)
+	}
+	r := &controllers.LoadBalancerReconciler{
+		Client:    c,
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("hakeeper"),
+		DataPlane: desired.DataPlaneOptions{Image: o.DataPlaneImage, ImagePullPolicy: o.PullPolicy},
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("failed to set up the controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return errors.New("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// Run builds the manager and runs it until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	mgr, err := New(cfg, o)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
