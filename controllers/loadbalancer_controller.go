@@ -66,8 +66,8 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if equality.Semantic.DeepEqual(orig.Status, lb.Status) {
 			return
 		}
-		if err := r.Client.Status().Patch(ctx, lb, client.MergeFrom(orig)); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("failed to patch status: %w", client.IgnoreNotFound(err)))
+		if err := client.IgnoreNotFound(r.Client.Status().Patch(ctx, lb, client.MergeFrom(orig))); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("failed to patch status: %w", err))
 		}
 	}()
 	for _, step := range []func(context.Context, *scope) error{

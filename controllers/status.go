@@ -187,4 +187,3 @@ func nodeReady(st *v1alpha1.LoadBalancerStatus, name string) bool {
 	i := slices.IndexFunc(st.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == name })
 	return i >= 0 && st.Nodes[i].Ready
 }
-

@@ -12,10 +12,13 @@ import (
 
 // daemonSetTolerations are the taints the DaemonSet controller tolerates
 // for every DaemonSet pod (hostNetwork ones included), so they do not keep
-// a node from running the load balancer.
+// a node from running the load balancer. The not-ready and unreachable
+// NoSchedule taints come and go with kubelet heartbeats; a pod already
+// running stays, so membership ignores them rather than rewriting every
+// peer's keepalived.conf during an incident.
 var daemonSetTolerations = []corev1.Toleration{
-	{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
-	{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+	{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists},
+	{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists},
 	{Key: corev1.TaintNodeDiskPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
 	{Key: corev1.TaintNodeMemoryPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
 	{Key: corev1.TaintNodePIDPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},

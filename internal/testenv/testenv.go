@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -73,3 +74,11 @@ func (e *Env) Stop() error { return e.env.Stop() }
 
 // GVK of a LoadBalancer, for unstructured requests.
 var LoadBalancerGVK = schema.GroupVersionKind{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Kind: "LoadBalancer"}
+
+// KubeCtl is a kubectl (from KUBEBUILDER_ASSETS) configured for this
+// control plane.
+func (e *Env) KubeCtl() interface {
+	Run(args ...string) (stdout, stderr io.Reader, err error)
+} {
+	return e.env.ControlPlane.KubeCtl()
+}

@@ -1,0 +1,678 @@
+package controllers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/report"
+	"github.com/hakeeper/hakeeper/internal/testenv"
+)
+
+var ctx = context.Background()
+
+func loadSample(t *testing.T, file string) *v1alpha1.LoadBalancer {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lb v1alpha1.LoadBalancer
+	if err := yaml.UnmarshalStrict(data, &lb); err != nil {
+		t.Fatal(err)
+	}
+	return &lb
+}
+
+func golden(t *testing.T, sample, file string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "internal", "render", "testdata", "TestSamples", sample, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func configMap(t *testing.T, ns, name string) *corev1.ConfigMap {
+	t.Helper()
+	cm := &corev1.ConfigMap{}
+	eventually(t, "ConfigMap "+name, func() error { return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cm) })
+	return cm
+}
+
+func getLB(t *testing.T, lb *v1alpha1.LoadBalancer) *v1alpha1.LoadBalancer {
+	t.Helper()
+	out := &v1alpha1.LoadBalancer{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(lb), out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func condition(lb *v1alpha1.LoadBalancer, typ string) *metav1.Condition {
+	return meta.FindStatusCondition(lb.Status.Conditions, typ)
+}
+
+// waitForData waits until a ConfigMap key holds want.
+func waitForData(t *testing.T, ns, name, key, want string) *corev1.ConfigMap {
+	t.Helper()
+	cm := &corev1.ConfigMap{}
+	eventually(t, fmt.Sprintf("%s[%s]", name, key), func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cm); err != nil {
+			return err
+		}
+		if got := cm.Data[key]; got != want {
+			return fmt.Errorf("differs:\n%s", lineDiff(got, want))
+		}
+		return nil
+	})
+	return cm
+}
+
+// lineDiff lists the lines that differ, for readable failures.
+func lineDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	var out []string
+	for i := 0; i < len(g) || i < len(w); i++ {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			out = append(out, fmt.Sprintf("line %d: got %q want %q", i+1, gl, wl))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// reportNode plays one node's agent: it writes the node's report.
+func reportNode(t *testing.T, lb *v1alpha1.LoadBalancer, node string, r report.NodeReport) {
+	t.Helper()
+	data, _ := json.Marshal(r)
+	patch := fmt.Appendf(nil, `{"data":{%q:%q}}`, node, data)
+	name := desired.NamesFor(lb).ReportConfigMap
+	eventually(t, "report ConfigMap", func() error {
+		return k8s.Patch(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: lb.Namespace, Name: name}},
+			client.RawPatch("application/merge-patch+json", patch))
+	})
+}
+
+func edgeNodes(t *testing.T) {
+	edge := map[string]string{"hakeeper.io/edge": "true"}
+	node(t, "edge-a", "198.18.0.11", edge)
+	node(t, "edge-b", "198.18.0.12", edge)
+}
+
+// TestSamples applies the three samples with the facts their goldens were
+// rendered from, and expects the operator's ConfigMaps to hold exactly the
+// reviewed goldens (which the render tests run through the real haproxy and
+// keepalived).
+func TestSamples(t *testing.T) {
+	edgeNodes(t)
+	zoneTaint := corev1.Taint{Key: "node-role.kubernetes.io/edge", Effect: corev1.TaintEffectNoSchedule}
+	zone := map[string]string{"node-role.kubernetes.io/edge": ""}
+	node(t, "zone-a-1", "198.18.0.11", zone, zoneTaint)
+	node(t, "zone-b-1", "198.18.0.12", zone, zoneTaint)
+	node(t, "zone-c-1", "198.18.0.13", zone, zoneTaint)
+
+	namespace(t, "default")
+	service(t, "default", "web", "http", 80, 8080, "198.18.0.23", "198.18.0.24")
+	website := loadSample(t, "website.yaml")
+	create(t, website)
+	names := desired.NamesFor(website)
+	// website names no interface: the nodes' agents report theirs.
+	reportNode(t, website, "edge-a", report.NodeReport{Interface: "eth0"})
+	reportNode(t, website, "edge-b", report.NodeReport{Interface: "eth0"})
+	waitForData(t, "default", names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "website", "haproxy.cfg.golden"))
+	waitForData(t, "default", names.KeepalivedConfigMap, "edge-a.conf", golden(t, "website", "edge-a.keepalived.conf.golden"))
+	waitForData(t, "default", names.KeepalivedConfigMap, "edge-b.conf", golden(t, "website", "edge-b.keepalived.conf.golden"))
+
+	namespace(t, "databases")
+	postgres := loadSample(t, "postgres.yaml")
+	create(t, postgres)
+	names = desired.NamesFor(postgres)
+	waitForData(t, "databases", names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "postgres", "haproxy.cfg.golden"))
+	waitForData(t, "databases", names.KeepalivedConfigMap, "edge-a.conf", golden(t, "postgres", "edge-a.keepalived.conf.golden"))
+	eventually(t, "router ID allocated", func() error {
+		if id := getLB(t, postgres).Status.VirtualRouterID; id != 1 {
+			return fmt.Errorf("router ID %d", id)
+		}
+		return nil
+	})
+
+	namespace(t, "shop")
+	service(t, "shop", "storefront", "http", 8080, 8080, "198.18.0.61", "198.18.0.62", "2001:db8::63")
+	secret(t, "shop", "storefront-tls")
+	cloud := loadSample(t, "cloud-unicast.yaml")
+	create(t, cloud)
+	names = desired.NamesFor(cloud)
+	waitForData(t, "shop", names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "cloud-unicast", "haproxy.cfg.golden"))
+	for _, n := range []string{"zone-a-1", "zone-b-1", "zone-c-1"} {
+		waitForData(t, "shop", names.KeepalivedConfigMap, n+".conf", golden(t, "cloud-unicast", n+".keepalived.conf.golden"))
+	}
+	checkDaemonSet(t, cloud)
+	checkAgentRBAC(t, cloud)
+	checkOwnerReferences(t, cloud)
+	eventually(t, "cloud status", func() error {
+		got := getLB(t, cloud)
+		if got.Status.ObservedGeneration != got.Generation || len(got.Status.Nodes) != 3 {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		if c := condition(got, v1alpha1.LoadBalancerDegradedCondition); c == nil || c.Status != metav1.ConditionFalse {
+			return fmt.Errorf("degraded: %+v", c)
+		}
+		return nil
+	})
+	for _, lb := range []*v1alpha1.LoadBalancer{website, postgres, cloud} {
+		_ = k8s.Delete(ctx, lb)
+	}
+}
+
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := k8s.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func secret(t *testing.T, ns, name string) {
+	t.Helper()
+	create(t, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{"tls.crt": []byte("cert"), "tls.key": []byte("key")},
+	})
+}
+
+func checkDaemonSet(t *testing.T, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	ds := &appsv1.DaemonSet{}
+	eventually(t, "DaemonSet", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).DaemonSet}, ds)
+	})
+	pod := ds.Spec.Template.Spec
+	if !pod.HostNetwork || pod.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+		t.Errorf("pod must use the host network with ClusterFirstWithHostNet: %v %v", pod.HostNetwork, pod.DNSPolicy)
+	}
+	if pod.NodeSelector["node-role.kubernetes.io/edge"] != "" || len(pod.NodeSelector) != 1 || len(pod.Tolerations) != 1 {
+		t.Errorf("node selector %v, tolerations %v", pod.NodeSelector, pod.Tolerations)
+	}
+	wantCaps := map[string][]corev1.Capability{
+		desired.ContainerAgent:      nil,
+		desired.ContainerHAProxy:    {"NET_BIND_SERVICE", "NET_ADMIN"},
+		desired.ContainerKeepalived: {"NET_ADMIN", "NET_RAW"},
+	}
+	containers := append(append([]corev1.Container{}, pod.InitContainers...), pod.Containers...)
+	if len(containers) != 3 {
+		t.Fatalf("want agent, haproxy and keepalived, got %d containers", len(containers))
+	}
+	for _, c := range containers {
+		sc := c.SecurityContext
+		if sc == nil || sc.Privileged == nil || *sc.Privileged || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: must not be privileged nor escalate: %+v", c.Name, sc)
+			continue
+		}
+		if fmt.Sprint(sc.Capabilities.Add) != fmt.Sprint(wantCaps[c.Name]) || fmt.Sprint(sc.Capabilities.Drop) != "[ALL]" {
+			t.Errorf("%s: capabilities %+v, want only %v", c.Name, sc.Capabilities, wantCaps[c.Name])
+		}
+		if c.Name != desired.ContainerAgent && c.LivenessProbe == nil {
+			t.Errorf("%s has no liveness probe", c.Name)
+		}
+	}
+	if pod.InitContainers[0].StartupProbe == nil || pod.InitContainers[0].RestartPolicy == nil {
+		t.Error("the agent must be a native sidecar with a startup probe")
+	}
+	if ds.Spec.Template.Annotations[desired.AnnotationLayout] == "" {
+		t.Error("the pod template lacks the layout hash that rolls pods on a structural change")
+	}
+}
+
+func checkAgentRBAC(t *testing.T, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	role := &rbacv1.Role{}
+	eventually(t, "agent Role", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).Role}, role)
+	})
+	for _, rule := range role.Rules {
+		if len(rule.ResourceNames) == 0 {
+			t.Errorf("agent rule %+v grants every object of its kind", rule)
+		}
+		for _, v := range rule.Verbs {
+			if v == "create" || v == "update" || v == "delete" || v == "*" {
+				t.Errorf("agent rule %+v grants %s", rule, v)
+			}
+		}
+	}
+	if !strings.Contains(fmt.Sprint(role.Rules), "storefront-tls") {
+		t.Errorf("agent cannot read its TLS Secret: %+v", role.Rules)
+	}
+}
+
+// checkOwnerReferences: every owned object points at the LoadBalancer as
+// its controller, so the garbage collector deletes it with the
+// LoadBalancer (envtest runs no garbage collector to show it).
+func checkOwnerReferences(t *testing.T, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	current := getLB(t, lb)
+	names := desired.NamesFor(lb)
+	objs := map[string]client.Object{
+		names.HAProxyConfigMap:    &corev1.ConfigMap{},
+		names.KeepalivedConfigMap: &corev1.ConfigMap{},
+		names.ReportConfigMap:     &corev1.ConfigMap{},
+		names.DaemonSet:           &appsv1.DaemonSet{},
+		names.ServiceAccount:      &corev1.ServiceAccount{},
+	}
+	objs["rolebinding"] = &rbacv1.RoleBinding{}
+	for name, obj := range objs {
+		key := client.ObjectKey{Namespace: lb.Namespace, Name: name}
+		if name == "rolebinding" {
+			key.Name = names.Role
+		}
+		eventually(t, key.Name, func() error { return k8s.Get(ctx, key, obj) })
+		ref := metav1.GetControllerOf(obj)
+		if ref == nil || ref.UID != current.UID || ref.Kind != "LoadBalancer" || ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
+			t.Errorf("%T %s: controller reference %+v does not point at LoadBalancer %s", obj, key.Name, ref, current.UID)
+		}
+	}
+}
+
+// smallLB is a LoadBalancer for one test: its own namespace, VIP and nodes.
+func smallLB(ns, vip, selector string) *v1alpha1.LoadBalancer {
+	return &v1alpha1.LoadBalancer{
+		ObjectMeta: metav1.ObjectMeta{Name: "lb", Namespace: ns},
+		Spec: v1alpha1.LoadBalancerSpec{
+			VirtualIPs:   []string{vip},
+			Interface:    "eth0",
+			NodeSelector: map[string]string{"pool": selector},
+			Listeners:    []v1alpha1.Listener{{Name: "http", Port: 80, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web"}},
+			Backends: []v1alpha1.Backend{{
+				Name:       "web",
+				Servers:    []v1alpha1.Server{{Name: "vm1", Address: "198.18.2.1", Port: 8080, Weight: ptr.To(int32(100))}},
+				ServiceRef: &v1alpha1.ServiceReference{Name: "web", Port: intOrStringName("http"), ServerSlots: ptr.To(int32(4))},
+			}},
+		},
+	}
+}
+
+func resourceVersions(t *testing.T, lb *v1alpha1.LoadBalancer) map[string]string {
+	t.Helper()
+	names := desired.NamesFor(lb)
+	out := map[string]string{}
+	for _, n := range []string{names.HAProxyConfigMap, names.KeepalivedConfigMap} {
+		cm := &corev1.ConfigMap{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: n}, cm); err != nil {
+			t.Fatal(err)
+		}
+		out[n] = cm.ResourceVersion
+	}
+	ds := &appsv1.DaemonSet{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: names.DaemonSet}, ds); err != nil {
+		t.Fatal(err)
+	}
+	out[names.DaemonSet] = ds.ResourceVersion
+	out["status"] = getLB(t, lb).ResourceVersion
+	return out
+}
+
+// settle waits until the reconciler has written nothing for a while, so a
+// count taken after it includes every write a change caused.
+func settle(t *testing.T) int {
+	t.Helper()
+	last, _ := writes.snapshot()
+	quietSince := time.Now()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		now, _ := writes.snapshot()
+		if now != last {
+			last, quietSince = now, time.Now()
+			continue
+		}
+		if time.Since(quietSince) > 1500*time.Millisecond {
+			return now
+		}
+	}
+	t.Fatal("the reconciler never stopped writing")
+	return 0
+}
+
+// changedKeys compares resource versions before and after.
+func changedKeys(before, after map[string]string) []string {
+	var out []string
+	for k, v := range before {
+		if after[k] != v {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// TestChangesTouchOnlyWhatTheyShould changes one thing at a time and
+// checks which owned objects changed, and that unrelated objects cause no
+// write at all.
+func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
+	ns := namespace(t, "changes")
+	node(t, "pool-a", "198.18.1.1", map[string]string{"pool": "changes"})
+	node(t, "pool-b", "198.18.1.2", map[string]string{"pool": "changes"})
+	service(t, ns, "web", "http", 80, 8080, "198.18.2.11", "198.18.2.12")
+	lb := smallLB(ns, "198.18.1.100/24", "changes")
+	create(t, lb)
+	names := desired.NamesFor(lb)
+	eventually(t, "both endpoints in haproxy.cfg", func() error {
+		cfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		if !strings.Contains(cfg, "198.18.2.12:8080") {
+			return fmt.Errorf("no endpoint yet")
+		}
+		return nil
+	})
+	settle(t)
+	outer := t // objects that must outlive a subtest
+
+	t.Run("weight change rewrites one server line only", func(t *testing.T) {
+		before := resourceVersions(t, lb)
+		oldCfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		current := getLB(t, lb)
+		current.Spec.Backends[0].Servers[0].Weight = ptr.To(int32(50))
+		if err := k8s.Update(ctx, current); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "new weight", func() error {
+			if !strings.Contains(configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig], "server vm1 198.18.2.1:8080 weight 50") {
+				return fmt.Errorf("weight not applied")
+			}
+			return nil
+		})
+		settle(t)
+		newCfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		if d := lineDiff(newCfg, oldCfg); strings.Count(d, "\n") != 0 {
+			t.Errorf("more than one line changed:\n%s", d)
+		}
+		assertChanged(t, changedKeys(before, resourceVersions(t, lb)), names.HAProxyConfigMap, "status")
+	})
+
+	t.Run("new endpoint fills a slot and moves nothing", func(t *testing.T) {
+		before := resourceVersions(t, lb)
+		oldCfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		s := &discoveryv1.EndpointSlice{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-v4"}, s); err != nil {
+			t.Fatal(err)
+		}
+		s.Endpoints = append([]discoveryv1.Endpoint{{Addresses: []string{"198.18.2.10"}}}, s.Endpoints...)
+		if err := k8s.Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "endpoint in haproxy.cfg", func() error {
+			if !strings.Contains(configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig], "server ep_3 198.18.2.10:8080 weight 100\n") {
+				return fmt.Errorf("endpoint not in slot 3")
+			}
+			return nil
+		})
+		settle(t)
+		newCfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		if d := lineDiff(newCfg, oldCfg); strings.Count(d, "\n") != 0 {
+			t.Errorf("more than one line changed:\n%s", d)
+		}
+		assertChanged(t, changedKeys(before, resourceVersions(t, lb)), names.HAProxyConfigMap, "status")
+	})
+
+	t.Run("labelling a node adds it to keepalived only", func(t *testing.T) {
+		before := resourceVersions(t, lb)
+		n := node(outer, "pool-c", "198.18.1.3", nil)
+		n.Labels = map[string]string{"pool": "changes"}
+		if err := k8s.Update(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "pool-c in keepalived", func() error {
+			if _, ok := configMap(t, ns, names.KeepalivedConfigMap).Data["pool-c.conf"]; !ok {
+				return fmt.Errorf("no pool-c.conf")
+			}
+			return nil
+		})
+		settle(t)
+		assertChanged(t, changedKeys(before, resourceVersions(t, lb)), names.KeepalivedConfigMap, "status")
+		record := desired.ParseVRRPRecord(configMap(t, ns, names.KeepalivedConfigMap))
+		if record.Priorities["pool-a"] != 100 || record.Priorities["pool-b"] != 99 || record.Priorities["pool-c"] != 98 {
+			t.Errorf("a new node reordered priorities: %v", record.Priorities)
+		}
+	})
+
+	t.Run("unrelated objects cause no writes", func(t *testing.T) {
+		before := resourceVersions(t, lb)
+		writesBefore := settle(t)
+		create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}, Data: map[string]string{"a": "b"}})
+		service(t, ns, "other", "http", 80, 8080, "198.18.2.99")
+		node(t, "elsewhere", "198.18.1.9", map[string]string{"pool": "elsewhere"})
+		// A kubelet heartbeat: node status rewritten.
+		n := &corev1.Node{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: "pool-a"}, n); err != nil {
+			t.Fatal(err)
+		}
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
+		if err := k8s.Status().Update(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		writesAfter := settle(t)
+		_, kinds := writes.snapshot()
+		if writesAfter != writesBefore {
+			t.Errorf("unrelated objects caused %d writes (totals by kind now %v)", writesAfter-writesBefore, kinds)
+		}
+		if changed := changedKeys(before, resourceVersions(t, lb)); len(changed) > 0 {
+			t.Errorf("unrelated objects changed %v", changed)
+		}
+	})
+	_ = k8s.Delete(ctx, lb)
+}
+
+func assertChanged(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(want)) {
+		t.Errorf("changed %v, want exactly %v", got, want)
+	}
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+// TestConflicts: the later LoadBalancer claiming a held VIP, or a router ID
+// on a shared node, is Degraded, names the other, and gets nothing applied;
+// when the conflict ends it is applied.
+func TestConflicts(t *testing.T) {
+	ns := namespace(t, "conflicts")
+	node(t, "c-1", "198.18.3.1", map[string]string{"pool": "conflicts"})
+	service(t, ns, "web", "http", 80, 8080, "198.18.3.11")
+	first := smallLB(ns, "198.18.3.100/24", "conflicts")
+	first.Name = "first"
+	create(t, first)
+	eventually(t, "first applied", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: desired.NamesFor(first).HAProxyConfigMap}, &corev1.ConfigMap{})
+	})
+	time.Sleep(1100 * time.Millisecond) // creation timestamps have one-second resolution
+	second := smallLB(ns, "198.18.3.100/32", "conflicts")
+	second.Name = "second"
+	create(t, second)
+	eventually(t, "second in conflict", func() error {
+		c := condition(getLB(t, second), v1alpha1.LoadBalancerDegradedCondition)
+		if c == nil || c.Reason != v1alpha1.LoadBalancerConflictReason || !strings.Contains(c.Message, "conflicts/first") {
+			return fmt.Errorf("degraded: %+v", c)
+		}
+		return nil
+	})
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: desired.NamesFor(second).HAProxyConfigMap}, &corev1.ConfigMap{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("the conflicting LoadBalancer got its ConfigMap: %v", err)
+	}
+	if c := condition(getLB(t, first), v1alpha1.LoadBalancerDegradedCondition); c == nil || c.Status != metav1.ConditionFalse {
+		t.Errorf("the older LoadBalancer must stay healthy: %+v", c)
+	}
+
+	if err := k8s.Delete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "second applied once first is gone", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: desired.NamesFor(second).HAProxyConfigMap}, &corev1.ConfigMap{})
+	})
+
+	// Router IDs: the same explicit ID on a shared node conflicts.
+	withID := func(name, vip string, id int32) *v1alpha1.LoadBalancer {
+		lb := smallLB(ns, vip, "conflicts")
+		lb.Name = name
+		lb.Spec.VRRP.VirtualRouterID = ptr.To(id)
+		return lb
+	}
+	third := withID("third", "198.18.3.103/24", 77)
+	create(t, third)
+	eventually(t, "third applied", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: desired.NamesFor(third).HAProxyConfigMap}, &corev1.ConfigMap{})
+	})
+	time.Sleep(1100 * time.Millisecond)
+	fourth := withID("fourth", "198.18.3.104/24", 77)
+	create(t, fourth)
+	eventually(t, "fourth in conflict", func() error {
+		c := condition(getLB(t, fourth), v1alpha1.LoadBalancerDegradedCondition)
+		if c == nil || c.Reason != v1alpha1.LoadBalancerConflictReason || !strings.Contains(c.Message, "virtual router ID 77") || !strings.Contains(c.Message, "conflicts/third") {
+			return fmt.Errorf("degraded: %+v", c)
+		}
+		return nil
+	})
+	for _, lb := range []*v1alpha1.LoadBalancer{second, third, fourth} {
+		_ = k8s.Delete(ctx, lb)
+	}
+}
+
+// TestInvalidSpecIsNotApplied: what the API server accepts but hakeeper
+// cannot render is reported and never applied.
+func TestInvalidSpecIsNotApplied(t *testing.T) {
+	ns := namespace(t, "invalid")
+	lb := smallLB(ns, "198.18.4.100/24", "invalid")
+	lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "raw", Port: 81, Protocol: v1alpha1.ProtocolTCP, DefaultBackend: "web"})
+	create(t, lb)
+	eventually(t, "InvalidSpec", func() error {
+		c := condition(getLB(t, lb), v1alpha1.LoadBalancerDegradedCondition)
+		if c == nil || c.Reason != v1alpha1.LoadBalancerInvalidSpecReason || !strings.Contains(c.Message, "spec.backends[0].name") {
+			return fmt.Errorf("degraded: %+v", c)
+		}
+		return nil
+	})
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: desired.NamesFor(lb).HAProxyConfigMap}, &corev1.ConfigMap{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("an invalid LoadBalancer got its ConfigMap: %v", err)
+	}
+	_ = k8s.Delete(ctx, lb)
+}
+
+// TestStatusFoldsNodeReports: what the agents report becomes activeNode,
+// per-node roles and hashes, servers up and the Ready condition.
+func TestStatusFoldsNodeReports(t *testing.T) {
+	ns := namespace(t, "status")
+	node(t, "s-1", "198.18.5.1", map[string]string{"pool": "status"})
+	node(t, "s-2", "198.18.5.2", map[string]string{"pool": "status"})
+	service(t, ns, "web", "http", 80, 8080, "198.18.5.11")
+	lb := smallLB(ns, "198.18.5.100/24", "status")
+	create(t, lb)
+	names := desired.NamesFor(lb)
+	eventually(t, "configs", func() error {
+		cm := configMap(t, ns, names.KeepalivedConfigMap)
+		if len(cm.Data) != 3 {
+			return fmt.Errorf("keys %d", len(cm.Data))
+		}
+		return nil
+	})
+	eventually(t, "not ready before reports", func() error {
+		c := condition(getLB(t, lb), v1alpha1.LoadBalancerReadyCondition)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.LoadBalancerNoActiveNodeReason {
+			return fmt.Errorf("ready: %+v", c)
+		}
+		return nil
+	})
+	hash := func(node string) string {
+		h := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		k := configMap(t, ns, names.KeepalivedConfigMap).Data[node+".conf"]
+		return desired.NodeConfigHash([]byte(h), []byte(k))
+	}
+	backends := map[string]report.BackendCount{"web": {Up: 2, Total: 2}}
+	reportNode(t, lb, "s-1", report.NodeReport{Role: v1alpha1.VRRPRoleMaster, ConfigHash: hash("s-1"), Healthy: true, Backends: backends})
+	reportNode(t, lb, "s-2", report.NodeReport{Role: v1alpha1.VRRPRoleBackup, ConfigHash: "stale", Healthy: true, Message: "haproxy rejected the config: [ALERT] unknown keyword 'frobnicate'"})
+	eventually(t, "status from reports", func() error {
+		got := getLB(t, lb)
+		st := got.Status
+		ready := condition(got, v1alpha1.LoadBalancerReadyCondition)
+		degraded := condition(got, v1alpha1.LoadBalancerDegradedCondition)
+		progressing := condition(got, v1alpha1.LoadBalancerProgressingCondition)
+		switch {
+		case st.ActiveNode != "s-1":
+			return fmt.Errorf("active node %q", st.ActiveNode)
+		case ready == nil || ready.Status != metav1.ConditionTrue:
+			return fmt.Errorf("ready %+v", ready)
+		case degraded == nil || degraded.Reason != v1alpha1.LoadBalancerConfigRejectedReason || !strings.Contains(degraded.Message, "node s-2: haproxy rejected the config"):
+			return fmt.Errorf("degraded %+v", degraded)
+		case progressing == nil || progressing.Status != metav1.ConditionTrue || !strings.Contains(progressing.Message, "s-2"):
+			return fmt.Errorf("progressing %+v", progressing)
+		case len(st.Backends) != 1 || st.Backends[0].ServersUp != 2 || st.Backends[0].ServersTotal != 2:
+			return fmt.Errorf("backends %+v", st.Backends)
+		case len(st.Nodes) != 2 || st.Nodes[0].Role != v1alpha1.VRRPRoleMaster || !st.Nodes[0].Ready || st.Nodes[1].Ready:
+			return fmt.Errorf("nodes %+v", st.Nodes)
+		}
+		return nil
+	})
+	_ = k8s.Delete(ctx, lb)
+}
+
+// TestKubectlApplySamples applies config/samples with kubectl built from
+// the same release as the API server.
+func TestKubectlApplySamples(t *testing.T) {
+	for _, ns := range []string{"default", "databases", "shop"} {
+		namespace(t, ns)
+	}
+	kubectl := env.KubeCtl()
+	dir := filepath.Join(testenv.RepoRoot(), "config", "samples")
+	stdout, stderr, err := kubectl.Run("apply", "--server-side", "--dry-run=server", "-k", dir)
+	if err != nil {
+		out, _ := readAll(stderr)
+		t.Fatalf("kubectl apply: %v: %s", err, out)
+	}
+	out, _ := readAll(stdout)
+	for _, name := range []string{"website", "postgres", "storefront"} {
+		if !strings.Contains(out, "loadbalancer.hakeeper.io/"+name) {
+			t.Errorf("kubectl did not apply %s:\n%s", name, out)
+		}
+	}
+}
+
+func intOrStringName(name string) intstr.IntOrString { return intstr.FromString(name) }
+
+func readAll(r io.Reader) (string, error) {
+	data, err := io.ReadAll(r)
+	return string(data), err
+}
