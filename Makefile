@@ -46,6 +46,18 @@ vet: ## Run go vet.
 build: ## Build bin/hakeeper the way the Dockerfile does.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/hakeeper .
 
+.PHONY: run
+run: ## Run the operator against the current kubeconfig (metrics off, probes on :8081).
+	$(GO) run . manager --metrics-bind-address=0 --health-probe-bind-address=:8081 $(ARGS)
+
+.PHONY: install
+install: control-plane ## Install the CRD into the current kubeconfig's cluster.
+	$(BIN)/k8s/kubectl apply --server-side -k config/crd
+
+.PHONY: deploy
+deploy: control-plane ## Deploy CRD, RBAC and the operator (images from the Dockerfile) to the current cluster.
+	$(BIN)/k8s/kubectl apply --server-side -k config/default
+
 .PHONY: render-sample
 render-sample: ## Render the website sample for two nodes, as `hakeeper render` previews it.
 	$(GO) run . render -f config/samples/website.yaml \
@@ -55,7 +67,7 @@ render-sample: ## Render the website sample for two nodes, as `hakeeper render` 
 ##@ Test
 
 .PHONY: test
-test: deps control-plane verify ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
+test: deps control-plane verify verify-kustomize ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
 	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./... -count=1 -timeout 20m
 
 .PHONY: test-unit
@@ -77,9 +89,20 @@ verify: verify-gofmt vet verify-generated ## Fail on unformatted code, vet findi
 verify-gofmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+.PHONY: verify-kustomize
+verify-kustomize: control-plane ## Fail when a kustomization under config/ does not build.
+	@for d in config/default config/crd config/rbac config/manager config/samples; do \
+		$(BIN)/k8s/kubectl kustomize $$d >/dev/null || { echo "kustomize build of $$d failed"; exit 1; }; done
+
 .PHONY: verify-generated
 verify-generated: $(CONTROLLER_GEN) ## Fail when `make generate manifests` would change a file.
 	CONTROLLER_GEN=$(CONTROLLER_GEN) hack/verify-generated.sh
+
+##@ Benchmarks
+
+.PHONY: bench-scale
+bench-scale: deps control-plane build ## 100 LoadBalancers x 50 endpoints on the local API server: time to converge, manager memory.
+	$(GO) run ./hack/bench/scale -lbs $${LBS:-100} -endpoints $${ENDPOINTS:-50} -hakeeper $(BIN)/hakeeper
 
 ##@ Tools
 

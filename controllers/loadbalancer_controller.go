@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -30,6 +32,12 @@ type LoadBalancerReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	DataPlane desired.DataPlaneOptions
+
+	// allocations remembers the router IDs this process allocated, by
+	// namespace/name, until the cache shows them in status: without it two
+	// LoadBalancers reconciled in quick succession could both take the same
+	// free ID from a cache that lags the status patch.
+	allocations sync.Map
 }
 
 // RBAC: exactly what the reconciler reads and writes. Owned objects are
@@ -50,6 +58,9 @@ type LoadBalancerReconciler struct {
 func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	lb := &v1alpha1.LoadBalancer{}
 	if err := r.Client.Get(ctx, req.NamespacedName, lb); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.allocations.Delete(req.String())
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if lb.DeletionTimestamp != nil {
@@ -105,7 +116,7 @@ func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Another LoadBalancer appearing, changing or going away can start
 		// or end a conflict.
 		Watches(&v1alpha1.LoadBalancer{}, handler.EnqueueRequestsFromMapFunc(r.contendersOf),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(claimChanged)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.forService)).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.forEndpointSlice)).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.forNode), builder.WithPredicates(nodeChanged)).

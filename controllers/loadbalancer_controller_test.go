@@ -676,3 +676,41 @@ func readAll(r io.Reader) (string, error) {
 	data, err := io.ReadAll(r)
 	return string(data), err
 }
+
+// TestAllocatedRouterIDsAreDistinct creates LoadBalancers on shared nodes
+// in a burst, faster than the cache follows their status: each still gets
+// its own router ID.
+func TestAllocatedRouterIDsAreDistinct(t *testing.T) {
+	ns := namespace(t, "routerids")
+	node(t, "r-1", "198.18.6.1", map[string]string{"pool": "routerids"})
+	service(t, ns, "web", "http", 80, 8080, "198.18.6.11")
+	var lbs []*v1alpha1.LoadBalancer
+	for i := range 8 {
+		lb := smallLB(ns, fmt.Sprintf("198.18.6.%d/24", 100+i), "routerids")
+		lb.Name = fmt.Sprintf("burst-%d", i)
+		create(t, lb)
+		lbs = append(lbs, lb)
+	}
+	eventually(t, "distinct router IDs", func() error {
+		seen := map[int32]string{}
+		for _, lb := range lbs {
+			got := getLB(t, lb)
+			id := got.Status.VirtualRouterID
+			if id == 0 {
+				return fmt.Errorf("%s has no router ID yet", lb.Name)
+			}
+			if other, ok := seen[id]; ok {
+				return fmt.Errorf("%s and %s share router ID %d", other, lb.Name, id)
+			}
+			seen[id] = lb.Name
+			record := desired.ParseVRRPRecord(configMap(t, ns, desired.NamesFor(lb).KeepalivedConfigMap))
+			if record.VirtualRouterID != id {
+				return fmt.Errorf("%s: keepalived renders router ID %d, status says %d", lb.Name, record.VirtualRouterID, id)
+			}
+		}
+		return nil
+	})
+	for _, lb := range lbs {
+		_ = k8s.Delete(ctx, lb)
+	}
+}

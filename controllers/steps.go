@@ -163,9 +163,15 @@ func (r *LoadBalancerReconciler) checkConflicts(ctx context.Context, s *scope) e
 	self := claimOf(s.lb, s.allNodes)
 	others := make([]resolve.Claim, 0, len(list.Items))
 	for i := range list.Items {
-		if other := &list.Items[i]; other.UID != s.lb.UID {
-			others = append(others, claimOf(other, s.allNodes))
+		other := &list.Items[i]
+		if other.UID == s.lb.UID {
+			continue
 		}
+		claim := claimOf(other, s.allNodes)
+		if id, ok := r.allocations.Load(claim.Key); ok && !claim.Explicit {
+			claim.RouterID = id.(int32) // newer than the cached status
+		}
+		others = append(others, claim)
 	}
 	if !self.Explicit {
 		self.RouterID = 0 // allocated below; an allocation never conflicts
@@ -182,12 +188,16 @@ func (r *LoadBalancerReconciler) checkConflicts(ctx context.Context, s *scope) e
 	if previous == 0 {
 		previous = desired.ParseVRRPRecord(s.existingKeepalived).VirtualRouterID
 	}
+	if id, ok := r.allocations.Load(self.Key); ok {
+		previous = id.(int32)
+	}
 	id, err := resolve.AllocateRouterID(self, others, previous)
 	if err != nil {
 		s.stop(v1alpha1.LoadBalancerConflictReason, err.Error())
 		return nil
 	}
 	s.routerID = id
+	r.allocations.Store(self.Key, id)
 	return nil
 }
 

@@ -163,3 +163,16 @@ var nodeChanged = predicate.Funcs{
 			(old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil)
 	},
 }
+
+// claimChanged passes LoadBalancer events that can start or end a conflict:
+// creation, deletion, a spec change, or a new router ID in status.
+var claimChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		old, oldOK := e.ObjectOld.(*v1alpha1.LoadBalancer)
+		cur, curOK := e.ObjectNew.(*v1alpha1.LoadBalancer)
+		return !oldOK || !curOK || old.Status.VirtualRouterID != cur.Status.VirtualRouterID
+	},
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+})

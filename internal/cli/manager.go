@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -30,6 +31,10 @@ func runManager(ctx context.Context, args []string, s Streams) error {
 	fs.StringVar(&o.DataPlaneImage, "dataplane-image", DefaultDataPlaneImage, "image with haproxy, keepalived and the agent")
 	fs.StringVar(&pullPolicy, "image-pull-policy", "IfNotPresent", "pull policy of the data-plane image")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
+	var qps float64
+	var burst int
+	fs.Float64Var(&qps, "kube-api-qps", 100, "requests per second to the API server")
+	fs.IntVar(&burst, "kube-api-burst", 200, "request burst to the API server")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs) // --zap-log-level, --zap-devel, ...
 	if err := fs.Parse(args); err != nil {
@@ -40,12 +45,19 @@ func runManager(ctx context.Context, args []string, s Streams) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(s.Err)))
-	cfg, err := ctrl.GetConfig()
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	}
+	cfg, err := loadConfig(kubeconfig)
 	if err != nil {
 		return fmt.Errorf("failed to load a kubeconfig: %w", err)
 	}
+	// controller-runtime's default (20 requests per second) makes creating
+	// a hundred LoadBalancers, eight objects each, take most of a minute.
+	cfg.QPS, cfg.Burst = float32(qps), burst
 	return manager.Run(ctx, cfg, o)
+}
+
+func loadConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return ctrl.GetConfig()
 }

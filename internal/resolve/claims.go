@@ -1,7 +1,6 @@
 package resolve
 
 import (
-	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -86,24 +85,30 @@ func samePorts(a, b []int32) string {
 }
 
 // AllocateRouterID picks a router ID for a claim without one in its spec.
-// It keeps previous when no other LoadBalancer sharing a node uses it;
-// otherwise it takes the lowest ID no other LoadBalancer uses at all, and
-// only when all 255 are taken, the lowest one used only on other nodes
-// (router IDs clash only on a shared network segment).
+// It keeps previous unless an older LoadBalancer, or one that pins the ID
+// in its spec, uses it on a shared node (when two allocations collide, the
+// younger one moves); otherwise it takes the lowest ID no other
+// LoadBalancer uses at all, and only when all 255 are taken, the lowest one
+// used only on other nodes (router IDs clash only on a shared segment).
 func AllocateRouterID(self Claim, others []Claim, previous int32) (int32, error) {
 	usedAnywhere := map[int32]bool{}
 	usedNearby := map[int32]bool{}
+	blocksPrevious := false
 	for i := range others {
 		o := &others[i]
 		if o.Key == self.Key || o.RouterID == 0 {
 			continue
 		}
 		usedAnywhere[o.RouterID] = true
-		if sharesNode(&self, o) {
-			usedNearby[o.RouterID] = true
+		if !sharesNode(&self, o) {
+			continue
+		}
+		usedNearby[o.RouterID] = true
+		if o.RouterID == previous && (o.Explicit || earlier(o, &self)) {
+			blocksPrevious = true
 		}
 	}
-	if previous >= 1 && previous <= 255 && !usedNearby[previous] {
+	if previous >= 1 && previous <= 255 && !blocksPrevious {
 		return previous, nil
 	}
 	for _, used := range []map[int32]bool{usedAnywhere, usedNearby} {
@@ -114,17 +119,4 @@ func AllocateRouterID(self Claim, others []Claim, previous int32) (int32, error)
 		}
 	}
 	return 0, fmt.Errorf("no free virtual router ID: all 255 are used by LoadBalancers on the same nodes; set spec.vrrp.virtualRouterID")
-}
-
-// SortClaims orders claims oldest first, the order conflicts are decided in.
-func SortClaims(claims []Claim) {
-	slices.SortFunc(claims, func(a, b Claim) int {
-		if earlier(&a, &b) {
-			return -1
-		}
-		if earlier(&b, &a) {
-			return 1
-		}
-		return cmp.Compare(a.Key, b.Key)
-	})
 }

@@ -180,7 +180,11 @@ func TestAllocateRouterID(t *testing.T) {
 		t.Errorf("previous ID used only on other nodes is kept: got %d", id)
 	}
 	if id, _ := AllocateRouterID(self, others, 1); id != 3 {
-		t.Errorf("previous ID now used on a shared node is replaced: got %d", id)
+		t.Errorf("previous ID now used by an older LoadBalancer on a shared node is replaced: got %d", id)
+	}
+	younger := []Claim{claim("ns/young", 0, nil, nil, []string{"a"}, 1)}
+	if id, _ := AllocateRouterID(self, younger, 1); id != 1 {
+		t.Errorf("a younger LoadBalancer's colliding allocation must move, not this one: got %d", id)
 	}
 	var full []Claim
 	for id := int32(1); id <= 255; id++ {

@@ -82,3 +82,18 @@ func (e *Env) KubeCtl() interface {
 } {
 	return e.env.ControlPlane.KubeCtl()
 }
+
+// WriteKubeconfig writes a kubeconfig with cluster-admin rights for this
+// control plane, for processes started outside the test (the manager
+// binary, kubectl).
+func (e *Env) WriteKubeconfig(path string) error {
+	user, err := e.env.AddUser(envtest.User{Name: "hakeeper-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
