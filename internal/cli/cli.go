@@ -24,7 +24,7 @@ var commands = []command{
 	{"render", "print the haproxy.cfg and keepalived.conf a LoadBalancer renders to", runRender},
 	{"manager", "run the operator", runManager},
 	{"probe", "check that HAProxy answers on its runtime socket (liveness probe)", runProbe},
-	{"agent", "run the data-plane agent (arrives with the data-plane milestone)", notYet("agent")},
+	{"agent", "run the data-plane agent beside HAProxy and Keepalived", runAgent},
 }
 
 // Run runs the subcommand args[0] and returns the process exit code.
@@ -56,10 +56,4 @@ func usage(w io.Writer) {
 	}
 	b.WriteString("\nRun 'hakeeper <command> -h' for a command's flags.\n")
 	io.WriteString(w, b.String())
-}
-
-func notYet(name string) func(context.Context, []string, Streams) error {
-	return func(context.Context, []string, Streams) error {
-		return fmt.Errorf("the %s is not part of this build yet", name)
-	}
 }

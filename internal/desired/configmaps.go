@@ -53,14 +53,37 @@ func configMap(meta metav1.ObjectMeta, data map[string]string) *corev1.ConfigMap
 	}
 }
 
-// HAProxyConfigMap holds haproxy.cfg, the same for every node, and the
-// server slot assignment of Service backends.
+// HAProxyConfigMap holds haproxy.cfg, the same for every node, the server
+// slot assignment of Service backends, and which Secret holds each TLS
+// listener's certificate (the agent reads the Secrets itself).
 func HAProxyConfigMap(lb *v1alpha1.LoadBalancer, cfg []byte, slots map[string][]string) *corev1.ConfigMap {
 	slotsJSON, _ := json.Marshal(slots) // maps marshal with sorted keys
+	tlsJSON, _ := json.Marshal(TLSSecrets(lb))
 	return configMap(owned(lb, NamesFor(lb).HAProxyConfigMap, ComponentConfig), map[string]string{
 		KeyHAProxyConfig: string(cfg),
 		KeySlots:         string(slotsJSON),
+		KeyTLS:           string(tlsJSON),
 	})
+}
+
+// TLSSecrets maps each TLS listener to its Secret.
+func TLSSecrets(lb *v1alpha1.LoadBalancer) map[string]string {
+	out := map[string]string{}
+	for _, l := range lb.Spec.Listeners {
+		if l.TLS != nil {
+			out[l.Name] = l.TLS.SecretRef.Name
+		}
+	}
+	return out
+}
+
+// ParseTLSSecrets reads the listener-to-Secret map back.
+func ParseTLSSecrets(cm *corev1.ConfigMap) map[string]string {
+	out := map[string]string{}
+	if cm != nil {
+		_ = json.Unmarshal([]byte(cm.Data[KeyTLS]), &out)
+	}
+	return out
 }
 
 // KeepalivedConfigMap holds each node's keepalived.conf under "<node>.conf"

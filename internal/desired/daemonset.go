@@ -29,6 +29,7 @@ const (
 	EnvNodeName     = "NODE_NAME"
 	EnvPodName      = "POD_NAME"
 	EnvPodNamespace = "POD_NAMESPACE"
+	EnvHostIP       = "HOST_IP"
 	EnvLoadBalancer = "HAKEEPER_LOADBALANCER"
 )
 
@@ -146,6 +147,7 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths rend
 			fieldEnv(EnvNodeName, "spec.nodeName"),
 			fieldEnv(EnvPodName, "metadata.name"),
 			fieldEnv(EnvPodNamespace, "metadata.namespace"),
+			fieldEnv(EnvHostIP, "status.hostIP"),
 			{Name: EnvLoadBalancer, Value: lb.Name},
 		},
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),

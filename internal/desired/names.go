@@ -31,6 +31,7 @@ const (
 const (
 	KeyHAProxyConfig = "haproxy.cfg"
 	KeySlots         = "slots.json"
+	KeyTLS           = "tls.json"
 	KeyVRRP          = "vrrp.json"
 	// KeepalivedKeySuffix follows the node name: "<node>.conf".
 	KeepalivedKeySuffix = ".conf"

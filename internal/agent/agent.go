@@ -1,0 +1,218 @@
+// Package agent is the data plane's sidecar. On its node it turns the
+// LoadBalancer's ConfigMaps into running configs: it checks every new config
+// with the real haproxy and keepalived before applying it, applies server
+// changes through HAProxy's runtime API, reloads HAProxy through its master
+// socket only when the config's structure changed, signals keepalived,
+// writes the file keepalived tracks from HAProxy's health, and reports what
+// the node runs.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/configcheck"
+	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/report"
+)
+
+// Options configure the agent. The DaemonSet sets them from the downward
+// API (environment) and flags.
+type Options struct {
+	Node         string
+	Namespace    string
+	LoadBalancer string
+	HostIP       string
+	Paths        render.Paths
+	Checker      configcheck.Checker
+	// HealthInterval is how often HAProxy's health is read. It bounds how
+	// long a dead HAProxy keeps the virtual IPs.
+	HealthInterval time.Duration
+	// ResyncInterval re-reads TLS Secrets and re-checks everything.
+	ResyncInterval time.Duration
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	for name, v := range map[string]string{
+		desired.EnvNodeName: o.Node, desired.EnvPodNamespace: o.Namespace,
+		desired.EnvLoadBalancer: o.LoadBalancer, desired.EnvHostIP: o.HostIP,
+	} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is not set", name))
+		}
+	}
+	if net.ParseIP(o.HostIP) == nil && o.HostIP != "" {
+		errs = append(errs, fmt.Errorf("%s %q is not an IP address", desired.EnvHostIP, o.HostIP))
+	}
+	if o.HealthInterval <= 0 || o.ResyncInterval <= 0 {
+		errs = append(errs, errors.New("intervals must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Agent is one node's agent for one LoadBalancer.
+type Agent struct {
+	o       Options
+	names   desired.Names
+	client  kubernetes.Interface
+	haproxy cache.Store
+	keep    cache.Store
+	trigger chan struct{}
+
+	mu       sync.Mutex
+	state    report.NodeReport
+	applied  appliedConfig
+	reported string
+	changed  chan struct{}
+}
+
+// appliedConfig is what runs now.
+type appliedConfig struct {
+	haproxyCfg     string
+	keepalivedConf string
+	certs          map[string]string // listener -> PEM
+}
+
+// New builds an agent.
+func New(cfg *rest.Config, o Options) (*Agent, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{
+		o:       o,
+		names:   desired.NamesFor(&v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: o.LoadBalancer}}),
+		client:  c,
+		trigger: make(chan struct{}, 1),
+		changed: make(chan struct{}, 1),
+	}, nil
+}
+
+// Run runs until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	log := ctrl.LoggerFrom(ctx).WithValues("node", a.o.Node, "LoadBalancer", a.o.Namespace+"/"+a.o.LoadBalancer)
+	ctx = ctrl.LoggerInto(ctx, log)
+	if err := a.prepareFiles(); err != nil {
+		return err
+	}
+	iface, err := interfaceHolding(a.o.HostIP)
+	if err != nil {
+		return err
+	}
+	a.update(func(r *report.NodeReport) { r.Interface = iface; r.Role = v1alpha1.VRRPRoleUnknown })
+	a.haproxy = a.watchConfigMap(ctx, a.names.HAProxyConfigMap)
+	a.keep = a.watchConfigMap(ctx, a.names.KeepalivedConfigMap)
+	log.Info("Agent started", "interface", iface)
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){a.syncLoop, a.healthLoop, a.vrrpLoop, a.reportLoop} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(ctx) }()
+	}
+	wg.Wait()
+	return nil
+}
+
+// prepareFiles creates the directories, the notify FIFO keepalived writes
+// to, and the track file saying "not healthy yet".
+func (a *Agent) prepareFiles() error {
+	p := a.o.Paths
+	for _, dir := range []string{p.RunDir, p.ConfigDir, filepath.Dir(p.CertificateFile("x"))} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+	}
+	if err := makeFIFO(p.NotifyFIFO()); err != nil {
+		return err
+	}
+	return os.WriteFile(p.TrackFile(), []byte("1\n"), 0o644)
+}
+
+// watchConfigMap watches one ConfigMap by name: the agent's Role allows
+// nothing wider.
+func (a *Agent) watchConfigMap(ctx context.Context, name string) cache.Store {
+	lw := cache.NewFilteredListWatchFromClient(a.client.CoreV1().RESTClient(), "configmaps", a.o.Namespace,
+		func(o *metav1.ListOptions) { o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String() })
+	store, controller := cache.NewInformerWithOptions(cache.InformerOptions{
+		ListerWatcher: lw,
+		ObjectType:    &corev1.ConfigMap{},
+		Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { a.kick() },
+			UpdateFunc: func(any, any) { a.kick() },
+			DeleteFunc: func(any) { a.kick() },
+		},
+	})
+	go controller.RunWithContext(ctx)
+	return store
+}
+
+func (a *Agent) kick() {
+	select {
+	case a.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// update changes the report and wakes the reporter when it changed.
+func (a *Agent) update(f func(*report.NodeReport)) {
+	a.mu.Lock()
+	f(&a.state)
+	a.mu.Unlock()
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) snapshot() report.NodeReport {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.state
+	r.Backends = make(map[string]report.BackendCount, len(a.state.Backends))
+	for k, v := range a.state.Backends {
+		r.Backends[k] = v
+	}
+	return r
+}
+
+// interfaceHolding finds the interface that holds ip: keepalived's
+// interface when spec.interface is empty.
+func interfaceHolding(ip string) (string, error) {
+	want := net.ParseIP(ip)
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "", err
+	}
+	for _, iface := range ifaces {
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, addr := range addrs {
+			if n, ok := addr.(*net.IPNet); ok && n.IP.Equal(want) {
+				return iface.Name, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no interface holds %s", ip)
+}

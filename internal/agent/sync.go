@@ -1,0 +1,257 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/haproxyapi"
+	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/report"
+)
+
+func (a *Agent) syncLoop(ctx context.Context) {
+	log := ctrl.LoggerFrom(ctx)
+	tick := time.NewTicker(a.o.ResyncInterval)
+	defer tick.Stop()
+	for {
+		if err := a.sync(ctx); err != nil {
+			log.Error(err, "Sync failed")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.trigger:
+		case <-tick.C:
+		}
+	}
+}
+
+func configMapFrom(store interface {
+	GetByKey(string) (any, bool, error)
+}, namespace, name string) *corev1.ConfigMap {
+	if store == nil {
+		return nil
+	}
+	obj, ok, err := store.GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil
+	}
+	cm, _ := obj.(*corev1.ConfigMap)
+	return cm
+}
+
+// sync applies the newest configs if they changed and pass the daemons'
+// own checks. A rejected config is never applied: the last good one keeps
+// running and the rejection is reported.
+func (a *Agent) sync(ctx context.Context) error {
+	hcm := configMapFrom(a.haproxy, a.o.Namespace, a.names.HAProxyConfigMap)
+	kcm := configMapFrom(a.keep, a.o.Namespace, a.names.KeepalivedConfigMap)
+	if hcm == nil || kcm == nil {
+		return nil // the operator has not rendered yet
+	}
+	want := appliedConfig{
+		haproxyCfg:     hcm.Data[desired.KeyHAProxyConfig],
+		keepalivedConf: kcm.Data[a.o.Node+desired.KeepalivedKeySuffix],
+	}
+	if want.haproxyCfg == "" || want.keepalivedConf == "" {
+		return nil // waiting for this node's keepalived.conf (the interface report)
+	}
+	certs, err := a.readCertificates(ctx, desired.ParseTLSSecrets(hcm))
+	if err != nil {
+		a.update(func(r *report.NodeReport) { r.Message = err.Error() })
+		return err
+	}
+	want.certs = certs
+	if a.applied.haproxyCfg == want.haproxyCfg && a.applied.keepalivedConf == want.keepalivedConf && sameCerts(a.applied.certs, certs) {
+		return nil
+	}
+	if err := a.check(ctx, want); err != nil {
+		ctrl.LoggerFrom(ctx).Info("Refusing a config the daemons reject; the last good one keeps serving", "error", err.Error())
+		a.update(func(r *report.NodeReport) { r.Message = err.Error() })
+		return nil
+	}
+	if err := a.apply(ctx, want); err != nil {
+		a.update(func(r *report.NodeReport) { r.Message = err.Error() })
+		return err
+	}
+	a.applied = want
+	hash := desired.NodeConfigHash([]byte(want.haproxyCfg), []byte(want.keepalivedConf))
+	a.update(func(r *report.NodeReport) { r.ConfigHash, r.Message = hash, "" })
+	return nil
+}
+
+func sameCerts(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// readCertificates reads each TLS listener's Secret: tls.crt then tls.key,
+// one PEM file as HAProxy wants it.
+func (a *Agent) readCertificates(ctx context.Context, listeners map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	for listener, secret := range listeners {
+		s, err := a.client.CoreV1().Secrets(a.o.Namespace).Get(ctx, secret, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("failed to read TLS Secret %s: %w", secret, err)
+		}
+		crt, key := s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+		if len(crt) == 0 || len(key) == 0 {
+			return nil, fmt.Errorf("TLS Secret %s lacks %s or %s", secret, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
+		}
+		out[listener] = strings.TrimSpace(string(crt)) + "\n" + strings.TrimSpace(string(key)) + "\n"
+	}
+	return out, nil
+}
+
+// check runs haproxy -c and keepalived --config-test on candidate files.
+// Certificates are written first (HAProxy opens them while checking); the
+// running HAProxy keeps the ones it loaded until it reloads.
+func (a *Agent) check(ctx context.Context, want appliedConfig) error {
+	for listener, pem := range want.certs {
+		if err := writeFileAtomic(a.o.Paths.CertificateFile(listener), []byte(pem), 0o600); err != nil {
+			return err
+		}
+	}
+	dir := a.o.Paths.ConfigDir
+	hcand := filepath.Join(dir, ".candidate-"+render.HAProxyConfigFile)
+	kcand := filepath.Join(dir, ".candidate-"+render.KeepalivedConfigFile)
+	if err := writeFileAtomic(hcand, []byte(want.haproxyCfg), 0o644); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(kcand, []byte(want.keepalivedConf), 0o644); err != nil {
+		return err
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := a.o.Checker.HAProxyConfig(checkCtx, hcand); err != nil {
+		return err
+	}
+	_, err := a.o.Checker.KeepalivedConfig(checkCtx, kcand)
+	return err
+}
+
+// apply installs checked configs. Server changes go through the runtime
+// API; anything else reloads HAProxy through its master socket.
+func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
+	log := ctrl.LoggerFrom(ctx)
+	p := a.o.Paths
+	haproxyPath := filepath.Join(p.ConfigDir, render.HAProxyConfigFile)
+	keepalivedPath := filepath.Join(p.ConfigDir, render.KeepalivedConfigFile)
+	if want.haproxyCfg != a.applied.haproxyCfg || !sameCerts(want.certs, a.applied.certs) {
+		if err := writeFileAtomic(haproxyPath, []byte(want.haproxyCfg), 0o644); err != nil {
+			return err
+		}
+		if a.applied.haproxyCfg != "" { // HAProxy runs: change it live
+			cmds, runtimeOK := runtimeCommands(a.applied.haproxyCfg, want.haproxyCfg)
+			switch {
+			case runtimeOK && sameCerts(want.certs, a.applied.certs):
+				log.Info("Applying server changes through the runtime API", "commands", len(cmds))
+				if err := a.runtime(ctx, cmds); err != nil {
+					log.Info("Runtime API failed; reloading instead", "error", err.Error())
+					if err := a.reloadHAProxy(ctx); err != nil {
+						return err
+					}
+				}
+			default:
+				log.Info("Reloading HAProxy")
+				if err := a.reloadHAProxy(ctx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if want.keepalivedConf != a.applied.keepalivedConf {
+		if err := writeFileAtomic(keepalivedPath, []byte(want.keepalivedConf), 0o644); err != nil {
+			return err
+		}
+		if a.applied.keepalivedConf != "" {
+			log.Info("Signalling keepalived to reload")
+			if err := a.signalKeepalived(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *Agent) runtime(ctx context.Context, cmds []string) error {
+	for _, cmd := range cmds {
+		out, err := haproxyapi.Command(ctx, a.o.Paths.RuntimeSocket(), cmd)
+		if err != nil {
+			return err
+		}
+		if out = strings.TrimSpace(out); out != "" && !strings.Contains(out, "changed from") && !strings.HasPrefix(out, "No need") {
+			return fmt.Errorf("%s: %s", cmd, out)
+		}
+	}
+	return nil
+}
+
+// reloadHAProxy saves server states (health, runtime changes) for the new
+// process, then asks the master to reload. The master socket refuses
+// connections for a moment after a reload, so connecting is retried.
+func (a *Agent) reloadHAProxy(ctx context.Context) error {
+	p := a.o.Paths
+	if state, err := haproxyapi.Command(ctx, p.RuntimeSocket(), "show servers state"); err == nil {
+		_ = writeFileAtomic(p.ServerState(), []byte(state), 0o600)
+	}
+	var last error
+	for range 50 {
+		if _, last = haproxyapi.Command(ctx, p.MasterSocket(), "reload"); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("failed to reload HAProxy: %w", last)
+}
+
+func (a *Agent) signalKeepalived() error {
+	data, err := os.ReadFile(filepath.Join(a.o.Paths.RunDir, "keepalived.pid"))
+	if err != nil {
+		return fmt.Errorf("failed to find keepalived: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return fmt.Errorf("bad keepalived pid file: %w", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		return fmt.Errorf("failed to signal keepalived: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path in one step, so a reader never sees half a
+// file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	return errors.Join(os.Rename(tmp, path))
+}
