@@ -1,0 +1,113 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Client sends requests from the client namespace.
+type Client struct {
+	http *http.Client
+}
+
+// NewClient returns a client whose connections start in the client
+// namespace. Every request opens a new connection, as a new user would.
+func (l *Lab) NewClient(timeout time.Duration) *Client {
+	return &Client{http: &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext:       dialer(l.net.ns("client")),
+			DisableKeepAlives: true,
+		},
+	}}
+}
+
+// Get fetches a URL with an optional Host header and returns the body.
+func (c *Client) Get(ctx context.Context, rawURL, host string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return "", err
+	}
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return string(body), fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return string(body), nil
+}
+
+// Backend names the backend that answered ("backend=NAME path=...").
+func Backend(body string) string {
+	name, _, _ := strings.Cut(strings.TrimPrefix(body, "backend="), " ")
+	return name
+}
+
+// Probe requests a URL every interval until stopped, recording the longest
+// run of failures: the outage a user saw.
+type Probe struct {
+	stop chan struct{}
+	done chan struct{}
+
+	mu         sync.Mutex
+	ok, failed int
+	outage     time.Duration
+}
+
+// StartProbe starts probing url; at most maxDuration and so at most
+// maxDuration/interval requests.
+func (c *Client) StartProbe(url string, interval, maxDuration time.Duration) *Probe {
+	p := &Probe{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		deadline := time.Now().Add(maxDuration)
+		var failingSince time.Time
+		for time.Now().Before(deadline) {
+			start := time.Now()
+			_, err := c.Get(context.Background(), url, "")
+			p.mu.Lock()
+			if err != nil {
+				p.failed++
+				if failingSince.IsZero() {
+					failingSince = start
+				}
+			} else {
+				p.ok++
+				if !failingSince.IsZero() {
+					p.outage = max(p.outage, time.Since(failingSince))
+					failingSince = time.Time{}
+				}
+			}
+			p.mu.Unlock()
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(max(0, interval-time.Since(start))):
+			}
+		}
+	}()
+	return p
+}
+
+// Stop ends the probe and returns the longest outage and the counts.
+func (p *Probe) Stop() (outage time.Duration, ok, failed int) {
+	close(p.stop)
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.outage, p.ok, p.failed
+}

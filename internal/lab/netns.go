@@ -1,0 +1,153 @@
+// Package lab runs hakeeper end to end on one Linux machine: network
+// namespaces joined by a bridge play the nodes, the backends and a client;
+// the local control plane and the real manager run as processes; and the
+// lab plays kubelet for the operator's DaemonSet, running each pod's
+// containers (real haproxy, keepalived and agent) in its node's namespace.
+//
+// Addresses come from 198.18.0.0/15 only, no namespace has a default
+// route, and everything the lab creates is removed by name and pid.
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Subnet of the lab network; every address below is in it.
+const (
+	Prefix    = "198.18.0."
+	PrefixLen = 24
+)
+
+func ip(argv ...string) error {
+	out, err := exec.Command("ip", argv...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// network is the lab's namespaces: a switch holding the bridge, and hosts
+// each wired to it by a veth pair.
+type network struct {
+	prefix string // namespace name prefix, unique per lab
+	hosts  []string
+}
+
+func (n *network) ns(host string) string { return n.prefix + host }
+
+func (n *network) create() error {
+	sw := n.ns("sw")
+	if err := ip("netns", "add", sw); err != nil {
+		return err
+	}
+	if err := ip("-n", sw, "link", "add", "br0", "type", "bridge"); err != nil {
+		return err
+	}
+	return ip("-n", sw, "link", "set", "br0", "up")
+}
+
+// addHost creates a namespace with eth0 holding addr, plugged into the
+// bridge. No route but the subnet's.
+func (n *network) addHost(host, addr string) error {
+	ns, sw := n.ns(host), n.ns("sw")
+	peer := fmt.Sprintf("v%d", len(n.hosts))
+	if err := ip("netns", "add", ns); err != nil {
+		return err
+	}
+	n.hosts = append(n.hosts, host)
+	steps := [][]string{
+		{"-n", ns, "link", "set", "lo", "up"},
+		{"-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", peer, "netns", sw},
+		{"-n", ns, "addr", "add", fmt.Sprintf("%s/%d", addr, PrefixLen), "dev", "eth0"},
+		{"-n", ns, "link", "set", "eth0", "up"},
+		{"-n", sw, "link", "set", peer, "master", "br0"},
+		{"-n", sw, "link", "set", peer, "up"},
+	}
+	for _, s := range steps {
+		if err := ip(s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setLink takes a host's link down or up, as a cable pull would.
+func (n *network) setLink(host string, up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	return ip("-n", n.ns(host), "link", "set", "eth0", state)
+}
+
+// destroy removes every namespace of this lab (their veths go with them).
+func (n *network) destroy() {
+	for _, h := range append(n.hosts, "sw") {
+		_ = ip("netns", "del", n.ns(h))
+	}
+}
+
+// inNetns runs f on a thread switched into the named namespace. Sockets
+// created there stay in that namespace, so the test process can dial from
+// the client's namespace or listen in a node's.
+func inNetns(name string, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// The thread is not unlocked: it ends with the goroutine, so a
+		// thread in a foreign namespace never returns to the pool. (This is
+		// why the lab starts no child with Pdeathsig: the signal follows
+		// the forking thread, which may be one of these.)
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open("/var/run/netns/" + name)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", name, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// dialer dials from inside a namespace.
+func dialer(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var conn net.Conn
+		err := inNetns(ns, func() error {
+			var d net.Dialer
+			var err error
+			conn, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return conn, err
+	}
+}
+
+// listen opens a listener inside a namespace.
+func listen(ns, addr string) (net.Listener, error) {
+	var l net.Listener
+	err := inNetns(ns, func() error {
+		var err error
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
+	return l, err
+}
