@@ -152,7 +152,9 @@ func (a *Agent) prepareFiles() error {
 // nothing wider.
 func (a *Agent) watchConfigMap(ctx context.Context, name string) cache.Store {
 	lw := cache.NewFilteredListWatchFromClient(a.client.CoreV1().RESTClient(), "configmaps", a.o.Namespace,
-		func(o *metav1.ListOptions) { o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String() })
+		func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		})
 	store, controller := cache.NewInformerWithOptions(cache.InformerOptions{
 		ListerWatcher: lw,
 		ObjectType:    &corev1.ConfigMap{},

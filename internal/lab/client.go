@@ -65,7 +65,15 @@ type Probe struct {
 
 	mu         sync.Mutex
 	ok, failed int
+	streak     int // successes since the last failure
 	outage     time.Duration
+}
+
+// Streak is how many requests in a row have succeeded.
+func (p *Probe) Streak() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.streak
 }
 
 // StartProbe starts probing url; at most maxDuration and so at most
@@ -82,11 +90,13 @@ func (c *Client) StartProbe(url string, interval, maxDuration time.Duration) *Pr
 			p.mu.Lock()
 			if err != nil {
 				p.failed++
+				p.streak = 0
 				if failingSince.IsZero() {
 					failingSince = start
 				}
 			} else {
 				p.ok++
+				p.streak++
 				if !failingSince.IsZero() {
 					p.outage = max(p.outage, time.Since(failingSince))
 					failingSince = time.Time{}

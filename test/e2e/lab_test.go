@@ -186,3 +186,72 @@ func TestTrafficThroughTheVIP(t *testing.T) {
 		t.Errorf("/ reached the api backend: %v", spread)
 	}
 }
+
+// failover runs fault against the active node while a client probes the
+// VIP every 10 ms, waits for want to hold the VIP, and returns the longest
+// outage the client saw.
+func failover(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, want string, fault func() error) time.Duration {
+	t.Helper()
+	c := l.NewClient(200 * time.Millisecond)
+	probe := c.StartProbe("http://"+vip+"/", 10*time.Millisecond, 60*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	if err := fault(); err != nil {
+		probe.Stop()
+		t.Fatal(err)
+	}
+	waitActive(t, l, lb, want, 30*time.Second)
+	// Served again, and staying so: 100 answers in a row (a second).
+	deadline := time.Now().Add(30 * time.Second)
+	for probe.Streak() < 100 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	outage, ok, failed := probe.Stop()
+	if _, err := c.Get(ctx, "http://"+vip+"/", ""); err != nil {
+		t.Fatalf("the VIP does not answer after failover: %v", err)
+	}
+	t.Logf("outage %.3fs (%d requests answered, %d failed)", outage.Seconds(), ok, failed)
+	// Generous: this bounds a failure, it does not measure.
+	if outage > 5*time.Second {
+		t.Errorf("outage %v", outage)
+	}
+	return outage
+}
+
+func TestFailoverWhenHAProxyDies(t *testing.T) {
+	l := requireLab(t)
+	lb := applyWebsite(t, l)
+	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), "haproxy") })
+	// The lab kubelet restarts HAProxy; with preemption on, node-a takes
+	// the VIP back.
+	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+}
+
+func TestFailoverWhenKeepalivedDies(t *testing.T) {
+	l := requireLab(t)
+	lb := applyWebsite(t, l)
+	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), "keepalived") })
+	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+}
+
+func TestFailoverWhenTheMasterLeavesTheNetwork(t *testing.T) {
+	l := requireLab(t)
+	lb := applyWebsite(t, l)
+	t.Cleanup(func() { _ = l.SetLink(lab.NodeName(0), true) })
+	failover(t, l, lb, lab.NodeName(1), func() error { return l.SetLink(lab.NodeName(0), false) })
+	if err := l.SetLink(lab.NodeName(0), true); err != nil {
+		t.Fatal(err)
+	}
+	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+}
+
+func TestFailoverWhenPrimaryAndStandbyDie(t *testing.T) {
+	l := requireLab(t)
+	lb := applyWebsite(t, l)
+	failover(t, l, lb, lab.NodeName(2), func() error {
+		if err := l.Kill(lab.NodeName(0), "haproxy"); err != nil {
+			return err
+		}
+		return l.Kill(lab.NodeName(1), "haproxy")
+	})
+	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+}
