@@ -46,6 +46,10 @@ vet: ## Run go vet.
 build: ## Build bin/hakeeper the way the Dockerfile does.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/hakeeper .
 
+.PHONY: demo
+demo: deps control-plane build ## The whole job on this machine: control plane, manager, two-node lab, a LoadBalancer serving through its VIP, one failover. UNATTENDED=1 finishes by itself.
+	$(GO) run ./hack/demo -hakeeper $(BIN)/hakeeper $(if $(UNATTENDED),-unattended)
+
 .PHONY: run
 run: ## Run the operator against the current kubeconfig (metrics off, probes on :8081).
 	$(GO) run . manager --metrics-bind-address=0 --health-probe-bind-address=:8081 $(ARGS)

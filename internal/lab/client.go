@@ -121,3 +121,7 @@ func (p *Probe) Stop() (outage time.Duration, ok, failed int) {
 	defer p.mu.Unlock()
 	return p.outage, p.ok, p.failed
 }
+
+// NewProbeClient is a client with the short timeout probes use: a request
+// that takes longer than 200 ms counts as failed.
+func NewProbeClient(l *Lab) *Client { return l.NewClient(200 * time.Millisecond) }

@@ -1,0 +1,166 @@
+// Command demo is `make demo`: a two-node lab with the local control plane
+// and the real manager, a LoadBalancer serving through its virtual IP, and
+// one failover with the outage a client saw. It cleans up on exit and on
+// Ctrl-C. On a terminal it waits for Ctrl-C before cleaning up, unless
+// -unattended (or no terminal, as in CI).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/term"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testenv"
+)
+
+func main() {
+	lab.MaybeRunBackend()
+	binary := flag.String("hakeeper", "bin/hakeeper", "the hakeeper binary (make build)")
+	unattended := flag.Bool("unattended", !term.IsTerminal(int(os.Stdin.Fd())), "finish without waiting for Ctrl-C")
+	flag.Parse()
+	ctrl.SetLogger(logr.Discard())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, *binary, *unattended)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+const vip = lab.Prefix + "100"
+
+func step(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
+
+func run(ctx context.Context, binary string, unattended bool) error {
+	binary, err := filepath.Abs(binary)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "hakeeper-demo")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	step("Starting the control plane, the manager and a two-node lab (network namespaces on a bridge, 198.18.0.0/24)")
+	l, err := lab.Start(ctx, lab.Config{Nodes: 2, Backends: 2, Binary: binary, Dir: dir,
+		NodeLabels: map[string]string{"hakeeper.io/edge": "true"}})
+	if err != nil {
+		return err
+	}
+	defer func() { step("Cleaning up"); l.Close() }()
+
+	lb := demoLoadBalancer()
+	step("Applying LoadBalancer %s: VIP %s, backends %s and %s", lb.Name, vip, lab.BackendAddr(0), lab.BackendAddr(1))
+	if err := l.Client.Create(ctx, lb); err != nil {
+		return err
+	}
+	if err := waitActive(ctx, l, lb, lab.NodeName(0)); err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
+	step("kubectl get loadbalancers")
+	kubectl(kubeconfig, "get", "loadbalancers", "-o", "wide")
+	kubectl(kubeconfig, "get", "loadbalancer", lb.Name, "-o", "jsonpath={range .status.nodes[*]}{.name}{\"\\t\"}{.role}{\"\\tpriority \"}{.priority}{\"\\n\"}{end}")
+
+	c := l.NewClient(time.Second)
+	step("Six requests to http://%s/ from the client namespace", vip)
+	for range 6 {
+		body, err := c.Get(ctx, "http://"+vip+"/", "")
+		if err != nil {
+			return err
+		}
+		fmt.Print("    ", body)
+	}
+
+	step("Failover: killing HAProxy on %s while the client probes the VIP every 10 ms", lab.NodeName(0))
+	probe := lab.NewProbeClient(l).StartProbe("http://"+vip+"/", 10*time.Millisecond, 30*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	if err := l.Kill(lab.NodeName(0), "haproxy"); err != nil {
+		return err
+	}
+	if err := waitActive(ctx, l, lb, lab.NodeName(1)); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(20 * time.Second); probe.Streak() < 100 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	outage, ok, failed := probe.Stop()
+	fmt.Printf("    %s took over; the client saw an outage of %.3f s (%d requests answered, %d failed)\n", lab.NodeName(1), outage.Seconds(), ok, failed)
+	step("Recovery: the lab's kubelet restarts HAProxy; with preemption on, %s takes the VIP back", lab.NodeName(0))
+	if err := waitActive(ctx, l, lb, lab.NodeName(0)); err != nil {
+		return err
+	}
+	kubectl(kubeconfig, "get", "loadbalancers")
+	if !unattended {
+		step("The lab keeps running; press Ctrl-C to clean up (admin kubeconfig: %s)", kubeconfig)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+func demoLoadBalancer() *v1alpha1.LoadBalancer {
+	return &v1alpha1.LoadBalancer{
+		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "default"},
+		Spec: v1alpha1.LoadBalancerSpec{
+			VirtualIPs:   []string{vip + "/24"},
+			NodeSelector: map[string]string{"hakeeper.io/edge": "true"},
+			VRRP:         v1alpha1.VRRPSpec{Priorities: []v1alpha1.NodePriority{{Node: lab.NodeName(0), Priority: 150}}},
+			HAProxy:      v1alpha1.HAProxySpec{MaxConnections: ptr.To(int32(4000))},
+			Listeners:    []v1alpha1.Listener{{Name: "http", Port: 80, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web"}},
+			Backends: []v1alpha1.Backend{{
+				Name:        "web",
+				HealthCheck: &v1alpha1.HealthCheck{Type: v1alpha1.HealthCheckHTTP, Path: "/healthz", IntervalMilliseconds: ptr.To(int32(500))},
+				Servers: []v1alpha1.Server{
+					{Name: "web-1", Address: lab.BackendAddr(0), Port: lab.BackendPort},
+					{Name: "web-2", Address: lab.BackendAddr(1), Port: lab.BackendPort},
+				},
+			}},
+		},
+	}
+}
+
+func waitActive(ctx context.Context, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		got := &v1alpha1.LoadBalancer{}
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
+			return err
+		}
+		ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerReadyCondition)
+		if got.Status.ActiveNode == node && ready != nil && ready.Status == metav1.ConditionTrue {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s never became active: %+v", node, got.Status)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func kubectl(kubeconfig string, args ...string) {
+	cmd := exec.Command(filepath.Join(testenv.RepoRoot(), "bin", "k8s", "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	_ = cmd.Run()
+	fmt.Println()
+}
