@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -345,4 +346,17 @@ func (l *Lab) Close() {
 		_ = l.Env.Stop()
 	}
 	l.net.destroy()
+}
+
+// PodDir is where a node keeps a pod's volumes: PodDir/run holds HAProxy's
+// sockets, reachable from the test process.
+func (l *Lab) PodDir(node, namespace, daemonSet string) string {
+	return filepath.Join(l.dir, node, namespace, daemonSet)
+}
+
+// HoldsVIP tells whether a node's eth0 carries addr, asking the kernel
+// rather than the API (which may be gone).
+func (l *Lab) HoldsVIP(node, addr string) bool {
+	out, err := exec.Command("ip", "-n", l.net.ns(node), "-o", "addr", "show", "dev", "eth0").Output()
+	return err == nil && strings.Contains(string(out), " "+addr+"/")
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -254,4 +255,113 @@ func TestFailoverWhenPrimaryAndStandbyDie(t *testing.T) {
 		return l.Kill(lab.NodeName(1), "haproxy")
 	})
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+}
+
+// variant is the website under another name and VIP, so scenarios do not
+// disturb each other.
+func variant(name, addr string) *v1alpha1.LoadBalancer {
+	lb := website()
+	lb.Name = name
+	lb.Spec.VirtualIPs = []string{addr + "/24"}
+	return lb
+}
+
+func createAndWait(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	if err := l.Client.Create(ctx, lb); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Client.Delete(ctx, lb) })
+	waitActive(t, l, lb, lab.NodeName(0), 90*time.Second)
+}
+
+func serversUp(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, backend string, want int32) {
+	t.Helper()
+	eventually(t, 30*time.Second, fmt.Sprintf("%s servers up = %d", backend, want), func() error {
+		got := &v1alpha1.LoadBalancer{}
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
+			return err
+		}
+		for _, b := range got.Status.Backends {
+			if b.Name == backend && b.ServersUp == want {
+				return nil
+			}
+		}
+		return fmt.Errorf("backends %+v", got.Status.Backends)
+	})
+}
+
+func TestHealthChecks(t *testing.T) {
+	l := requireLab(t)
+	addr := lab.Prefix + "101"
+	lb := variant("health", addr)
+	createAndWait(t, l, lb)
+	serversUp(t, l, lb, "web", 2)
+	t.Cleanup(func() { _ = l.SetBackendHealthy(0, true) })
+	if err := l.SetBackendHealthy(0, false); err != nil {
+		t.Fatal(err)
+	}
+	serversUp(t, l, lb, "web", 1)
+	c := l.NewClient(2 * time.Second)
+	for range 10 {
+		body, err := c.Get(ctx, "http://"+addr+"/", "")
+		if err != nil || lab.Backend(body) != lab.BackendName(1) {
+			t.Fatalf("a failed server got traffic or the VIP failed: %q %v", body, err)
+		}
+	}
+	if err := l.SetBackendHealthy(0, true); err != nil {
+		t.Fatal(err)
+	}
+	serversUp(t, l, lb, "web", 2) // after rise (2) checks
+	seen := map[string]bool{}
+	for range 10 {
+		body, err := c.Get(ctx, "http://"+addr+"/", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[lab.Backend(body)] = true
+	}
+	if !seen[lab.BackendName(0)] {
+		t.Errorf("the recovered server gets no traffic: %v", seen)
+	}
+}
+
+// TestRejectedConfigKeepsServing: a TLS Secret that is not a certificate
+// makes haproxy -c fail on every node; no node applies the config, the old
+// one keeps serving, and status carries HAProxy's own words.
+func TestRejectedConfigKeepsServing(t *testing.T) {
+	l := requireLab(t)
+	addr := lab.Prefix + "102"
+	lb := variant("reject", addr)
+	createAndWait(t, l, lb)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "not-a-cert", Namespace: "default"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{"tls.crt": []byte("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n"), "tls.key": []byte("garbage")}}
+	if err := l.Client.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Client.Delete(ctx, secret) })
+	current := &v1alpha1.LoadBalancer{}
+	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), current); err != nil {
+		t.Fatal(err)
+	}
+	current.Spec.Listeners = append(current.Spec.Listeners, v1alpha1.Listener{Name: "https", Port: 443, Protocol: v1alpha1.ProtocolHTTP,
+		DefaultBackend: "web", TLS: &v1alpha1.ListenerTLS{SecretRef: v1alpha1.SecretReference{Name: "not-a-cert"}}})
+	if err := l.Client.Update(ctx, current); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "ConfigRejected", func() error {
+		got := &v1alpha1.LoadBalancer{}
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition)
+		if c == nil || c.Reason != v1alpha1.LoadBalancerConfigRejectedReason || !strings.Contains(c.Message, "haproxy rejected the config") {
+			return fmt.Errorf("degraded %+v", c)
+		}
+		return nil
+	})
+	c := l.NewClient(2 * time.Second)
+	if _, err := c.Get(ctx, "http://"+addr+"/", ""); err != nil {
+		t.Fatalf("the last good config stopped serving: %v", err)
+	}
 }
