@@ -214,18 +214,10 @@ func (a *Agent) reloadHAProxy(ctx context.Context) error {
 	if state, err := haproxyapi.Command(ctx, p.RuntimeSocket(), "show servers state"); err == nil {
 		_ = writeFileAtomic(p.ServerState(), []byte(state), 0o600)
 	}
-	var last error
-	for range 50 {
-		if _, last = haproxyapi.Command(ctx, p.MasterSocket(), "reload"); last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	if _, err := haproxyapi.MasterCommand(ctx, p.MasterSocket(), "reload"); err != nil {
+		return fmt.Errorf("failed to reload HAProxy: %w", err)
 	}
-	return fmt.Errorf("failed to reload HAProxy: %w", last)
+	return nil
 }
 
 func (a *Agent) signalKeepalived() error {

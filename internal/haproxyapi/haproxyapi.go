@@ -28,6 +28,11 @@ func Command(ctx context.Context, socket, command string) (string, error) {
 	if _, err := io.WriteString(conn, command+"\n"); err != nil {
 		return "", fmt.Errorf("failed to send %q: %w", command, err)
 	}
+	// End of input: the master CLI, unlike the runtime API, would otherwise
+	// wait for another command.
+	if uc, ok := conn.(*net.UnixConn); ok {
+		_ = uc.CloseWrite()
+	}
 	out, err := io.ReadAll(conn)
 	if err != nil {
 		return "", fmt.Errorf("failed to read the answer to %q: %w", command, err)
@@ -45,4 +50,24 @@ func Alive(ctx context.Context, socket string) error {
 		return fmt.Errorf("unexpected answer to show info: %.200q", out)
 	}
 	return nil
+}
+
+// MasterCommand sends a command to the master CLI. The master refuses
+// connections for a moment after each reload, so connecting is retried
+// for up to two seconds.
+func MasterCommand(ctx context.Context, socket, command string) (string, error) {
+	var last error
+	for range 40 {
+		out, err := Command(ctx, socket, command)
+		if err == nil {
+			return out, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return "", last
 }

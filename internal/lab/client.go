@@ -125,3 +125,12 @@ func (p *Probe) Stop() (outage time.Duration, ok, failed int) {
 // NewProbeClient is a client with the short timeout probes use: a request
 // that takes longer than 200 ms counts as failed.
 func NewProbeClient(l *Lab) *Client { return l.NewClient(200 * time.Millisecond) }
+
+// NewKeepAliveClient reuses connections, as browsers and proxies in front of
+// a load balancer do; reloads must not break them either.
+func (l *Lab) NewKeepAliveClient(timeout time.Duration) *Client {
+	return &Client{http: &http.Client{
+		Timeout:   timeout,
+		Transport: &http.Transport{DialContext: dialer(l.net.ns("client")), MaxIdleConnsPerHost: 4},
+	}}
+}

@@ -9,19 +9,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/haproxyapi"
 	"github.com/hakeeper/hakeeper/internal/lab"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
@@ -363,5 +367,137 @@ func TestRejectedConfigKeepsServing(t *testing.T) {
 	c := l.NewClient(2 * time.Second)
 	if _, err := c.Get(ctx, "http://"+addr+"/", ""); err != nil {
 		t.Fatalf("the last good config stopped serving: %v", err)
+	}
+}
+
+// reloads reads how many times a node's HAProxy master has reloaded.
+func reloads(t *testing.T, l *lab.Lab, node string, lb *v1alpha1.LoadBalancer) int {
+	t.Helper()
+	sock := filepath.Join(l.PodDir(node, lb.Namespace, lb.Name+"-dataplane"), "run", "haproxy-master.sock")
+	out, err := haproxyapi.MasterCommand(ctx, sock, "show proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == "master" {
+			n, err := strconv.Atoi(f[2])
+			if err != nil {
+				t.Fatalf("show proc: %q", line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("show proc has no master line: %q", out)
+	return 0
+}
+
+// settled waits until every node runs the LoadBalancer's current spec.
+func settled(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	eventually(t, 30*time.Second, "every node on the current config", func() error {
+		got := &v1alpha1.LoadBalancer{}
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
+			return err
+		}
+		p := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerProgressingCondition)
+		if got.Status.ObservedGeneration != got.Generation || p == nil || p.Status != metav1.ConditionFalse || p.ObservedGeneration != got.Generation {
+			return fmt.Errorf("progressing %+v", p)
+		}
+		return nil
+	})
+}
+
+func mutate(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, f func(*v1alpha1.LoadBalancer)) {
+	t.Helper()
+	eventually(t, 10*time.Second, "update", func() error {
+		got := &v1alpha1.LoadBalancer{}
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
+			return err
+		}
+		f(got)
+		return l.Client.Update(ctx, got)
+	})
+	settled(t, l, lb)
+}
+
+// TestHitlessChanges: under load (a new connection every 10 ms, and a
+// keep-alive client), 50 changes that need a reload and 50 weight changes
+// lose no request; the weight changes and an endpoint joining a Service go
+// through the runtime API without a single reload on any node.
+func TestHitlessChanges(t *testing.T) {
+	l := requireLab(t)
+	addr := lab.Prefix + "103"
+	lb := variant("hitless", addr)
+	lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "svc", Port: 81, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "svc"})
+	lb.Spec.Backends = append(lb.Spec.Backends, v1alpha1.Backend{Name: "svc",
+		ServiceRef: &v1alpha1.ServiceReference{Name: "lab-web", Port: intstr.FromString("http"), ServerSlots: ptr.To(int32(4))}})
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "lab-web", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "lab-web", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "lab-web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(lab.BackendPort))}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{lab.BackendAddr(0)}}},
+	}
+	for _, obj := range []client.Object{svc, slice} {
+		if err := l.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Client.Delete(ctx, obj) })
+	}
+	createAndWait(t, l, lb)
+	settled(t, l, lb)
+
+	probe := lab.NewProbeClient(l).StartProbe("http://"+addr+"/", 10*time.Millisecond, 5*time.Minute)
+	keepAlive := l.NewKeepAliveClient(2 * time.Second).StartProbe("http://"+addr+"/", 5*time.Millisecond, 5*time.Minute)
+	nodes := []string{lab.NodeName(0), lab.NodeName(1), lab.NodeName(2)}
+	before := map[string]int{}
+	for _, n := range nodes {
+		before[n] = reloads(t, l, n, lb)
+	}
+	for i := range 50 {
+		mutate(t, l, lb, func(lb *v1alpha1.LoadBalancer) {
+			lb.Spec.HAProxy.Timeouts.ClientSeconds = ptr.To(int32(50 + i%2 + 1))
+		})
+	}
+	afterReloads := map[string]int{}
+	for _, n := range nodes {
+		afterReloads[n] = reloads(t, l, n, lb)
+		if afterReloads[n]-before[n] < 50 {
+			t.Errorf("%s reloaded %d times for 50 structural changes", n, afterReloads[n]-before[n])
+		}
+	}
+	for i := range 50 {
+		mutate(t, l, lb, func(lb *v1alpha1.LoadBalancer) {
+			lb.Spec.Backends[0].Servers[0].Weight = ptr.To(int32(100 - 50*(i%2)))
+		})
+	}
+	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(slice), slice); err != nil {
+		t.Fatal(err)
+	}
+	slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{lab.BackendAddr(1)}})
+	if err := l.Client.Update(ctx, slice); err != nil {
+		t.Fatal(err)
+	}
+	c := l.NewClient(2 * time.Second)
+	eventually(t, 30*time.Second, "the new endpoint serving", func() error {
+		body, err := c.Get(ctx, "http://"+addr+":81/", "")
+		if err != nil || lab.Backend(body) != lab.BackendName(1) {
+			return fmt.Errorf("%q %v", body, err)
+		}
+		return nil
+	})
+	settled(t, l, lb)
+	for _, n := range nodes {
+		if got := reloads(t, l, n, lb); got != afterReloads[n] {
+			t.Errorf("%s reloaded %d times for 50 weight changes and an endpoint change; want 0", n, got-afterReloads[n])
+		}
+	}
+	outage, ok, failed := probe.Stop()
+	_, kaOK, kaFailed := keepAlive.Stop()
+	t.Logf("new connections: %d answered, %d failed (longest outage %v); keep-alive: %d answered, %d failed", ok, failed, outage, kaOK, kaFailed)
+	if failed != 0 || kaFailed != 0 {
+		t.Errorf("requests failed during hitless changes: %d new-connection, %d keep-alive", failed, kaFailed)
 	}
 }
