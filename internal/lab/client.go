@@ -134,3 +134,8 @@ func (l *Lab) NewKeepAliveClient(timeout time.Duration) *Client {
 		Transport: &http.Transport{DialContext: dialer(l.net.ns("client")), MaxIdleConnsPerHost: 4},
 	}}
 }
+
+// Transport opens every connection in the client namespace.
+func Transport(l *Lab) *http.Transport {
+	return &http.Transport{DialContext: dialer(l.net.ns("client")), DisableKeepAlives: true}
+}

@@ -6,6 +6,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -450,7 +452,7 @@ func TestHitlessChanges(t *testing.T) {
 	settled(t, l, lb)
 
 	probe := lab.NewProbeClient(l).StartProbe("http://"+addr+"/", 10*time.Millisecond, 5*time.Minute)
-	keepAlive := l.NewKeepAliveClient(2 * time.Second).StartProbe("http://"+addr+"/", 5*time.Millisecond, 5*time.Minute)
+	keepAlive := l.NewKeepAliveClient(2*time.Second).StartProbe("http://"+addr+"/", 5*time.Millisecond, 5*time.Minute)
 	nodes := []string{lab.NodeName(0), lab.NodeName(1), lab.NodeName(2)}
 	before := map[string]int{}
 	for _, n := range nodes {
@@ -499,5 +501,97 @@ func TestHitlessChanges(t *testing.T) {
 	t.Logf("new connections: %d answered, %d failed (longest outage %v); keep-alive: %d answered, %d failed", ok, failed, outage, kaOK, kaFailed)
 	if failed != 0 || kaFailed != 0 {
 		t.Errorf("requests failed during hitless changes: %d new-connection, %d keep-alive", failed, kaFailed)
+	}
+}
+
+// do sends a request from the client namespace with headers.
+func do(t *testing.T, c *http.Client, url string, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// TestBalancing: weights split traffic in proportion, source hashing and
+// the sticky cookie keep a client on one server, and a host route picks
+// its backend.
+func TestBalancing(t *testing.T) {
+	l := requireLab(t)
+	addr := lab.Prefix + "104"
+	servers := func(w1, w2 int32) []v1alpha1.Server {
+		return []v1alpha1.Server{
+			{Name: "b1", Address: lab.BackendAddr(0), Port: lab.BackendPort, Weight: ptr.To(w1)},
+			{Name: "b2", Address: lab.BackendAddr(1), Port: lab.BackendPort, Weight: ptr.To(w2)},
+		}
+	}
+	lb := variant("balancing", addr)
+	lb.Spec.Listeners = []v1alpha1.Listener{
+		{Name: "weighted", Port: 80, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "weighted",
+			Routes: []v1alpha1.Route{{Host: "shop.example.com", Backend: "shop"}}},
+		{Name: "sticky", Port: 81, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "sticky"},
+		{Name: "source", Port: 82, Protocol: v1alpha1.ProtocolTCP, DefaultBackend: "source"},
+	}
+	lb.Spec.Backends = []v1alpha1.Backend{
+		{Name: "weighted", Servers: servers(150, 50)},
+		{Name: "sticky", StickyCookie: &v1alpha1.StickyCookie{Name: "SRV"}, Servers: servers(100, 100)},
+		{Name: "source", Balance: v1alpha1.BalanceSource, Servers: servers(100, 100)},
+		{Name: "shop", Servers: []v1alpha1.Server{{Name: "b3", Address: lab.BackendAddr(2), Port: lab.BackendPort}}},
+	}
+	createAndWait(t, l, lb)
+	c := l.NewClient(2 * time.Second)
+
+	weighted := map[string]int{}
+	for range 40 {
+		body, err := c.Get(ctx, "http://"+addr+"/", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		weighted[lab.Backend(body)]++
+	}
+	if weighted[lab.BackendName(0)] != 30 || weighted[lab.BackendName(1)] != 10 {
+		t.Errorf("weights 150:50 over 40 requests: got %v, want 30 and 10", weighted)
+	}
+	if body, err := c.Get(ctx, "http://"+addr+"/", "shop.example.com:80"); err != nil || lab.Backend(body) != lab.BackendName(2) {
+		t.Errorf("host route: %q %v", body, err)
+	}
+
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: lab.Transport(l)}
+	resp, body := do(t, hc, "http://"+addr+":81/", nil)
+	cookie := resp.Header.Get("Set-Cookie")
+	first := lab.Backend(body)
+	if !strings.HasPrefix(cookie, "SRV=") {
+		t.Fatalf("no sticky cookie: %q", cookie)
+	}
+	for range 10 {
+		if _, body := do(t, hc, "http://"+addr+":81/", map[string]string{"Cookie": strings.Split(cookie, ";")[0]}); lab.Backend(body) != first {
+			t.Fatalf("the sticky cookie did not keep the client on %s: %q", first, body)
+		}
+	}
+
+	seen := map[string]bool{}
+	for range 10 {
+		body, err := c.Get(ctx, "http://"+addr+":82/", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[lab.Backend(body)] = true
+	}
+	if len(seen) != 1 {
+		t.Errorf("source hashing sent one client to %v", seen)
 	}
 }
