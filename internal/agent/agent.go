@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -76,6 +77,9 @@ type Agent struct {
 	haproxy cache.Store
 	keep    cache.Store
 	trigger chan struct{}
+
+	// reloadedAt is when the agent last reloaded HAProxy (Unix nanoseconds).
+	reloadedAt atomic.Int64
 
 	mu       sync.Mutex
 	state    report.NodeReport
@@ -218,3 +222,5 @@ func interfaceHolding(ip string) (string, error) {
 	}
 	return "", fmt.Errorf("no interface holds %s", ip)
 }
+
+func (a *Agent) lastReload() time.Time { return time.Unix(0, a.reloadedAt.Load()) }

@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,11 +26,17 @@ func (a *Agent) healthLoop(ctx context.Context) {
 	tick := time.NewTicker(a.o.HealthInterval)
 	defer tick.Stop()
 	last := ""
+	failures := 0
 	for {
-		healthy, backends := a.probe(ctx)
-		value := "1\n"
+		healthy, dead, backends := a.probe(ctx)
 		if healthy {
-			value = "0\n"
+			failures = 0
+		} else {
+			failures++
+		}
+		value := "0\n"
+		if a.unhealthy(dead, failures) {
+			value = "1\n"
 		}
 		if value != last {
 			if err := os.WriteFile(a.o.Paths.TrackFile(), []byte(value), 0o644); err != nil {
@@ -38,7 +46,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 				last = value
 			}
 		}
-		a.update(func(r *report.NodeReport) { r.Healthy, r.Backends = healthy, backends })
+		a.update(func(r *report.NodeReport) { r.Healthy, r.Backends = value == "0\n", backends })
 		select {
 		case <-ctx.Done():
 			return
@@ -47,27 +55,47 @@ func (a *Agent) healthLoop(ctx context.Context) {
 	}
 }
 
-func (a *Agent) probe(ctx context.Context) (bool, map[string]report.BackendCount) {
+// Debouncing: a slow answer under load, a socket rebound by a reload, or a
+// backend flapping must not move the virtual IPs. Only a HAProxy that
+// refuses connections outside a reload counts at once: it has died.
+const (
+	failuresBeforeFault = 3
+	reloadGrace         = 3 * time.Second
+)
+
+func (a *Agent) unhealthy(dead bool, failures int) bool {
+	if failures == 0 {
+		return false
+	}
+	if dead && time.Since(a.lastReload()) > reloadGrace {
+		return true
+	}
+	return failures >= failuresBeforeFault
+}
+
+// probe reads HAProxy's stats. dead means nothing listens on the runtime
+// socket any more (connection refused or the socket is gone).
+func (a *Agent) probe(ctx context.Context) (healthy, dead bool, backends map[string]report.BackendCount) {
 	timeout := min(a.o.HealthInterval*3, time.Second)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out, err := haproxyapi.Command(ctx, a.o.Paths.RuntimeSocket(), "show stat")
 	if err != nil {
-		return false, nil
+		return false, errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT), nil
 	}
 	backends, ok := parseStats(out)
 	if !ok {
-		return false, nil
+		return false, false, nil
 	}
 	if len(backends) == 0 {
-		return true, backends
+		return true, false, backends
 	}
 	for _, b := range backends {
 		if b.Up > 0 {
-			return true, backends
+			return true, false, backends
 		}
 	}
-	return false, backends
+	return false, false, backends
 }
 
 // parseStats counts servers up and in total per backend from `show stat`.

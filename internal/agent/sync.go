@@ -214,6 +214,7 @@ func (a *Agent) reloadHAProxy(ctx context.Context) error {
 	if state, err := haproxyapi.Command(ctx, p.RuntimeSocket(), "show servers state"); err == nil {
 		_ = writeFileAtomic(p.ServerState(), []byte(state), 0o600)
 	}
+	a.reloadedAt.Store(time.Now().UnixNano())
 	if _, err := haproxyapi.MasterCommand(ctx, p.MasterSocket(), "reload"); err != nil {
 		return fmt.Errorf("failed to reload HAProxy: %w", err)
 	}

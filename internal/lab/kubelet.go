@@ -37,10 +37,12 @@ type kubelet struct {
 }
 
 type pod struct {
+	mu         sync.Mutex // guards containers
 	name       string
 	namespace  string
 	generation int64
 	dir        string
+	stopped    bool
 	containers []*container
 }
 
@@ -113,7 +115,9 @@ func (k *kubelet) argv(c corev1.Container) []string {
 	return argv
 }
 
-// sync makes the node run the pods of the DaemonSets that select it.
+// sync makes the node run the pods of the DaemonSets that select it. Pods
+// start in the background, each on its own, as with a real kubelet: a pod
+// whose sidecar never becomes ready does not hold the others up.
 func (k *kubelet) sync(ctx context.Context, sets []appsv1.DaemonSet, node *corev1.Node) error {
 	want := map[string]*appsv1.DaemonSet{}
 	for i := range sets {
@@ -126,7 +130,7 @@ func (k *kubelet) sync(ctx context.Context, sets []appsv1.DaemonSet, node *corev
 	defer k.mu.Unlock()
 	for key, p := range k.pods {
 		if ds, ok := want[key]; !ok || ds.Generation != p.generation {
-			k.stopPod(p)
+			go k.stopPod(p)
 			delete(k.pods, key)
 		}
 	}
@@ -134,52 +138,62 @@ func (k *kubelet) sync(ctx context.Context, sets []appsv1.DaemonSet, node *corev
 		if _, ok := k.pods[key]; ok {
 			continue
 		}
-		p, err := k.startPod(ctx, ds)
-		if err != nil {
-			return err
-		}
+		p := k.newPod(ds)
 		k.pods[key] = p
+		go func() {
+			if err := k.startPod(ctx, ds, p); err != nil {
+				fmt.Fprintf(os.Stderr, "lab kubelet %s: %v\n", k.node, err)
+				k.mu.Lock()
+				if k.pods[key] == p {
+					delete(k.pods, key) // retried on the next sync
+				}
+				k.mu.Unlock()
+			}
+		}()
 	}
 	return nil
+}
+
+func (k *kubelet) newPod(ds *appsv1.DaemonSet) *pod {
+	return &pod{name: ds.Name + "-" + k.node, namespace: ds.Namespace, generation: ds.Generation, dir: filepath.Join(k.dir, ds.Namespace, ds.Name)}
 }
 
 // startPod registers the Pod in the API (so the cluster sees it) and runs
 // its containers: sidecar init containers first, the others once the
 // sidecars' startup probes pass.
-func (k *kubelet) startPod(ctx context.Context, ds *appsv1.DaemonSet) (*pod, error) {
-	p := &pod{name: ds.Name + "-" + k.node, namespace: ds.Namespace, generation: ds.Generation, dir: filepath.Join(k.dir, ds.Namespace, ds.Name)}
+func (k *kubelet) startPod(ctx context.Context, ds *appsv1.DaemonSet, p *pod) error {
 	spec := ds.Spec.Template.Spec
 	for _, v := range spec.Volumes {
 		if err := os.MkdirAll(filepath.Join(p.dir, v.Name), 0o700); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := k.registerPod(ctx, ds, p); err != nil {
-		return nil, err
+		return err
 	}
 	kubeconfig, err := k.lab.agentKubeconfig(ctx, ds.Namespace, spec.ServiceAccountName, p.dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, c := range spec.InitContainers {
 		if c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
-			return nil, fmt.Errorf("init container %s: only sidecars are supported in the lab", c.Name)
+			return fmt.Errorf("init container %s: only sidecars are supported in the lab", c.Name)
 		}
 		if err := k.startContainer(p, c, kubeconfig); err != nil {
-			return nil, err
+			return err
 		}
 		if err := k.waitStartup(ctx, p, c); err != nil {
 			k.stopPod(p)
-			return nil, err
+			return err
 		}
 	}
 	for _, c := range spec.Containers {
 		if err := k.startContainer(p, c, kubeconfig); err != nil {
 			k.stopPod(p)
-			return nil, err
+			return err
 		}
 	}
-	return p, nil
+	return nil
 }
 
 func (k *kubelet) registerPod(ctx context.Context, ds *appsv1.DaemonSet, p *pod) error {
@@ -219,6 +233,11 @@ func (k *kubelet) startContainer(p *pod, c corev1.Container, kubeconfig string) 
 		env:     env,
 		logPath: filepath.Join(p.dir, c.Name+".log"),
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return fmt.Errorf("pod %s was stopped while starting", p.name)
+	}
 	if err := ctr.start(); err != nil {
 		return err
 	}
@@ -251,8 +270,12 @@ func (k *kubelet) waitStartup(ctx context.Context, p *pod, c corev1.Container) e
 }
 
 func (k *kubelet) stopPod(p *pod) {
-	for i := len(p.containers) - 1; i >= 0; i-- {
-		p.containers[i].stop()
+	p.mu.Lock()
+	p.stopped = true
+	containers := p.containers
+	p.mu.Unlock()
+	for i := len(containers) - 1; i >= 0; i-- {
+		containers[i].stop()
 	}
 }
 
@@ -262,7 +285,10 @@ func (k *kubelet) kill(container string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, p := range k.pods {
-		for _, c := range p.containers {
+		p.mu.Lock()
+		containers := p.containers
+		p.mu.Unlock()
+		for _, c := range containers {
 			if c.name == container {
 				return c.signal(syscall.SIGKILL)
 			}

@@ -330,10 +330,12 @@ func (l *Lab) Close() {
 	}
 	for _, k := range l.kubelets {
 		k.mu.Lock()
-		for _, p := range k.pods {
+		pods := k.pods
+		k.pods = map[string]*pod{}
+		k.mu.Unlock()
+		for _, p := range pods {
 			k.stopPod(p)
 		}
-		k.mu.Unlock()
 	}
 	l.StopManager()
 	for _, p := range l.procs {

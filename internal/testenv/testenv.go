@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	apiruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -55,7 +56,10 @@ func Start() (*Env, error) {
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
+		// With many watchers connected (the lab's agents), the API server
+		// can take longer than the default 20 s to stop.
+		ControlPlaneStopTimeout: time.Minute,
+		Scheme:                  scheme,
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -5,6 +5,14 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"fmt"
 	"io"
 	"net/http"
@@ -593,5 +601,86 @@ func TestBalancing(t *testing.T) {
 	}
 	if len(seen) != 1 {
 		t.Errorf("source hashing sent one client to %v", seen)
+	}
+}
+
+func selfSigned(t *testing.T, host string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
+// TestHTTPS terminates TLS on the VIP with a certificate from a Secret,
+// which the agents read themselves (mode 0600 on the node).
+func TestHTTPS(t *testing.T) {
+	l := requireLab(t)
+	addr := lab.Prefix + "105"
+	certPEM, keyPEM := selfSigned(t, "shop.example.com")
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shop-tls", Namespace: "default"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM}}
+	if err := l.Client.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Client.Delete(ctx, secret) })
+	lb := variant("tls", addr)
+	lb.Spec.Listeners = []v1alpha1.Listener{{Name: "https", Port: 443, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web",
+		TLS: &v1alpha1.ListenerTLS{SecretRef: v1alpha1.SecretReference{Name: "shop-tls"}}}}
+	createAndWait(t, l, lb)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	tr := lab.Transport(l)
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: "shop.example.com", MinVersion: tls.VersionTLS12}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: tr}
+	resp, body := do(t, hc, "https://"+addr+"/", nil)
+	if resp.TLS == nil || !strings.HasPrefix(body, "backend=") {
+		t.Fatalf("no TLS answer from a backend: %q", body)
+	}
+	pemFile := filepath.Join(l.PodDir(lab.NodeName(0), "default", "tls-dataplane"), "run", "tls", "https.pem")
+	if fi, err := os.Stat(pemFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("certificate file %s: %v, mode %v; want 0600", pemFile, err, fi.Mode().Perm())
+	}
+}
+
+// TestWithoutControlPlane runs last: it stops the manager and the API
+// server. Nothing on the data path needs them: the VIP keeps serving and a
+// failover still happens.
+func TestWithoutControlPlane(t *testing.T) {
+	l := requireLab(t)
+	applyWebsite(t, l)
+	if err := l.StopControlPlane(); err != nil {
+		t.Fatal(err)
+	}
+	c := lab.NewProbeClient(l)
+	probe := c.StartProbe("http://"+vip+"/", 10*time.Millisecond, time.Minute)
+	time.Sleep(2 * time.Second)
+	if err := l.Kill(lab.NodeName(0), "haproxy"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "node-b holding the VIP", func() error {
+		if !l.HoldsVIP(lab.NodeName(1), vip) || l.HoldsVIP(lab.NodeName(0), vip) {
+			return fmt.Errorf("node-a %v, node-b %v", l.HoldsVIP(lab.NodeName(0), vip), l.HoldsVIP(lab.NodeName(1), vip))
+		}
+		return nil
+	})
+	for deadline := time.Now().Add(20 * time.Second); probe.Streak() < 100 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	outage, ok, failed := probe.Stop()
+	t.Logf("without a control plane: outage %.3fs (%d answered, %d failed)", outage.Seconds(), ok, failed)
+	if probe.Streak() < 100 || outage > 5*time.Second {
+		t.Errorf("the VIP did not recover without the control plane: outage %v, streak %d", outage, probe.Streak())
 	}
 }
