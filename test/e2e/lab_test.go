@@ -113,6 +113,9 @@ func website() *v1alpha1.LoadBalancer {
 			NodeSelector: map[string]string{"hakeeper.io/edge": "true"},
 			VRRP: v1alpha1.VRRPSpec{
 				Priorities: []v1alpha1.NodePriority{{Node: lab.NodeName(0), Priority: 150}},
+				// A recovered node-a takes the VIP back 5 s later, not
+				// while clients still hold node-b's address.
+				PreemptDelaySeconds: ptr.To(int32(5)),
 			},
 			// The sandbox caps open files at 20000; HAProxy's default of
 			// 20000 connections needs twice that (nodes usually allow 1M).
