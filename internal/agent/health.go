@@ -57,10 +57,11 @@ func (a *Agent) healthLoop(ctx context.Context) {
 
 // Debouncing: a slow answer under load, a socket rebound by a reload, or a
 // backend flapping must not move the virtual IPs. Only a HAProxy that
-// refuses connections outside a reload counts at once: it has died.
+// refuses connections outside a reload counts at once: it has died. Any
+// other failure must last faultAfter.
 const (
-	failuresBeforeFault = 3
-	reloadGrace         = 3 * time.Second
+	faultAfter  = time.Second
+	reloadGrace = 3 * time.Second
 )
 
 func (a *Agent) unhealthy(dead bool, failures int) bool {
@@ -70,7 +71,7 @@ func (a *Agent) unhealthy(dead bool, failures int) bool {
 	if dead && time.Since(a.lastReload()) > reloadGrace {
 		return true
 	}
-	return failures >= failuresBeforeFault
+	return time.Duration(failures)*a.o.HealthInterval >= faultAfter
 }
 
 // probe reads HAProxy's stats. dead means nothing listens on the runtime

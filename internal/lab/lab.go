@@ -19,7 +19,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -280,6 +282,7 @@ func (l *Lab) syncKubelets(ctx context.Context) {
 	if err := l.Client.List(ctx, &sets); err != nil {
 		return
 	}
+	sets.Items = l.collectGarbage(ctx, sets.Items)
 	for name, k := range l.kubelets {
 		node := &corev1.Node{}
 		if err := l.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
@@ -289,6 +292,26 @@ func (l *Lab) syncKubelets(ctx context.Context) {
 			fmt.Fprintf(os.Stderr, "lab kubelet %s: %v\n", name, err)
 		}
 	}
+}
+
+// collectGarbage plays the garbage collector envtest lacks: a DaemonSet
+// whose LoadBalancer is gone is deleted, so its pods stop.
+func (l *Lab) collectGarbage(ctx context.Context, sets []appsv1.DaemonSet) []appsv1.DaemonSet {
+	var live []appsv1.DaemonSet
+	for _, ds := range sets {
+		owner := metav1.GetControllerOf(&ds)
+		if owner != nil && owner.Kind == "LoadBalancer" {
+			lb := &metav1.PartialObjectMetadata{}
+			lb.SetGroupVersionKind(schema.FromAPIVersionAndKind(owner.APIVersion, owner.Kind))
+			err := l.Client.Get(ctx, client.ObjectKey{Namespace: ds.Namespace, Name: owner.Name}, lb)
+			if apierrors.IsNotFound(err) || (err == nil && lb.UID != owner.UID) {
+				_ = l.Client.Delete(ctx, &ds)
+				continue
+			}
+		}
+		live = append(live, ds)
+	}
+	return live
 }
 
 // agentKubeconfig gives a pod's containers the identity of their
