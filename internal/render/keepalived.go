@@ -9,11 +9,11 @@ import (
 	"github.com/hakeeper/hakeeper/internal/validation"
 )
 
-// TrackFileName is the vrrp_track_file keepalived watches. The agent writes 0
+// TrackName is the vrrp_track_file keepalived watches. The agent writes 0
 // there while HAProxy is healthy and anything else when it is not; with
 // weight 0 a non-zero value puts the node in FAULT at once, so it gives up
 // the virtual IPs without waiting for a polling script.
-const TrackFileName = "haproxy"
+const TrackName = "haproxy"
 
 type keepalivedModel struct {
 	Name, Namespace string
@@ -68,7 +68,7 @@ func newKeepalivedModel(in *Input, self int) keepalivedModel {
 		Preempt:         v.Preemption != v1alpha1.PreemptionDisabled,
 		PreemptDelay:    v1alpha1.Int32Or(v.PreemptDelaySeconds, v1alpha1.DefaultPreemptDelaySeconds),
 		Unicast:         v.Mode == v1alpha1.VRRPModeUnicast,
-		TrackFile:       TrackFileName,
+		TrackFile:       TrackName,
 	}
 	if m.Interface == "" {
 		m.Interface = node.Interface
