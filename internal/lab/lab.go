@@ -194,13 +194,24 @@ func (l *Lab) StopManager() {
 	}
 }
 
-// StopControlPlane stops the API server and etcd: the data plane must not
-// notice.
+// StopControlPlane takes the control plane away: the manager stops, the
+// nodes' API endpoints close (agents see connections refused, as when the
+// API server is down), and the API server and etcd are stopped. The API
+// server can take minutes to finish its graceful shutdown with agents'
+// watches open; by then it is unreachable anyway, so a slow stop is
+// reported but not an error.
 func (l *Lab) StopControlPlane() error {
 	l.StopManager()
-	err := l.Env.Stop()
+	for _, ln := range l.listeners {
+		_ = ln.Close()
+	}
+	l.listeners = nil
+	env := l.Env
 	l.Env = nil
-	return err
+	if err := env.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "lab: stopping the API server: %v\n", err)
+	}
+	return nil
 }
 
 func terminate(cmd *exec.Cmd) {
