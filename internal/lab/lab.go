@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/hakeeper/hakeeper/internal/leftovers"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
 
@@ -78,6 +80,9 @@ const ClientAddr = Prefix + "50"
 func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the lab needs root: it creates network namespaces")
+	}
+	for _, what := range leftovers.Reap(namespaceOwner) {
+		fmt.Fprintf(os.Stderr, "lab: removed leftover %s\n", what)
 	}
 	l = &Lab{cfg: cfg, binary: cfg.Binary, dir: cfg.Dir, kubelets: map[string]*kubelet{}}
 	l.net = &network{prefix: fmt.Sprintf("hk%d-", os.Getpid())}
@@ -183,6 +188,20 @@ func (l *Lab) StartManager() error {
 		return err
 	}
 	l.manager = cmd
+	return l.recordProcesses()
+}
+
+// namespaceOwner matches the lab's namespace names; its group is the pid
+// of the test process that made them (see network.prefix).
+var namespaceOwner = regexp.MustCompile(`^hk([0-9]+)-`)
+
+// recordProcesses notes the lab's processes outside its namespaces (the
+// control plane and the manager), so that a later run can remove them if
+// this one is killed before Close.
+func (l *Lab) recordProcesses() error {
+	if err := leftovers.RecordChildren(); err != nil {
+		return fmt.Errorf("recording the lab's processes: %w", err)
+	}
 	return nil
 }
 
@@ -382,6 +401,7 @@ func (l *Lab) Close() {
 		_ = l.Env.Stop()
 	}
 	l.net.destroy()
+	leftovers.Forget()
 }
 
 // PodDir is where a node keeps a pod's volumes: PodDir/run holds HAProxy's

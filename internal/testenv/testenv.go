@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/leftovers"
 )
 
 // Env is a running control plane.
@@ -52,6 +53,10 @@ func Start() (*Env, error) {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
+	// A killed earlier run may have left its API server and etcd running.
+	for _, what := range leftovers.Reap(nil) {
+		fmt.Fprintf(os.Stderr, "testenv: removed leftover %s\n", what)
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
@@ -65,6 +70,9 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to start envtest: %w", err)
 	}
+	if err := leftovers.RecordChildren(); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: cannot record the control plane's processes: %v\n", err)
+	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
@@ -74,7 +82,13 @@ func Start() (*Env, error) {
 }
 
 // Stop stops the control plane.
-func (e *Env) Stop() error { return e.env.Stop() }
+func (e *Env) Stop() error {
+	err := e.env.Stop()
+	if err == nil {
+		leftovers.Forget()
+	}
+	return err
+}
 
 // GVK of a LoadBalancer, for unstructured requests.
 var LoadBalancerGVK = schema.GroupVersionKind{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Kind: "LoadBalancer"}

@@ -1,0 +1,251 @@
+// Package leftovers removes what a killed test run left behind.
+//
+// A test process that is killed (a `timeout`, a Ctrl-C on `go test`, a CI
+// job cancelled) cannot run its clean-up: its API server, etcd, manager,
+// and the lab's namespaces with HAProxy and keepalived inside, live on and
+// load the machine, which makes the next run's timing tests fail. So every
+// test process records the processes it starts (pid and start time, in a
+// file named after itself), and the next run removes the records, the
+// processes and the lab namespaces of owners that are gone. Nothing is
+// matched by a broad name: only recorded pids whose start time still
+// matches, and namespaces named after a dead owner's pid.
+package leftovers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Dir holds one record per live test process.
+var Dir = "/run/hakeeper-test"
+
+// Process identifies a process across pid reuse.
+type Process struct {
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"startTime"`
+	Command   string `json:"command"`
+}
+
+type record struct {
+	Owner    Process   `json:"owner"`
+	Children []Process `json:"children"`
+}
+
+// Self describes the calling process.
+func Self() (Process, error) { return Describe(os.Getpid()) }
+
+// Describe reads a process's start time and command from /proc.
+func Describe(pid int) (Process, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Process{}, err
+	}
+	// The command sits in parentheses and may hold spaces; fields after
+	// its closing parenthesis are plain.
+	s := string(stat)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return Process{}, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(s[end+1:])
+	// fields[0] is the state (field 3); the start time is field 22.
+	if len(fields) < 20 {
+		return Process{}, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	start, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return Process{}, err
+	}
+	return Process{PID: pid, StartTime: start, Command: s[open+1 : end]}, nil
+}
+
+// alive tells whether p is still the same running process.
+func alive(p Process) bool {
+	now, err := Describe(p.PID)
+	return err == nil && now.StartTime == p.StartTime
+}
+
+func recordPath(owner Process) string {
+	return filepath.Join(Dir, fmt.Sprintf("%d-%d.json", owner.PID, owner.StartTime))
+}
+
+// RecordChildren writes the calling process's current children to its
+// record, replacing the last one. Call it after starting processes.
+func RecordChildren() error {
+	self, err := Self()
+	if err != nil {
+		return err
+	}
+	children, err := childrenOf(self.PID)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(record{Owner: self, Children: children})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(Dir, 0o700); err != nil {
+		return err
+	}
+	tmp := recordPath(self) + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, recordPath(self))
+}
+
+// Forget removes the calling process's record after a clean shutdown.
+func Forget() {
+	if self, err := Self(); err == nil {
+		_ = os.Remove(recordPath(self))
+	}
+}
+
+func childrenOf(parent int) ([]Process, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []Process
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, err := parentOf(pid); err == nil && ppid == parent {
+			if p, err := Describe(pid); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+func parentOf(pid int) (int, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, errors.New("no PPid")
+}
+
+// Reap removes the leftovers of dead owners: their recorded processes
+// (each with its process group, as they were started in their own) and
+// the network namespaces whose names match netnsOwner, a pattern whose
+// first group is the owner's pid. It returns what it removed, for a log.
+func Reap(netnsOwner *regexp.Regexp) []string {
+	var removed []string
+	removed = append(removed, reapRecords()...)
+	if netnsOwner != nil {
+		removed = append(removed, reapNamespaces(netnsOwner)...)
+	}
+	return removed
+}
+
+func reapRecords() []string {
+	files, _ := filepath.Glob(filepath.Join(Dir, "*.json"))
+	var removed []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var r record
+		if json.Unmarshal(data, &r) != nil || alive(r.Owner) {
+			continue
+		}
+		for _, c := range r.Children {
+			if alive(c) {
+				killGroup(c.PID)
+				removed = append(removed, fmt.Sprintf("process %d (%s) of dead test process %d", c.PID, c.Command, r.Owner.PID))
+			}
+		}
+		_ = os.Remove(f)
+	}
+	return removed
+}
+
+// running tells whether pid is a process that has not exited (a zombie
+// has).
+func running(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	end := strings.LastIndexByte(s, ')')
+	return end > 0 && !strings.HasPrefix(s[end+1:], " Z")
+}
+
+// killGroup ends a process and its group: SIGTERM, then SIGKILL if it is
+// still there after a few seconds.
+func killGroup(pid int) {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for range 50 {
+		if !running(pid) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+func reapNamespaces(owner *regexp.Regexp) []string {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, line := range strings.Split(string(out), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		name := fields[0]
+		m := owner.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || syscall.Kill(pid, 0) == nil {
+			continue // not ours to judge, or its owner still runs
+		}
+		killNamespace(name)
+		removed = append(removed, "network namespace "+name)
+	}
+	return removed
+}
+
+// killNamespace kills every process inside a namespace, then deletes it.
+func killNamespace(name string) {
+	for range 3 {
+		out, _ := exec.Command("ip", "netns", "pids", name).Output()
+		pids := strings.Fields(string(out))
+		if len(pids) == 0 {
+			break
+		}
+		for _, s := range pids {
+			if pid, err := strconv.Atoi(s); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	_ = exec.Command("ip", "netns", "del", name).Run()
+}
