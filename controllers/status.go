@@ -71,6 +71,7 @@ func nodeStatuses(s *scope) []v1alpha1.NodeStatus {
 				ns.Role = rep.Role
 			}
 			ns.ConfigHash = rep.ConfigHash
+			ns.VRRPTransitions = rep.Transitions
 			ns.Ready = rep.Healthy && rep.ConfigHash == s.expectedHash[n.Name]
 			ns.Message = rep.Message
 			if ns.Message == "" && rep.ConfigHash != s.expectedHash[n.Name] {

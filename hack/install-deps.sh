@@ -2,11 +2,11 @@
 # Installs the Debian packages the tests and the lab run for real: haproxy
 # and keepalived (configs are checked by the daemons themselves), etcd for
 # the local control plane, iproute2 and util-linux for network and mount
-# namespaces. Only what is missing is installed.
+# namespaces, wrk for load in the lab. Only what is missing is installed.
 set -o errexit -o nounset -o pipefail
 [[ "${TRACE:-0}" == 1 ]] && set -o xtrace
 
-declare -A need=([haproxy]=haproxy [keepalived]=keepalived [etcd]=etcd-server [ip]=iproute2 [unshare]=util-linux)
+declare -A need=([haproxy]=haproxy [keepalived]=keepalived [etcd]=etcd-server [ip]=iproute2 [unshare]=util-linux [wrk]=wrk)
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [[ -x "/usr/sbin/$cmd" ]] || missing+=("${need[$cmd]}")

@@ -135,7 +135,12 @@ type VRRPSpec struct {
 	// advertIntervalMilliseconds is how often the active node announces
 	// itself. A backup takes over after about three missed adverts, so this
 	// bounds failover time when a node drops off the network. VRRPv3 counts
-	// in centiseconds: the value must be a multiple of 10. Defaults to 100.
+	// in centiseconds: the value must be a multiple of 10. Defaults to 50:
+	// a backup takes over about 0.2 s after the master vanishes, and
+	// keepalived kept its adverts on time with both cores of a lab node
+	// saturated. Raise it on nodes where a process may stall for more than
+	// 100 ms (heavily overcommitted VMs), or status.nodes[].vrrpTransitions
+	// rising without a fault says the VIP flaps.
 	// +optional
 	// +kubebuilder:validation:Minimum=10
 	// +kubebuilder:validation:Maximum=40950
@@ -742,6 +747,13 @@ type NodeStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	ConfigHash string `json:"configHash,omitempty"`
+
+	// vrrpTransitions counts the VRRP state changes this node's keepalived
+	// made since its agent started. A number that keeps rising on a healthy
+	// node means the VIP flaps: raise vrrp.advertIntervalMilliseconds.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	VRRPTransitions int64 `json:"vrrpTransitions,omitempty"`
 
 	// ready is true when the node's HAProxy runs the current config and is
 	// healthy.

@@ -37,7 +37,12 @@ func (a *Agent) vrrpLoop(ctx context.Context) {
 	for scanner.Scan() {
 		if role, ok := parseNotify(scanner.Text()); ok {
 			log.Info("VRRP state changed", "role", role)
-			a.update(func(r *report.NodeReport) { r.Role = role })
+			a.update(func(r *report.NodeReport) {
+				if r.Role != role {
+					r.Transitions++
+				}
+				r.Role = role
+			})
 		}
 	}
 }

@@ -372,6 +372,12 @@ func (l *Lab) Kill(node, container string) error {
 	return k.kill(container)
 }
 
+// ClientCommand runs a program in the client's namespace, for load
+// generators such as wrk.
+func (l *Lab) ClientCommand(ctx context.Context, argv ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.net.ns("client")}, argv...)...)
+}
+
 // SetLink pulls or plugs a node's network cable.
 func (l *Lab) SetLink(node string, up bool) error { return l.net.setLink(node, up) }
 

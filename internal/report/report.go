@@ -18,6 +18,9 @@ type NodeReport struct {
 	Interface string `json:"interface,omitempty"`
 	// Role is keepalived's state for this LoadBalancer.
 	Role v1alpha1.VRRPRole `json:"role,omitempty"`
+	// Transitions counts keepalived's state changes since the agent
+	// started.
+	Transitions int64 `json:"transitions,omitempty"`
 	// ConfigHash is the hash of the haproxy.cfg and keepalived.conf applied.
 	ConfigHash string `json:"configHash,omitempty"`
 	// Healthy is true while HAProxy answers and has a server up.

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,8 +30,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
 	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/report"
 	"github.com/hakeeper/hakeeper/internal/testcert"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
@@ -280,6 +283,67 @@ func TestFailoverWhenPrimaryAndStandbyDie(t *testing.T) {
 		return l.Kill(lab.NodeName(1), "haproxy")
 	})
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+}
+
+// TestNoFalseFailoverUnderLoad: with the default advert interval, wrk
+// saturating the VIP for 20 s (both cores busy with wrk, HAProxy and the
+// backends) moves the VIP nowhere: no node changes its VRRP state.
+func TestNoFalseFailoverUnderLoad(t *testing.T) {
+	l := requireLab(t)
+	lb := applyWebsite(t, l)
+	if _, err := exec.LookPath("wrk"); err != nil {
+		t.Fatal("wrk is missing: hack/install-deps.sh installs it")
+	}
+	before := transitions(t, l, lb)
+	if len(before) != 3 {
+		t.Fatalf("want reports from 3 nodes, have %v", before)
+	}
+	elsewhere := make(chan int, 1)
+	stop := make(chan struct{})
+	go func() { // how often the VIP was seen off node-a, every 20 ms
+		n := 0
+		for range 2000 {
+			select {
+			case <-stop:
+				elsewhere <- n
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if !l.HoldsVIP(lab.NodeName(0), vip) {
+				n++
+			}
+		}
+		elsewhere <- n
+	}()
+	out, err := l.ClientCommand(ctx, "wrk", "-t2", "-c64", "-d20s", "--timeout", "2s", "http://"+vip+"/").CombinedOutput()
+	close(stop)
+	if err != nil {
+		t.Fatalf("wrk: %v: %s", err, out)
+	}
+	t.Logf("wrk through the VIP:\n%s", out)
+	if n := <-elsewhere; n > 0 {
+		t.Errorf("node-a lost the VIP in %d samples during the load", n)
+	}
+	time.Sleep(time.Second) // reports are written within 200 ms
+	if after := transitions(t, l, lb); !maps.Equal(before, after) {
+		t.Errorf("VRRP transitions under load: before %v, after %v", before, after)
+	}
+}
+
+// transitions reads every node's count of VRRP state changes from the
+// agents' reports (the status follows them).
+func transitions(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) map[string]int64 {
+	t.Helper()
+	cm := &corev1.ConfigMap{}
+	key := client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).ReportConfigMap}
+	if err := l.Client.Get(ctx, key, cm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for node, r := range report.Parse(cm.Data) {
+		out[node] = r.Transitions
+	}
+	return out
 }
 
 // variant is the website under another name and VIP, so scenarios do not
