@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/render"
 )
 
 // apply writes the owned objects: the agent's identity first, then the
@@ -42,7 +43,8 @@ func (r *LoadBalancerReconciler) apply(ctx context.Context, s *scope) error {
 		r.Recorder.Eventf(lb, haproxyCM, corev1.EventTypeNormal, "ConfigUpdated", "Apply",
 			"haproxy.cfg updated (%d bytes, servers: %v)", len(s.haproxyCfg), s.serversTotal)
 	}
-	record := desired.VRRPRecord{VirtualRouterID: s.routerID, Priorities: priorities(s.nodes)}
+	record := desired.VRRPRecord{VirtualRouterID: s.routerID, Priorities: priorities(s.nodes),
+		PreemptDelaySeconds: render.PreemptHoldSeconds(&lb.Spec.VRRP)}
 	keepalivedCM := desired.KeepalivedConfigMap(lb, s.keepalived, record)
 	if changed, err = r.applyOwned(ctx, keepalivedCM); err != nil {
 		return err

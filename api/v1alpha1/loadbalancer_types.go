@@ -158,7 +158,10 @@ type VRRPSpec struct {
 
 	// preemptDelaySeconds is how long a recovered higher-priority node waits
 	// before taking the virtual IPs back, so a flapping node does not cause
-	// repeated interruptions. Defaults to 0.
+	// repeated interruptions. Defaults to 0. The agent enforces it: a node
+	// runs at the lowest priority until its HAProxy has been healthy this
+	// long, so it stays a backup meanwhile (keepalived's own preempt_delay
+	// would also delay taking over from a master that fails).
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000

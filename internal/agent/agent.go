@@ -80,6 +80,8 @@ type Agent struct {
 
 	// reloadedAt is when the agent last reloaded HAProxy (Unix nanoseconds).
 	reloadedAt atomic.Int64
+	// preemptDelay is the LoadBalancer's preempt delay (nanoseconds).
+	preemptDelay atomic.Int64
 
 	mu       sync.Mutex
 	state    report.NodeReport
@@ -138,7 +140,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // prepareFiles creates the directories, the notify FIFO keepalived writes
-// to, and the track file saying "not healthy yet".
+// to, and the tracked files.
 func (a *Agent) prepareFiles() error {
 	p := a.o.Paths
 	for _, dir := range []string{p.RunDir, p.ConfigDir, filepath.Dir(p.CertificateFile("x"))} {
@@ -149,7 +151,13 @@ func (a *Agent) prepareFiles() error {
 	if err := makeFIFO(p.NotifyFIFO()); err != nil {
 		return err
 	}
-	return os.WriteFile(p.TrackFile(), []byte("1\n"), 0o644)
+	// Both tracked files start set: not healthy yet, and held.
+	for _, f := range []string{p.TrackFile(), p.PreemptHold()} {
+		if err := os.WriteFile(f, []byte("1\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // watchConfigMap watches one ConfigMap by name: the agent's Role allows

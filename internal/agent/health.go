@@ -21,11 +21,17 @@ import (
 // keepalived watches the file through inotify and enters FAULT the moment
 // it turns 1, so the virtual IPs leave a node whose HAProxy died within
 // about one interval.
+//
+// The same loop enforces the preempt delay through a second tracked file
+// (see render.HoldTrackName): it holds the node at the lowest priority
+// until HAProxy has been healthy for the delay.
 func (a *Agent) healthLoop(ctx context.Context) {
 	log := ctrl.LoggerFrom(ctx)
 	tick := time.NewTicker(a.o.HealthInterval)
 	defer tick.Stop()
-	last := ""
+	track := flagFile{path: a.o.Paths.TrackFile(), set: true}
+	hold := flagFile{path: a.o.Paths.PreemptHold(), set: true}
+	var gate holdGate
 	failures := 0
 	for {
 		healthy, dead, backends := a.probe(ctx)
@@ -34,25 +40,62 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		} else {
 			failures++
 		}
-		value := "0\n"
-		if a.unhealthy(dead, failures) {
-			value = "1\n"
+		faulty := a.unhealthy(dead, failures)
+		if changed, err := track.write(faulty); err != nil {
+			log.Error(err, "Writing the track file failed")
+		} else if changed {
+			log.Info("HAProxy health changed", "healthy", !faulty)
 		}
-		if value != last {
-			if err := os.WriteFile(a.o.Paths.TrackFile(), []byte(value), 0o644); err != nil {
-				log.Error(err, "Writing the track file failed")
-			} else {
-				log.Info("HAProxy health changed", "healthy", healthy)
-				last = value
-			}
+		held := gate.hold(time.Now(), !faulty, time.Duration(a.preemptDelay.Load()))
+		if changed, err := hold.write(held); err != nil {
+			log.Error(err, "Writing the preempt hold file failed")
+		} else if changed {
+			log.Info("Preempt hold changed", "held", held)
 		}
-		a.update(func(r *report.NodeReport) { r.Healthy, r.Backends = value == "0\n", backends })
+		a.update(func(r *report.NodeReport) { r.Healthy, r.Backends = !faulty, backends })
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// flagFile is a file keepalived tracks, holding 1 (set) or 0. It is
+// written only when the value changes; prepareFiles creates it set.
+type flagFile struct {
+	path string
+	set  bool
+}
+
+func (f *flagFile) write(set bool) (changed bool, err error) {
+	if set == f.set {
+		return false, nil
+	}
+	value := "0\n"
+	if set {
+		value = "1\n"
+	}
+	if err := os.WriteFile(f.path, []byte(value), 0o644); err != nil {
+		return false, err
+	}
+	f.set = set
+	return true, nil
+}
+
+// holdGate decides the preempt hold: a node is held until its HAProxy has
+// been healthy for the whole delay, without a break.
+type holdGate struct{ healthySince time.Time }
+
+func (g *holdGate) hold(now time.Time, healthy bool, delay time.Duration) bool {
+	if !healthy {
+		g.healthySince = time.Time{}
+		return true
+	}
+	if g.healthySince.IsZero() {
+		g.healthySince = now
+	}
+	return now.Sub(g.healthySince) < delay
 }
 
 // Debouncing: a slow answer under load, a socket rebound by a reload, or a

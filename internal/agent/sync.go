@@ -61,6 +61,8 @@ func (a *Agent) sync(ctx context.Context) error {
 	if hcm == nil || kcm == nil {
 		return nil // the operator has not rendered yet
 	}
+	delay := time.Duration(desired.ParseVRRPRecord(kcm).PreemptDelaySeconds) * time.Second
+	a.preemptDelay.Store(int64(delay))
 	want := appliedConfig{
 		haproxyCfg:     hcm.Data[desired.KeyHAProxyConfig],
 		keepalivedConf: kcm.Data[a.o.Node+desired.KeepalivedKeySuffix],

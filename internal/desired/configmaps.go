@@ -12,10 +12,12 @@ import (
 )
 
 // VRRPRecord is kept in the keepalived ConfigMap: the router ID and the
-// priorities in use, so the next reconcile keeps them stable.
+// priorities in use, so the next reconcile keeps them stable, and the
+// preempt delay, which the agents enforce (see render.HoldTrackName).
 type VRRPRecord struct {
-	VirtualRouterID int32            `json:"virtualRouterID"`
-	Priorities      map[string]int32 `json:"priorities"`
+	VirtualRouterID     int32            `json:"virtualRouterID"`
+	Priorities          map[string]int32 `json:"priorities"`
+	PreemptDelaySeconds int32            `json:"preemptDelaySeconds,omitempty"`
 }
 
 // ParseVRRPRecord reads the record back; a missing or bad one is empty.

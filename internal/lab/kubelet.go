@@ -280,21 +280,24 @@ func (k *kubelet) stopPod(p *pod) {
 }
 
 // kill sends SIGKILL to a container's processes, as a crash would; the
-// kubelet restarts it a second later.
-func (k *kubelet) kill(container string) error {
+// kubelet restarts it a second later. podKey is the DaemonSet's
+// namespace/name: a node runs one pod per LoadBalancer.
+func (k *kubelet) kill(podKey, container string) error {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, p := range k.pods {
-		p.mu.Lock()
-		containers := p.containers
-		p.mu.Unlock()
-		for _, c := range containers {
-			if c.name == container {
-				return c.signal(syscall.SIGKILL)
-			}
+	p, ok := k.pods[podKey]
+	k.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no pod of %s on %s", podKey, k.node)
+	}
+	p.mu.Lock()
+	containers := p.containers
+	p.mu.Unlock()
+	for _, c := range containers {
+		if c.name == container {
+			return c.signal(syscall.SIGKILL)
 		}
 	}
-	return fmt.Errorf("no container %s on %s", container, k.node)
+	return fmt.Errorf("no container %s in the pod of %s on %s", container, podKey, k.node)
 }
 
 func (c *container) start() error {

@@ -29,6 +29,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/leftovers"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
@@ -362,14 +364,14 @@ func (l *Lab) agentKubeconfig(ctx context.Context, namespace, serviceAccount, di
 	return path, clientcmd.WriteToFile(*cfg, path)
 }
 
-// Kill kills a container on a node (SIGKILL to its process group); the
-// lab kubelet restarts it a second later.
-func (l *Lab) Kill(node, container string) error {
+// Kill kills a container of a LoadBalancer's pod on a node (SIGKILL to its
+// process group); the lab kubelet restarts it a second later.
+func (l *Lab) Kill(node string, lb *v1alpha1.LoadBalancer, container string) error {
 	k, ok := l.kubelets[node]
 	if !ok {
 		return fmt.Errorf("no node %s", node)
 	}
-	return k.kill(container)
+	return k.kill(lb.Namespace+"/"+desired.NamesFor(lb).DaemonSet, container)
 }
 
 // ClientCommand runs a program in the client's namespace, for load

@@ -18,19 +18,19 @@ func TestAssign(t *testing.T) {
 		{
 			name:  "pinned wins, the rest derived in name order",
 			nodes: []string{"c", "a", "b"},
-			want:  map[string]int32{"a": 100, "b": 150, "c": 99},
+			want:  map[string]int32{"a": 100, "b": 150, "c": 90},
 		},
 		{
 			name:     "a new node does not reorder the others",
 			nodes:    []string{"a", "aa", "b", "c"},
-			previous: map[string]int32{"a": 100, "b": 150, "c": 99},
-			want:     map[string]int32{"a": 100, "aa": 98, "b": 150, "c": 99},
+			previous: map[string]int32{"a": 100, "b": 150, "c": 90},
+			want:     map[string]int32{"a": 100, "aa": 80, "b": 150, "c": 90},
 		},
 		{
 			name:     "a removed node frees its priority and moves nobody",
 			nodes:    []string{"b", "c"},
-			previous: map[string]int32{"a": 100, "b": 150, "c": 99},
-			want:     map[string]int32{"b": 150, "c": 99},
+			previous: map[string]int32{"a": 100, "b": 150, "c": 90},
+			want:     map[string]int32{"b": 150, "c": 90},
 		},
 		{
 			name:     "a previous priority now pinned by another node is reassigned",
@@ -46,6 +46,17 @@ func TestAssign(t *testing.T) {
 				t.Errorf("Assign() = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestAssignSpacesDerivedPrioritiesThenFillsTheGaps(t *testing.T) {
+	nodes := []string{"n00", "n01", "n02", "n03", "n04", "n05", "n06", "n07", "n08", "n09", "n10", "n11"}
+	got := Assign(nil, nodes, nil)
+	want := []int32{100, 90, 80, 70, 60, 50, 40, 30, 20, 10, 99, 98}
+	for i, n := range nodes {
+		if got[n] != want[i] {
+			t.Errorf("%s: priority %d, want %d (all: %v)", n, got[n], want[i], got)
+		}
 	}
 }
 

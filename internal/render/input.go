@@ -75,6 +75,7 @@ const (
 	MasterSocketFile     = "haproxy-master.sock"
 	ServerStateFile      = "haproxy.state"
 	TrackFile            = "haproxy.health"
+	PreemptHoldFile      = "preempt.hold"
 	NotifyFIFOFile       = "keepalived.fifo"
 	TLSDir               = "tls"
 )
@@ -90,6 +91,10 @@ func (p Paths) ServerState() string { return path.Join(p.RunDir, ServerStateFile
 
 // TrackFile is the file keepalived tracks: 0 means HAProxy is healthy.
 func (p Paths) TrackFile() string { return path.Join(p.RunDir, TrackFile) }
+
+// PreemptHold is the file keepalived tracks to hold a recovering node at
+// the lowest priority: 1 holds, 0 releases.
+func (p Paths) PreemptHold() string { return path.Join(p.RunDir, PreemptHoldFile) }
 
 // NotifyFIFO is where keepalived reports state changes.
 func (p Paths) NotifyFIFO() string { return path.Join(p.RunDir, NotifyFIFOFile) }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -249,7 +250,7 @@ func failover(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, want string, 
 func TestFailoverWhenHAProxyDies(t *testing.T) {
 	l := requireLab(t)
 	lb := applyWebsite(t, l)
-	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), "haproxy") })
+	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), lb, "haproxy") })
 	// The lab kubelet restarts HAProxy; with preemption on, node-a takes
 	// the VIP back.
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
@@ -258,7 +259,7 @@ func TestFailoverWhenHAProxyDies(t *testing.T) {
 func TestFailoverWhenKeepalivedDies(t *testing.T) {
 	l := requireFullLab(t)
 	lb := applyWebsite(t, l)
-	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), "keepalived") })
+	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), lb, "keepalived") })
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
 }
 
@@ -277,12 +278,70 @@ func TestFailoverWhenPrimaryAndStandbyDie(t *testing.T) {
 	l := requireLab(t)
 	lb := applyWebsite(t, l)
 	failover(t, l, lb, lab.NodeName(2), func() error {
-		if err := l.Kill(lab.NodeName(0), "haproxy"); err != nil {
+		if err := l.Kill(lab.NodeName(0), lb, "haproxy"); err != nil {
 			return err
 		}
-		return l.Kill(lab.NodeName(1), "haproxy")
+		return l.Kill(lab.NodeName(1), lb, "haproxy")
 	})
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+}
+
+// TestPreemptDelay: with a preempt delay, a failing master is still
+// replaced at once (keepalived's own preempt_delay made the backup wait the
+// whole delay), and the recovered primary stays a backup until its HAProxy
+// has been healthy for the delay, then takes the VIP back.
+func TestPreemptDelay(t *testing.T) {
+	l := requireLab(t)
+	addr := lab.Prefix + "106"
+	lb := variant("delayed", addr)
+	lb.Spec.VRRP.PreemptDelaySeconds = ptr.To(int32(10))
+	createAndWait(t, l, lb)
+	c := l.NewClient(200 * time.Millisecond)
+	probe := c.StartProbe("http://"+addr+"/", 10*time.Millisecond, 60*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	if err := l.Kill(lab.NodeName(0), lb, "haproxy"); err != nil {
+		probe.Stop()
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "node-b holding the VIP", func() error {
+		if !l.HoldsVIP(lab.NodeName(1), addr) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	for probe.Streak() < 50 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	outage, _, _ := probe.Stop()
+	t.Logf("outage %.3fs with a 10 s preempt delay", outage.Seconds())
+	if outage > 5*time.Second {
+		t.Errorf("the preempt delay held up the failover: outage %v", outage)
+	}
+	eventually(t, 30*time.Second, "node-a healthy again", func() error {
+		if r := nodeReport(t, l, lb, lab.NodeName(0)); !r.Healthy {
+			return fmt.Errorf("report %+v", r)
+		}
+		return nil
+	})
+	// Well inside the 10 s delay, node-a must not have preempted.
+	for range 30 {
+		if l.HoldsVIP(lab.NodeName(0), addr) {
+			t.Fatal("node-a took the VIP back during its preempt delay")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+}
+
+// nodeReport is what a node's agent reports now.
+func nodeReport(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string) report.NodeReport {
+	t.Helper()
+	cm := &corev1.ConfigMap{}
+	key := client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).ReportConfigMap}
+	if err := l.Client.Get(ctx, key, cm); err != nil {
+		t.Fatal(err)
+	}
+	return report.Parse(cm.Data)[node]
 }
 
 // TestNoFalseFailoverUnderLoad: with the default advert interval, wrk
@@ -724,14 +783,14 @@ func TestHTTPS(t *testing.T) {
 // failover still happens.
 func TestWithoutControlPlane(t *testing.T) {
 	l := requireFullLab(t)
-	applyWebsite(t, l)
+	lb := applyWebsite(t, l)
 	if err := l.StopControlPlane(); err != nil {
 		t.Fatal(err)
 	}
 	c := lab.NewProbeClient(l)
 	probe := c.StartProbe("http://"+vip+"/", 10*time.Millisecond, time.Minute)
 	time.Sleep(2 * time.Second)
-	if err := l.Kill(lab.NodeName(0), "haproxy"); err != nil {
+	if err := l.Kill(lab.NodeName(0), lb, "haproxy"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "node-b holding the VIP", func() error {

@@ -1,0 +1,62 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestHoldGateHoldsUntilHealthyForTheWholeDelay(t *testing.T) {
+	var g holdGate
+	t0 := time.Unix(1000, 0)
+	delay := 10 * time.Second
+	steps := []struct {
+		at      time.Duration
+		healthy bool
+		want    bool
+	}{
+		{0, false, true},                // starting: HAProxy not up yet
+		{1 * time.Second, true, true},   // healthy from here
+		{10 * time.Second, true, true},  // 9 s healthy: still held
+		{11 * time.Second, true, false}, // 10 s healthy: released
+		{12 * time.Second, false, true}, // HAProxy died: held again
+		{13 * time.Second, true, true},  // recovered: the delay starts over
+		{22900 * time.Millisecond, true, true},
+		{23 * time.Second, true, false},
+	}
+	for _, s := range steps {
+		if got := g.hold(t0.Add(s.at), s.healthy, delay); got != s.want {
+			t.Errorf("at %v healthy=%v: hold %v, want %v", s.at, s.healthy, got, s.want)
+		}
+	}
+}
+
+func TestHoldGateWithoutDelayFollowsHealth(t *testing.T) {
+	var g holdGate
+	now := time.Unix(1000, 0)
+	if !g.hold(now, false, 0) || g.hold(now, true, 0) {
+		t.Fatal("with no delay, only an unhealthy node is held")
+	}
+}
+
+func TestFlagFileWritesOnlyChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flag")
+	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := flagFile{path: path, set: true}
+	for _, step := range []struct {
+		set, changed bool
+		content      string
+	}{{true, false, "1\n"}, {false, true, "0\n"}, {false, false, "0\n"}, {true, true, "1\n"}} {
+		changed, err := f.write(step.set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(path)
+		if changed != step.changed || string(data) != step.content {
+			t.Errorf("write(%v): changed %v, file %q; want %v, %q", step.set, changed, data, step.changed, step.content)
+		}
+	}
+}
