@@ -62,7 +62,7 @@ type Lab struct {
 
 	procs     []*exec.Cmd // backends and the manager
 	manager   *exec.Cmd
-	listeners []net.Listener
+	proxies   []*apiProxy
 	kubelets  map[string]*kubelet
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -216,17 +216,17 @@ func (l *Lab) StopManager() {
 }
 
 // StopControlPlane takes the control plane away: the manager stops, the
-// nodes' API endpoints close (agents see connections refused, as when the
-// API server is down), and the API server and etcd are stopped. The API
-// server can take minutes to finish its graceful shutdown with agents'
-// watches open; by then it is unreachable anyway, so a slow stop is
-// reported but not an error.
+// nodes' API endpoints close with every connection through them (agents
+// see their watches cut and connections refused, as when the API server
+// is down), and the API server and etcd are stopped. A slow graceful
+// shutdown of the API server is reported but not an error: it is
+// unreachable by then anyway.
 func (l *Lab) StopControlPlane() error {
 	l.StopManager()
-	for _, ln := range l.listeners {
-		_ = ln.Close()
+	for _, p := range l.proxies {
+		p.close()
 	}
-	l.listeners = nil
+	l.proxies = nil
 	env := l.Env
 	l.Env = nil
 	if err := env.Stop(); err != nil {
@@ -256,8 +256,9 @@ func (l *Lab) addNode(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	l.listeners = append(l.listeners, ln)
-	go proxy(ln, "127.0.0.1:"+l.apiPort)
+	p := &apiProxy{ln: ln, conns: map[net.Conn]bool{}}
+	l.proxies = append(l.proxies, p)
+	go p.serve("127.0.0.1:" + l.apiPort)
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l.cfg.NodeLabels}}
 	if err := l.Client.Create(ctx, node); err != nil {
 		return err
@@ -275,23 +276,74 @@ func (l *Lab) addNode(ctx context.Context, i int) error {
 	return nil
 }
 
-func proxy(ln net.Listener, target string) {
+// apiProxy is a node's endpoint for the API server.
+type apiProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+func (p *apiProxy) serve(target string) {
 	for {
-		conn, err := ln.Accept()
+		conn, err := p.ln.Accept()
 		if err != nil {
 			return
 		}
-		go func() {
-			defer conn.Close()
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				return
-			}
-			defer up.Close()
-			go func() { _, _ = io.Copy(up, conn); _ = up.(*net.TCPConn).CloseWrite() }()
-			_, _ = io.Copy(conn, up)
-		}()
+		go p.forward(conn, target)
 	}
+}
+
+func (p *apiProxy) forward(conn net.Conn, target string) {
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		_ = conn.Close()
+		return
+	}
+	if !p.track(conn, up) {
+		return
+	}
+	defer p.untrack(conn, up)
+	go func() { _, _ = io.Copy(up, conn); _ = up.(*net.TCPConn).CloseWrite() }()
+	_, _ = io.Copy(conn, up)
+}
+
+// track registers both ends of a connection; false when the proxy is
+// already closed (and the connection is).
+func (p *apiProxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		return false
+	}
+	for _, c := range conns {
+		p.conns[c] = true
+	}
+	return true
+}
+
+func (p *apiProxy) untrack(conns ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// close stops accepting and cuts every open connection, agents' watches
+// included, as an API server that went away would: the API server then
+// has no long-running request to wait for when it stops.
+func (p *apiProxy) close() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
 }
 
 // runKubelets syncs every node with the DaemonSets, as kubelets watching
@@ -402,8 +454,8 @@ func (l *Lab) Close() {
 	for _, p := range l.procs {
 		terminate(p)
 	}
-	for _, ln := range l.listeners {
-		_ = ln.Close()
+	for _, p := range l.proxies {
+		p.close()
 	}
 	if l.Env != nil {
 		_ = l.Env.Stop()

@@ -89,18 +89,6 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// requireFullLab gates the scenarios that are not yet reliable on a shared
-// 2-core machine running a dozen data-plane processes (load average near
-// 30): they pass alone and fail inside the full suite. `make test-lab-full`
-// runs them; the closing note of this session says what was seen.
-func requireFullLab(t *testing.T) *lab.Lab {
-	t.Helper()
-	if os.Getenv("HAKEEPER_LAB_FULL") != "1" {
-		t.Skip("flaky under the full suite's load here; run with HAKEEPER_LAB_FULL=1 (make test-lab-full)")
-	}
-	return requireLab(t)
-}
-
 func requireLab(t *testing.T) *lab.Lab {
 	t.Helper()
 	if labError != nil {
@@ -257,7 +245,7 @@ func TestFailoverWhenHAProxyDies(t *testing.T) {
 }
 
 func TestFailoverWhenKeepalivedDies(t *testing.T) {
-	l := requireFullLab(t)
+	l := requireLab(t)
 	lb := applyWebsite(t, l)
 	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), lb, "keepalived") })
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
@@ -488,15 +476,10 @@ func TestRejectedConfigKeepsServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Client.Delete(ctx, secret) })
-	current := &v1alpha1.LoadBalancer{}
-	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), current); err != nil {
-		t.Fatal(err)
-	}
-	current.Spec.Listeners = append(current.Spec.Listeners, v1alpha1.Listener{Name: "https", Port: 443, Protocol: v1alpha1.ProtocolHTTP,
-		DefaultBackend: "web", TLS: &v1alpha1.ListenerTLS{SecretRef: v1alpha1.SecretReference{Name: "not-a-cert"}}})
-	if err := l.Client.Update(ctx, current); err != nil {
-		t.Fatal(err)
-	}
+	update(t, l, lb, func(lb *v1alpha1.LoadBalancer) {
+		lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "https", Port: 443, Protocol: v1alpha1.ProtocolHTTP,
+			DefaultBackend: "web", TLS: &v1alpha1.ListenerTLS{SecretRef: v1alpha1.SecretReference{Name: "not-a-cert"}}})
+	})
 	eventually(t, 60*time.Second, "ConfigRejected", func() error {
 		got := &v1alpha1.LoadBalancer{}
 		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
@@ -552,7 +535,16 @@ func settled(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
 	})
 }
 
+// mutate updates a LoadBalancer and waits until every node runs it.
 func mutate(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, f func(*v1alpha1.LoadBalancer)) {
+	t.Helper()
+	update(t, l, lb, f)
+	settled(t, l, lb)
+}
+
+// update changes a LoadBalancer's spec, retrying when the operator's status
+// write got in between.
+func update(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, f func(*v1alpha1.LoadBalancer)) {
 	t.Helper()
 	eventually(t, 10*time.Second, "update", func() error {
 		got := &v1alpha1.LoadBalancer{}
@@ -562,7 +554,6 @@ func mutate(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, f func(*v1alpha
 		f(got)
 		return l.Client.Update(ctx, got)
 	})
-	settled(t, l, lb)
 }
 
 // TestHitlessChanges: under load (a new connection every 10 ms, and a
@@ -570,7 +561,7 @@ func mutate(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, f func(*v1alpha
 // lose no request; the weight changes and an endpoint joining a Service go
 // through the runtime API without a single reload on any node.
 func TestHitlessChanges(t *testing.T) {
-	l := requireFullLab(t)
+	l := requireLab(t)
 	addr := lab.Prefix + "103"
 	lb := variant("hitless", addr)
 	lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "svc", Port: 81, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "svc"})
@@ -782,7 +773,7 @@ func TestHTTPS(t *testing.T) {
 // server. Nothing on the data path needs them: the VIP keeps serving and a
 // failover still happens.
 func TestWithoutControlPlane(t *testing.T) {
-	l := requireFullLab(t)
+	l := requireLab(t)
 	lb := applyWebsite(t, l)
 	if err := l.StopControlPlane(); err != nil {
 		t.Fatal(err)
