@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -83,6 +84,10 @@ type Agent struct {
 	// preemptDelay is the LoadBalancer's preempt delay (nanoseconds).
 	preemptDelay atomic.Int64
 
+	// secretWatches stop the watches of TLS Secrets by name; only the sync
+	// loop touches them.
+	secretWatches map[string]context.CancelFunc
+
 	mu       sync.Mutex
 	state    report.NodeReport
 	applied  appliedConfig
@@ -110,8 +115,9 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 		o:       o,
 		names:   desired.NamesFor(&v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: o.LoadBalancer}}),
 		client:  c,
-		trigger: make(chan struct{}, 1),
-		changed: make(chan struct{}, 1),
+		trigger:       make(chan struct{}, 1),
+		changed:       make(chan struct{}, 1),
+		secretWatches: map[string]context.CancelFunc{},
 	}, nil
 }
 
@@ -160,16 +166,21 @@ func (a *Agent) prepareFiles() error {
 	return nil
 }
 
-// watchConfigMap watches one ConfigMap by name: the agent's Role allows
-// nothing wider.
+// watchConfigMap watches one ConfigMap by name.
 func (a *Agent) watchConfigMap(ctx context.Context, name string) cache.Store {
-	lw := cache.NewFilteredListWatchFromClient(a.client.CoreV1().RESTClient(), "configmaps", a.o.Namespace,
+	return a.watchNamed(ctx, "configmaps", name, &corev1.ConfigMap{})
+}
+
+// watchNamed watches one object by name, kicking a sync on every change:
+// the agent's Role allows nothing wider (its rules name their objects).
+func (a *Agent) watchNamed(ctx context.Context, resource, name string, objType runtime.Object) cache.Store {
+	lw := cache.NewFilteredListWatchFromClient(a.client.CoreV1().RESTClient(), resource, a.o.Namespace,
 		func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 		})
 	store, controller := cache.NewInformerWithOptions(cache.InformerOptions{
 		ListerWatcher: lw,
-		ObjectType:    &corev1.ConfigMap{},
+		ObjectType:    objType,
 		Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(any) { a.kick() },
 			UpdateFunc: func(any, any) { a.kick() },

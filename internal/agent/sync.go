@@ -70,7 +70,9 @@ func (a *Agent) sync(ctx context.Context) error {
 	if want.haproxyCfg == "" || want.keepalivedConf == "" {
 		return nil // waiting for this node's keepalived.conf (the interface report)
 	}
-	certs, err := a.readCertificates(ctx, desired.ParseTLSSecrets(hcm))
+	secrets := desired.ParseTLSSecrets(hcm)
+	a.watchSecrets(ctx, secrets)
+	certs, err := a.readCertificates(ctx, secrets)
 	if err != nil {
 		a.update(func(r *report.NodeReport) { r.Message = err.Error() })
 		return err
@@ -104,6 +106,28 @@ func sameCerts(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// watchSecrets keeps one watch on each TLS Secret the config names, so a
+// rotated certificate is applied at once rather than at the next resync.
+func (a *Agent) watchSecrets(ctx context.Context, listeners map[string]string) {
+	want := map[string]bool{}
+	for _, secret := range listeners {
+		want[secret] = true
+	}
+	for name, stop := range a.secretWatches {
+		if !want[name] {
+			stop()
+			delete(a.secretWatches, name)
+		}
+	}
+	for name := range want {
+		if _, ok := a.secretWatches[name]; !ok {
+			watchCtx, stop := context.WithCancel(ctx)
+			a.secretWatches[name] = stop
+			a.watchNamed(watchCtx, "secrets", name, &corev1.Secret{})
+		}
+	}
 }
 
 // readCertificates reads each TLS listener's Secret: tls.crt then tls.key,

@@ -4,9 +4,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -767,6 +769,36 @@ func TestHTTPS(t *testing.T) {
 	if fi, err := os.Stat(pemFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("certificate file %s: %v, mode %v; want 0600", pemFile, err, fi.Mode().Perm())
 	}
+
+	// Rotation: a new certificate in the Secret is served within moments
+	// (the agents watch the Secret), through a reload on every node.
+	reloadsBefore := reloads(t, l, lab.NodeName(1), lb)
+	newCert, newKey := selfSigned(t, "shop.example.com")
+	pool.AppendCertsFromPEM(newCert)
+	secret.Data = map[string][]byte{"tls.crt": newCert, "tls.key": newKey}
+	if err := l.Client.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := pem.Decode(newCert)
+	start := time.Now()
+	eventually(t, 30*time.Second, "the rotated certificate served", func() error {
+		resp, err := hc.Get("https://" + addr + "/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, want.Bytes) {
+			return errors.New("still the old certificate")
+		}
+		return nil
+	})
+	t.Logf("rotated certificate served after %.1fs", time.Since(start).Seconds())
+	eventually(t, 30*time.Second, "node-b reloading for the new certificate", func() error {
+		if n := reloads(t, l, lab.NodeName(1), lb); n == reloadsBefore {
+			return errors.New("no reload yet")
+		}
+		return nil
+	})
 }
 
 // TestWithoutControlPlane runs last: it stops the manager and the API
