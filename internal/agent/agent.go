@@ -112,9 +112,9 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 		return nil, err
 	}
 	return &Agent{
-		o:       o,
-		names:   desired.NamesFor(&v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: o.LoadBalancer}}),
-		client:  c,
+		o:             o,
+		names:         desired.NamesFor(&v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: o.LoadBalancer}}),
+		client:        c,
 		trigger:       make(chan struct{}, 1),
 		changed:       make(chan struct{}, 1),
 		secretWatches: map[string]context.CancelFunc{},

@@ -60,12 +60,12 @@ type Lab struct {
 	adminKube string
 	clientset kubernetes.Interface
 
-	procs     []*exec.Cmd // backends and the manager
-	manager   *exec.Cmd
-	proxies   []*apiProxy
-	kubelets  map[string]*kubelet
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
+	procs    []*exec.Cmd // backends and the manager
+	manager  *exec.Cmd
+	proxies  []*apiProxy
+	kubelets map[string]*kubelet
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // NodeName, NodeAddr, BackendName and BackendAddr name the lab's hosts.
