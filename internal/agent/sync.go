@@ -79,6 +79,9 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	want.certs = certs
 	if a.applied.haproxyCfg == want.haproxyCfg && a.applied.keepalivedConf == want.keepalivedConf && sameCerts(a.applied.certs, certs) {
+		// What runs is what is wanted: a rejection reported earlier (the
+		// spec was reverted since) no longer holds.
+		a.update(func(r *report.NodeReport) { r.Message = "" })
 		return nil
 	}
 	if err := a.check(ctx, want); err != nil {

@@ -1,0 +1,143 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/configcheck"
+	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/render"
+)
+
+// The checks run the real haproxy and keepalived; nothing is running, so
+// this first apply writes files without reloading anything.
+const (
+	goodHAProxy    = "global\n    log stdout format raw local0\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\nfrontend web\n    bind 127.0.0.1:8080\n    default_backend web\nbackend web\n    server s1 127.0.0.1:9000\n"
+	rejectedConfig = "global\ndefaults\n    mode http\nfrontend web\n    bind 127.0.0.1:8080\n    no-such-directive on\n"
+	goodKeepalived = "global_defs {\n    router_id n1\n}\n"
+)
+
+func requireTools(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"haproxy", "keepalived"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("HAKEEPER_REQUIRE_REAL_TOOLS") == "1" {
+				t.Fatalf("%s is missing", tool)
+			}
+			t.Skipf("%s is missing", tool)
+		}
+	}
+}
+
+type syncFixture struct {
+	agent         *Agent
+	haproxy, keep cache.Store
+	names         desired.Names
+}
+
+func newSyncFixture(t *testing.T) *syncFixture {
+	requireTools(t)
+	dir := t.TempDir()
+	lb := &v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}}
+	f := &syncFixture{haproxy: cache.NewStore(cache.MetaNamespaceKeyFunc), keep: cache.NewStore(cache.MetaNamespaceKeyFunc), names: desired.NamesFor(lb)}
+	f.agent = &Agent{
+		o: Options{Node: "n1", Namespace: "ns", LoadBalancer: "web", Checker: configcheck.Default(),
+			Paths: render.Paths{RunDir: filepath.Join(dir, "run"), ConfigDir: filepath.Join(dir, "etc")}},
+		names: f.names, client: fake.NewClientset(), haproxy: f.haproxy, keep: f.keep,
+		trigger: make(chan struct{}, 1), changed: make(chan struct{}, 1), secretWatches: map[string]context.CancelFunc{},
+	}
+	if err := f.agent.prepareFiles(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *syncFixture) publish(t *testing.T, haproxyCfg, keepalivedConf, vrrpJSON string) {
+	t.Helper()
+	put := func(store cache.Store, name string, data map[string]string) {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"}, Data: data}
+		if err := store.Update(cm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(f.haproxy, f.names.HAProxyConfigMap, map[string]string{desired.KeyHAProxyConfig: haproxyCfg})
+	put(f.keep, f.names.KeepalivedConfigMap, map[string]string{"n1" + desired.KeepalivedKeySuffix: keepalivedConf, desired.KeyVRRP: vrrpJSON})
+}
+
+func (f *syncFixture) onDisk(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(f.agent.o.Paths.ConfigDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestSyncAppliesCheckedConfigsAndRefusesRejectedOnes(t *testing.T) {
+	f := newSyncFixture(t)
+	ctx := context.Background()
+
+	f.publish(t, goodHAProxy, goodKeepalived, `{"virtualRouterID":7,"priorities":{"n1":100},"preemptDelaySeconds":7}`)
+	if err := f.agent.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.onDisk(t, render.HAProxyConfigFile) != goodHAProxy || f.onDisk(t, render.KeepalivedConfigFile) != goodKeepalived {
+		t.Fatal("the checked configs were not installed")
+	}
+	wantHash := desired.NodeConfigHash([]byte(goodHAProxy), []byte(goodKeepalived))
+	if r := f.agent.snapshot(); r.ConfigHash != wantHash || r.Message != "" {
+		t.Errorf("report %+v, want hash %s and no message", r, wantHash)
+	}
+	if got := time.Duration(f.agent.preemptDelay.Load()); got != 7*time.Second {
+		t.Errorf("preempt delay %v, want 7s from vrrp.json", got)
+	}
+
+	f.publish(t, rejectedConfig, goodKeepalived, `{"virtualRouterID":7}`)
+	if err := f.agent.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.onDisk(t, render.HAProxyConfigFile) != goodHAProxy {
+		t.Error("a rejected config replaced the running one")
+	}
+	r := f.agent.snapshot()
+	if !strings.Contains(r.Message, "haproxy rejected the config") || !strings.Contains(r.Message, "no-such-directive") {
+		t.Errorf("the report does not carry HAProxy's words: %q", r.Message)
+	}
+	if r.ConfigHash != wantHash {
+		t.Errorf("the report's hash moved to a config that does not run: %s", r.ConfigHash)
+	}
+
+	// Reverting the spec clears the complaint; nothing needs applying.
+	f.publish(t, goodHAProxy, goodKeepalived, `{"virtualRouterID":7}`)
+	if err := f.agent.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.agent.snapshot(); r.Message != "" || r.ConfigHash != wantHash {
+		t.Errorf("after the revert: report %+v", r)
+	}
+	if f.agent.preemptDelay.Load() != 0 {
+		t.Error("the preempt delay did not follow vrrp.json")
+	}
+}
+
+func TestSyncWaitsForThisNodesKeepalivedConfig(t *testing.T) {
+	f := newSyncFixture(t)
+	f.publish(t, goodHAProxy, "", `{}`)
+	if err := f.agent.sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(f.agent.o.Paths.ConfigDir, render.HAProxyConfigFile)); !os.IsNotExist(err) {
+		t.Error("HAProxy's config was installed before this node's keepalived.conf existed")
+	}
+}
