@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,40 @@ type Probe struct {
 	ok, failed int
 	streak     int // successes since the last failure
 	outage     time.Duration
+	errors     []string // the first few distinct errors
+	outages    []Outage // every run of failures
+}
+
+// Outage is one run of failed requests.
+type Outage struct {
+	Start    time.Time
+	Duration time.Duration
+}
+
+func (o Outage) String() string {
+	return fmt.Sprintf("%.3fs at %s", o.Duration.Seconds(), o.Start.Format("15:04:05.000"))
+}
+
+// Outages lists every run of failures, in order.
+func (p *Probe) Outages() []Outage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Outage(nil), p.outages...)
+}
+
+// Errors are the first distinct errors the probe saw, to tell a refused
+// connection from a timeout.
+func (p *Probe) Errors() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.errors...)
+}
+
+func (p *Probe) noteError(err error) {
+	msg := err.Error()
+	if len(p.errors) < 5 && !slices.Contains(p.errors, msg) {
+		p.errors = append(p.errors, msg)
+	}
 }
 
 // Streak is how many requests in a row have succeeded.
@@ -91,6 +126,7 @@ func (c *Client) StartProbe(url string, interval, maxDuration time.Duration) *Pr
 			if err != nil {
 				p.failed++
 				p.streak = 0
+				p.noteError(err)
 				if failingSince.IsZero() {
 					failingSince = start
 				}
@@ -98,7 +134,9 @@ func (c *Client) StartProbe(url string, interval, maxDuration time.Duration) *Pr
 				p.ok++
 				p.streak++
 				if !failingSince.IsZero() {
-					p.outage = max(p.outage, time.Since(failingSince))
+					o := Outage{Start: failingSince, Duration: time.Since(failingSince)}
+					p.outages = append(p.outages, o)
+					p.outage = max(p.outage, o.Duration)
 					failingSince = time.Time{}
 				}
 			}
