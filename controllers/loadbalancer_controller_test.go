@@ -454,7 +454,7 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 		settle(t)
 		assertChanged(t, changedKeys(before, resourceVersions(t, lb)), names.KeepalivedConfigMap, "status")
 		record := desired.ParseVRRPRecord(configMap(t, ns, names.KeepalivedConfigMap))
-		if record.Priorities["pool-a"] != 100 || record.Priorities["pool-b"] != 90 || record.Priorities["pool-c"] != 80 {
+		if record.Priorities["pool-a"] != 100 || record.Priorities["pool-b"] != 50 || record.Priorities["pool-c"] != 25 {
 			t.Errorf("a new node reordered priorities: %v", record.Priorities)
 		}
 	})

@@ -169,7 +169,10 @@ type VRRPSpec struct {
 
 	// priorities pin the VRRP priority of named nodes; the highest healthy
 	// node holds the virtual IPs. Nodes not listed get stable derived
-	// priorities below 100 that do not change when nodes come and go.
+	// priorities of at most 100 (100, 50, 25, ... first) that do not change
+	// when nodes come and go. Keep pinned priorities at least 50 apart:
+	// backups with close priorities can both take over when the master
+	// fails, which costs clients a second.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +listType=map

@@ -34,7 +34,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 	var gate holdGate
 	failures := 0
 	for {
-		healthy, dead, backends := a.probe(ctx)
+		healthy, dead, backends, why := a.probe(ctx)
 		if healthy {
 			failures = 0
 		} else {
@@ -44,7 +44,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		if changed, err := track.write(faulty); err != nil {
 			log.Error(err, "Writing the track file failed")
 		} else if changed {
-			log.Info("HAProxy health changed", "healthy", !faulty)
+			log.Info("HAProxy health changed", "healthy", !faulty, "reason", why, "failures", failures)
 		}
 		held := gate.hold(time.Now(), !faulty, time.Duration(a.preemptDelay.Load()))
 		if changed, err := hold.write(held); err != nil {
@@ -118,28 +118,29 @@ func (a *Agent) unhealthy(dead bool, failures int) bool {
 }
 
 // probe reads HAProxy's stats. dead means nothing listens on the runtime
-// socket any more (connection refused or the socket is gone).
-func (a *Agent) probe(ctx context.Context) (healthy, dead bool, backends map[string]report.BackendCount) {
+// socket any more (connection refused or the socket is gone); why says
+// what was wrong, for the log.
+func (a *Agent) probe(ctx context.Context) (healthy, dead bool, backends map[string]report.BackendCount, why string) {
 	timeout := min(a.o.HealthInterval*3, time.Second)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out, err := haproxyapi.Command(ctx, a.o.Paths.RuntimeSocket(), "show stat")
 	if err != nil {
-		return false, errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT), nil
+		return false, errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT), nil, err.Error()
 	}
 	backends, ok := parseStats(out)
 	if !ok {
-		return false, false, nil
+		return false, false, nil, "unreadable stats"
 	}
 	if len(backends) == 0 {
-		return true, false, backends
+		return true, false, backends, ""
 	}
 	for _, b := range backends {
 		if b.Up > 0 {
-			return true, false, backends
+			return true, false, backends, ""
 		}
 	}
-	return false, false, backends
+	return false, false, backends, "no backend has a server up"
 }
 
 // parseStats counts servers up and in total per backend from `show stat`.

@@ -18,19 +18,19 @@ func TestAssign(t *testing.T) {
 		{
 			name:  "pinned wins, the rest derived in name order",
 			nodes: []string{"c", "a", "b"},
-			want:  map[string]int32{"a": 100, "b": 150, "c": 90},
+			want:  map[string]int32{"a": 100, "b": 150, "c": 50},
 		},
 		{
 			name:     "a new node does not reorder the others",
 			nodes:    []string{"a", "aa", "b", "c"},
-			previous: map[string]int32{"a": 100, "b": 150, "c": 90},
-			want:     map[string]int32{"a": 100, "aa": 80, "b": 150, "c": 90},
+			previous: map[string]int32{"a": 100, "b": 150, "c": 50},
+			want:     map[string]int32{"a": 100, "aa": 25, "b": 150, "c": 50},
 		},
 		{
 			name:     "a removed node frees its priority and moves nobody",
 			nodes:    []string{"b", "c"},
-			previous: map[string]int32{"a": 100, "b": 150, "c": 90},
-			want:     map[string]int32{"b": 150, "c": 90},
+			previous: map[string]int32{"a": 100, "b": 150, "c": 50},
+			want:     map[string]int32{"b": 150, "c": 50},
 		},
 		{
 			name:     "a previous priority now pinned by another node is reassigned",
@@ -49,10 +49,10 @@ func TestAssign(t *testing.T) {
 	}
 }
 
-func TestAssignSpacesDerivedPrioritiesThenFillsTheGaps(t *testing.T) {
+func TestAssignSpreadsDerivedPrioritiesThenFillsTheGaps(t *testing.T) {
 	nodes := []string{"n00", "n01", "n02", "n03", "n04", "n05", "n06", "n07", "n08", "n09", "n10", "n11"}
 	got := Assign(nil, nodes, nil)
-	want := []int32{100, 90, 80, 70, 60, 50, 40, 30, 20, 10, 99, 98}
+	want := []int32{100, 50, 25, 13, 7, 4, 2, 1, 99, 98, 97, 96}
 	for i, n := range nodes {
 		if got[n] != want[i] {
 			t.Errorf("%s: priority %d, want %d (all: %v)", n, got[n], want[i], got)

@@ -36,6 +36,7 @@ import (
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
 	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/render"
 	"github.com/hakeeper/hakeeper/internal/report"
 	"github.com/hakeeper/hakeeper/internal/testcert"
 	"github.com/hakeeper/hakeeper/internal/testenv"
@@ -286,6 +287,25 @@ func TestPreemptDelay(t *testing.T) {
 	lb := variant("delayed", addr)
 	lb.Spec.VRRP.PreemptDelaySeconds = ptr.To(int32(10))
 	createAndWait(t, l, lb)
+	// A new LoadBalancer's nodes are all held for the delay; node-a may be
+	// master at priority 1 by then. Wait until every hold is released and
+	// node-a leads on its real priority.
+	eventually(t, 60*time.Second, "every node's preempt hold released", func() error {
+		for i := range 3 {
+			hold := filepath.Join(l.PodDir(lab.NodeName(i), lb.Namespace, desired.NamesFor(lb).DaemonSet), "run", render.PreemptHoldFile)
+			if data, err := os.ReadFile(hold); err != nil || string(data) != "0\n" {
+				return fmt.Errorf("%s: %q %v", lab.NodeName(i), data, err)
+			}
+		}
+		return nil
+	})
+	waitActive(t, l, lb, lab.NodeName(0), 30*time.Second)
+	eventually(t, 30*time.Second, "node-a holding the VIP", func() error {
+		if !l.HoldsVIP(lab.NodeName(0), addr) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 	c := l.NewClient(200 * time.Millisecond)
 	probe := c.StartProbe("http://"+addr+"/", 10*time.Millisecond, 60*time.Second)
 	time.Sleep(500 * time.Millisecond)
