@@ -92,7 +92,7 @@ func run(ctx context.Context, binary string, unattended bool) error {
 	step("Failover: killing HAProxy on %s while the client probes the VIP every 10 ms", lab.NodeName(0))
 	probe := lab.NewProbeClient(l).StartProbe("http://"+vip+"/", 10*time.Millisecond, 30*time.Second)
 	time.Sleep(500 * time.Millisecond)
-	if err := l.Kill(lab.NodeName(0), lb, "haproxy"); err != nil {
+	if err := l.Kill(lab.NodeName(0), lb, "haproxy", 5*time.Second); err != nil {
 		return err
 	}
 	if err := waitActive(ctx, l, lb, lab.NodeName(1)); err != nil {

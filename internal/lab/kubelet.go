@@ -58,7 +58,13 @@ type container struct {
 	cmd     *exec.Cmd
 	stopped bool
 	exited  chan struct{}
+	// down is how long the next restart waits (the restart back-off).
+	down time.Duration
 }
+
+// restartBackoff is how long an exited container stays down unless a
+// Kill says otherwise.
+const restartBackoff = time.Second
 
 // wrap turns a container's command into one that runs in the node's
 // network namespace with the pod's volumes mounted. /run gets a private
@@ -280,9 +286,9 @@ func (k *kubelet) stopPod(p *pod) {
 }
 
 // kill sends SIGKILL to a container's processes, as a crash would; the
-// kubelet restarts it a second later. podKey is the DaemonSet's
-// namespace/name: a node runs one pod per LoadBalancer.
-func (k *kubelet) kill(podKey, container string) error {
+// kubelet restarts it after down (at least a second). podKey is the
+// DaemonSet's namespace/name: a node runs one pod per LoadBalancer.
+func (k *kubelet) kill(podKey, container string, down time.Duration) error {
 	k.mu.Lock()
 	p, ok := k.pods[podKey]
 	k.mu.Unlock()
@@ -294,6 +300,9 @@ func (k *kubelet) kill(podKey, container string) error {
 	p.mu.Unlock()
 	for _, c := range containers {
 		if c.name == container {
+			c.mu.Lock()
+			c.down = down
+			c.mu.Unlock()
 			return c.signal(syscall.SIGKILL)
 		}
 	}
@@ -328,7 +337,11 @@ func (c *container) start() error {
 		stopped := c.stopped
 		c.mu.Unlock()
 		if !stopped {
-			time.Sleep(time.Second) // the kubelet's restart back-off
+			c.mu.Lock()
+			down := max(c.down, restartBackoff)
+			c.down = 0
+			c.mu.Unlock()
+			time.Sleep(down) // the kubelet's restart back-off
 			c.mu.Lock()
 			stopped = c.stopped
 			c.mu.Unlock()

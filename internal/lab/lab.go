@@ -417,13 +417,15 @@ func (l *Lab) agentKubeconfig(ctx context.Context, namespace, serviceAccount, di
 }
 
 // Kill kills a container of a LoadBalancer's pod on a node (SIGKILL to its
-// process group); the lab kubelet restarts it a second later.
-func (l *Lab) Kill(node string, lb *v1alpha1.LoadBalancer, container string) error {
+// process group); the lab kubelet restarts it after down (at least a
+// second, as a kubelet's back-off would). A few seconds down give status
+// time to show the failover before a preempting node takes the VIP back.
+func (l *Lab) Kill(node string, lb *v1alpha1.LoadBalancer, container string, down time.Duration) error {
 	k, ok := l.kubelets[node]
 	if !ok {
 		return fmt.Errorf("no node %s", node)
 	}
-	return k.kill(lb.Namespace+"/"+desired.NamesFor(lb).DaemonSet, container)
+	return k.kill(lb.Namespace+"/"+desired.NamesFor(lb).DaemonSet, container, down)
 }
 
 // ClientCommand runs a program in the client's namespace, for load

@@ -50,6 +50,11 @@ var (
 
 const vip = lab.Prefix + "100"
 
+// crashDown is how long a killed container stays down: long enough for
+// status to show the failover before the node recovers and, with
+// preemption, takes the VIP back.
+const crashDown = 5 * time.Second
+
 func TestMain(m *testing.M) {
 	lab.MaybeRunBackend()
 	os.Exit(run(m))
@@ -214,7 +219,8 @@ func TestTrafficThroughTheVIP(t *testing.T) {
 func failover(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, want string, fault func() error) time.Duration {
 	t.Helper()
 	c := l.NewClient(200 * time.Millisecond)
-	probe := c.StartProbe("http://"+vip+"/", 10*time.Millisecond, 60*time.Second)
+	addr := strings.Split(lb.Spec.VirtualIPs[0], "/")[0]
+	probe := c.StartProbe("http://"+addr+"/", 10*time.Millisecond, 60*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	if err := fault(); err != nil {
 		probe.Stop()
@@ -227,7 +233,7 @@ func failover(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, want string, 
 		time.Sleep(50 * time.Millisecond)
 	}
 	outage, ok, failed := probe.Stop()
-	if _, err := c.Get(ctx, "http://"+vip+"/", ""); err != nil {
+	if _, err := c.Get(ctx, "http://"+addr+"/", ""); err != nil {
 		t.Fatalf("the VIP does not answer after failover: %v", err)
 	}
 	t.Logf("outage %.3fs (%d requests answered, %d failed)", outage.Seconds(), ok, failed)
@@ -241,17 +247,55 @@ func failover(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, want string, 
 func TestFailoverWhenHAProxyDies(t *testing.T) {
 	l := requireLab(t)
 	lb := applyWebsite(t, l)
-	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), lb, "haproxy") })
+	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), lb, "haproxy", crashDown) })
 	// The lab kubelet restarts HAProxy; with preemption on, node-a takes
 	// the VIP back.
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
 }
 
+// TestFailoverWhenKeepalivedDies uses preemption Disabled: the node whose
+// keepalived died gets it back a second later (the lab kubelet restarts
+// it) and must then stay a backup. (With preemption it would take the VIP
+// back within that second, too soon for status to be sure to show the
+// backup as master.)
 func TestFailoverWhenKeepalivedDies(t *testing.T) {
 	l := requireLab(t)
-	lb := applyWebsite(t, l)
-	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), lb, "keepalived") })
-	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+	addr := lab.Prefix + "107"
+	lb := variant("nopreempt", addr)
+	lb.Spec.VRRP.Preemption = v1alpha1.PreemptionDisabled
+	if err := l.Client.Create(ctx, lb); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Client.Delete(ctx, lb) })
+	// Without preemption, whichever node came up first leads.
+	var master string
+	eventually(t, 90*time.Second, "a master", func() error {
+		for i := range 3 {
+			if l.HoldsVIP(lab.NodeName(i), addr) {
+				master = lab.NodeName(i)
+				return nil
+			}
+		}
+		return errors.New("no node holds the VIP")
+	})
+	waitActive(t, l, lb, master, 30*time.Second)
+	next := lab.NodeName(0) // the highest priority (150) of the others
+	if master == next {
+		next = lab.NodeName(1)
+	}
+	failover(t, l, lb, next, func() error { return l.Kill(master, lb, "keepalived", crashDown) })
+	eventually(t, 30*time.Second, master+"'s keepalived back as a backup", func() error {
+		if r := nodeReport(t, l, lb, master); r.Role != v1alpha1.VRRPRoleBackup {
+			return fmt.Errorf("role %q", r.Role)
+		}
+		return nil
+	})
+	for range 20 { // two seconds: no preemption
+		if !l.HoldsVIP(next, addr) || l.HoldsVIP(master, addr) {
+			t.Fatalf("with preemption disabled the VIP moved back to %s", master)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func TestFailoverWhenTheMasterLeavesTheNetwork(t *testing.T) {
@@ -269,10 +313,10 @@ func TestFailoverWhenPrimaryAndStandbyDie(t *testing.T) {
 	l := requireLab(t)
 	lb := applyWebsite(t, l)
 	failover(t, l, lb, lab.NodeName(2), func() error {
-		if err := l.Kill(lab.NodeName(0), lb, "haproxy"); err != nil {
+		if err := l.Kill(lab.NodeName(0), lb, "haproxy", crashDown); err != nil {
 			return err
 		}
-		return l.Kill(lab.NodeName(1), lb, "haproxy")
+		return l.Kill(lab.NodeName(1), lb, "haproxy", crashDown)
 	})
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
 }
@@ -309,7 +353,7 @@ func TestPreemptDelay(t *testing.T) {
 	c := l.NewClient(200 * time.Millisecond)
 	probe := c.StartProbe("http://"+addr+"/", 10*time.Millisecond, 60*time.Second)
 	time.Sleep(500 * time.Millisecond)
-	if err := l.Kill(lab.NodeName(0), lb, "haproxy"); err != nil {
+	if err := l.Kill(lab.NodeName(0), lb, "haproxy", crashDown); err != nil {
 		probe.Stop()
 		t.Fatal(err)
 	}
@@ -837,7 +881,7 @@ func TestWithoutControlPlane(t *testing.T) {
 	c := lab.NewProbeClient(l)
 	probe := c.StartProbe("http://"+vip+"/", 10*time.Millisecond, time.Minute)
 	time.Sleep(2 * time.Second)
-	if err := l.Kill(lab.NodeName(0), lb, "haproxy"); err != nil {
+	if err := l.Kill(lab.NodeName(0), lb, "haproxy", crashDown); err != nil {
 		t.Fatal(err)
 	}
 	holds := func(node string) func() error {
