@@ -46,7 +46,11 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		} else if changed {
 			log.Info("HAProxy health changed", "healthy", !faulty, "reason", why, "failures", failures)
 		}
-		held := gate.hold(time.Now(), !faulty, time.Duration(a.preemptDelay.Load()))
+		now := time.Now()
+		if hold.setElsewhere() { // keepalived restarted: the delay starts over
+			gate.restart(now)
+		}
+		held := gate.hold(now, !faulty, time.Duration(a.preemptDelay.Load()))
 		if changed, err := hold.write(held); err != nil {
 			log.Error(err, "Writing the preempt hold file failed")
 		} else if changed {
@@ -68,6 +72,20 @@ type flagFile struct {
 	set  bool
 }
 
+// setElsewhere tells whether someone else set the file since the last
+// write: keepalived does, for the preempt hold, when it starts.
+func (f *flagFile) setElsewhere() bool {
+	if f.set {
+		return false
+	}
+	data, err := os.ReadFile(f.path)
+	if err != nil || strings.TrimSpace(string(data)) != "1" {
+		return false
+	}
+	f.set = true
+	return true
+}
+
 func (f *flagFile) write(set bool) (changed bool, err error) {
 	if set == f.set {
 		return false, nil
@@ -86,6 +104,13 @@ func (f *flagFile) write(set bool) (changed bool, err error) {
 // holdGate decides the preempt hold: a node is held until its HAProxy has
 // been healthy for the whole delay, without a break.
 type holdGate struct{ healthySince time.Time }
+
+// restart starts the delay over, as if the node had just become healthy.
+func (g *holdGate) restart(now time.Time) {
+	if !g.healthySince.IsZero() {
+		g.healthySince = now
+	}
+}
 
 func (g *holdGate) hold(now time.Time, healthy bool, delay time.Duration) bool {
 	if !healthy {

@@ -60,3 +60,33 @@ func TestFlagFileWritesOnlyChanges(t *testing.T) {
 		}
 	}
 }
+
+func TestARestartedKeepalivedIsHeldForTheWholeDelay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "preempt.hold")
+	f := flagFile{path: path, set: true}
+	var g holdGate
+	t0 := time.Unix(1000, 0)
+	delay := 10 * time.Second
+	g.hold(t0, true, delay)
+	if _, err := f.write(g.hold(t0.Add(delay), true, delay)); err != nil || f.set {
+		t.Fatalf("not released after the delay: set=%v err=%v", f.set, err)
+	}
+	if f.setElsewhere() {
+		t.Fatal("the agent's own 0 read as set elsewhere")
+	}
+	// keepalived restarts and writes 1 (init_file 1 overwrite).
+	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	restartAt := t0.Add(20 * time.Second)
+	if !f.setElsewhere() {
+		t.Fatal("keepalived's 1 went unnoticed")
+	}
+	g.restart(restartAt)
+	if !g.hold(restartAt.Add(9*time.Second), true, delay) {
+		t.Error("released before the delay after keepalived's restart")
+	}
+	if g.hold(restartAt.Add(delay), true, delay) {
+		t.Error("still held after the delay")
+	}
+}
