@@ -377,13 +377,29 @@ func TestPreemptDelay(t *testing.T) {
 		}
 		return nil
 	})
-	// Well inside the 10 s delay, node-a must not have preempted.
-	for range 30 {
-		if l.HoldsVIP(lab.NodeName(0), addr) {
-			t.Fatal("node-a took the VIP back during its preempt delay")
+	stayOff := func(when string) { // well inside the 10 s delay
+		for range 30 {
+			if l.HoldsVIP(lab.NodeName(0), addr) {
+				t.Fatalf("node-a took the VIP back during its preempt delay, %s", when)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	stayOff("after HAProxy recovered")
+	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+
+	// A restarted keepalived waits the delay too: it sets the hold file when
+	// it starts, and the agent starts the delay over.
+	if err := l.Kill(lab.NodeName(0), lb, "keepalived", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "node-b holding the VIP once node-a's keepalived is back", func() error {
+		if !l.HoldsVIP(lab.NodeName(1), addr) || l.HoldsVIP(lab.NodeName(0), addr) {
+			return fmt.Errorf("node-a %v, node-b %v", l.HoldsVIP(lab.NodeName(0), addr), l.HoldsVIP(lab.NodeName(1), addr))
+		}
+		return nil
+	})
+	stayOff("after keepalived restarted")
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
 }
 
