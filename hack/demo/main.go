@@ -18,11 +18,9 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/term"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/lab"
@@ -71,7 +69,7 @@ func run(ctx context.Context, binary string, unattended bool) error {
 	if err := l.Client.Create(ctx, lb); err != nil {
 		return err
 	}
-	if err := waitActive(ctx, l, lb, lab.NodeName(0)); err != nil {
+	if err := l.WaitActive(ctx, lb, lab.NodeName(0), 90*time.Second); err != nil {
 		return err
 	}
 	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
@@ -95,7 +93,7 @@ func run(ctx context.Context, binary string, unattended bool) error {
 	if err := l.Kill(lab.NodeName(0), lb, "haproxy", 5*time.Second); err != nil {
 		return err
 	}
-	if err := waitActive(ctx, l, lb, lab.NodeName(1)); err != nil {
+	if err := l.WaitActive(ctx, lb, lab.NodeName(1), 90*time.Second); err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(20 * time.Second); probe.Streak() < 100 && time.Now().Before(deadline); {
@@ -104,7 +102,7 @@ func run(ctx context.Context, binary string, unattended bool) error {
 	outage, ok, failed := probe.Stop()
 	fmt.Printf("    %s took over; the client saw an outage of %.3f s (%d requests answered, %d failed)\n", lab.NodeName(1), outage.Seconds(), ok, failed)
 	step("Recovery: the lab's kubelet restarts HAProxy; with preemption on, %s takes the VIP back", lab.NodeName(0))
-	if err := waitActive(ctx, l, lb, lab.NodeName(0)); err != nil {
+	if err := l.WaitActive(ctx, lb, lab.NodeName(0), 90*time.Second); err != nil {
 		return err
 	}
 	kubectl(kubeconfig, "get", "loadbalancers")
@@ -133,28 +131,6 @@ func demoLoadBalancer() *v1alpha1.LoadBalancer {
 				},
 			}},
 		},
-	}
-}
-
-func waitActive(ctx context.Context, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string) error {
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		got := &v1alpha1.LoadBalancer{}
-		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
-			return err
-		}
-		ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerReadyCondition)
-		if got.Status.ActiveNode == node && ready != nil && ready.Status == metav1.ConditionTrue {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s never became active: %+v", node, got.Status)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }
 

@@ -158,17 +158,9 @@ func applyWebsite(t *testing.T, l *lab.Lab) *v1alpha1.LoadBalancer {
 
 func waitActive(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, "LoadBalancer ready on "+node, func() error {
-		got := &v1alpha1.LoadBalancer{}
-		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
-			return err
-		}
-		ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerReadyCondition)
-		if got.Status.ActiveNode != node || ready == nil || ready.Status != metav1.ConditionTrue {
-			return fmt.Errorf("active %q, ready %+v, nodes %+v", got.Status.ActiveNode, ready, got.Status.Nodes)
-		}
-		return nil
-	})
+	if err := l.WaitActive(ctx, lb, node, timeout); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
