@@ -405,12 +405,7 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 			}
 			return nil
 		})
-		settle(t)
-		newCfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
-		if d := lineDiff(newCfg, oldCfg); strings.Count(d, "\n") != 0 {
-			t.Errorf("more than one line changed:\n%s", d)
-		}
-		assertChanged(t, changedKeys(before, resourceVersions(t, lb)), names.HAProxyConfigMap, "status")
+		assertOneHAProxyLineChanged(t, ns, lb, before, oldCfg)
 	})
 
 	t.Run("new endpoint fills a slot and moves nothing", func(t *testing.T) {
@@ -430,12 +425,7 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 			}
 			return nil
 		})
-		settle(t)
-		newCfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
-		if d := lineDiff(newCfg, oldCfg); strings.Count(d, "\n") != 0 {
-			t.Errorf("more than one line changed:\n%s", d)
-		}
-		assertChanged(t, changedKeys(before, resourceVersions(t, lb)), names.HAProxyConfigMap, "status")
+		assertOneHAProxyLineChanged(t, ns, lb, before, oldCfg)
 	})
 
 	t.Run("labelling a node adds it to keepalived only", func(t *testing.T) {
@@ -713,4 +703,18 @@ func TestAllocatedRouterIDsAreDistinct(t *testing.T) {
 	for _, lb := range lbs {
 		_ = k8s.Delete(ctx, lb)
 	}
+}
+
+// assertOneHAProxyLineChanged waits for the operator to settle, then checks
+// that haproxy.cfg differs from oldCfg in one line and that only the
+// HAProxy ConfigMap and the status were written.
+func assertOneHAProxyLineChanged(t *testing.T, ns string, lb *v1alpha1.LoadBalancer, before map[string]string, oldCfg string) {
+	t.Helper()
+	settle(t)
+	names := desired.NamesFor(lb)
+	newCfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+	if d := lineDiff(newCfg, oldCfg); strings.Count(d, "\n") != 0 {
+		t.Errorf("more than one line changed:\n%s", d)
+	}
+	assertChanged(t, changedKeys(before, resourceVersions(t, lb)), names.HAProxyConfigMap, "status")
 }

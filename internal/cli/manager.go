@@ -3,13 +3,8 @@ package cli
 import (
 	"context"
 	"flag"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/hakeeper/hakeeper/internal/manager"
 )
@@ -19,7 +14,7 @@ const DefaultDataPlaneImage = "ghcr.io/hakeeper/dataplane:latest"
 
 func runManager(ctx context.Context, args []string, s Streams) error {
 	var o manager.Options
-	var kubeconfig, pullPolicy string
+	var pullPolicy string
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.SetOutput(s.Err)
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (0 disables it)")
@@ -30,13 +25,12 @@ func runManager(ctx context.Context, args []string, s Streams) error {
 	fs.StringVar(&o.Namespace, "namespace", "", "watch only this namespace (default: all)")
 	fs.StringVar(&o.DataPlaneImage, "dataplane-image", DefaultDataPlaneImage, "image with haproxy, keepalived and the agent")
 	fs.StringVar(&pullPolicy, "image-pull-policy", "IfNotPresent", "pull policy of the data-plane image")
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
 	var qps float64
 	var burst int
 	fs.Float64Var(&qps, "kube-api-qps", 100, "requests per second to the API server")
 	fs.IntVar(&burst, "kube-api-burst", 200, "request burst to the API server")
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs) // --zap-log-level, --zap-devel, ...
+	var cluster clusterFlags
+	cluster.bind(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,20 +38,12 @@ func runManager(ctx context.Context, args []string, s Streams) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(s.Err)))
-	cfg, err := loadConfig(kubeconfig)
+	cfg, err := cluster.connect(s.Err)
 	if err != nil {
-		return fmt.Errorf("failed to load a kubeconfig: %w", err)
+		return err
 	}
 	// controller-runtime's default (20 requests per second) makes creating
 	// a hundred LoadBalancers, eight objects each, take most of a minute.
 	cfg.QPS, cfg.Burst = float32(qps), burst
 	return manager.Run(ctx, cfg, o)
-}
-
-func loadConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
-	}
-	return ctrl.GetConfig()
 }
