@@ -71,7 +71,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	orig := lb.DeepCopy()
 	s := &scope{lb: lb}
 	defer func() {
-		lb.Status = computeStatus(lb, s, retErr == nil)
+		lb.Status = computeStatus(lb, s, retErr)
 		// Write status only when it changed: a write per pass would fan out
 		// to every watcher.
 		if equality.Semantic.DeepEqual(orig.Status, lb.Status) {

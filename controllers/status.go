@@ -14,12 +14,15 @@ import (
 // computeStatus derives the whole status from this reconcile's facts and
 // the nodes' reports. It keeps lastTransitionTime where a condition did not
 // change, so an unchanged status compares equal and is not written.
-func computeStatus(lb *v1alpha1.LoadBalancer, s *scope, completed bool) v1alpha1.LoadBalancerStatus {
+// reconcileErr is the error that ended this reconcile, if any.
+func computeStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v1alpha1.LoadBalancerStatus {
 	st := *lb.Status.DeepCopy()
 	gen := lb.Generation
-	if !completed && !s.stopped() {
-		// A transient error: keep what we knew, retry with backoff.
-		setCondition(&st, gen, v1alpha1.LoadBalancerProgressingCondition, metav1.ConditionUnknown, v1alpha1.LoadBalancerPendingReason, "Reconcile failed and will be retried; see the operator's log")
+	if reconcileErr != nil && !s.stopped() {
+		// A transient error: keep what we knew, retry with backoff, and say
+		// why in the API's own words (a missing permission shows here).
+		setCondition(&st, gen, v1alpha1.LoadBalancerProgressingCondition, metav1.ConditionUnknown, v1alpha1.LoadBalancerReconcileErrorReason,
+			"Reconcile failed and will be retried: "+reconcileErr.Error())
 		return st
 	}
 	if s.stopped() {

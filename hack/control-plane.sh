@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the local control plane that envtest and the lab run on: Debian's
-# etcd and a kube-apiserver plus kubectl built from the k8s.io/kubernetes
-# module (envtest's prebuilt binaries cannot be downloaded here).
+# Installs the local cluster that envtest and the lab run on: Debian's etcd,
+# and kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and
+# kubectl built from the k8s.io/kubernetes module (envtest's prebuilt
+# binaries cannot be downloaded here). `--apiserver-only` builds only what
+# envtest needs (kube-apiserver, kubectl).
 #
 # Binaries are cached by version under $HAKEEPER_CACHE (default
 # ~/.cache/hakeeper) so a fresh clone does not rebuild them, and linked into
@@ -45,11 +47,14 @@ build() {
   mv "$cache/$name.tmp" "$cache/$name"
 }
 
+binaries=(kube-apiserver kubectl)
+[[ "${1:-}" == --apiserver-only ]] || binaries+=(kube-scheduler kube-controller-manager kubelet)
+
 install_etcd
-build kube-apiserver
-build kubectl
 mkdir -p "$assets"
-ln -sf "$cache/kube-apiserver" "$assets/kube-apiserver"
-ln -sf "$cache/kubectl" "$assets/kubectl"
+for name in "${binaries[@]}"; do
+  build "$name"
+  ln -sf "$cache/$name" "$assets/$name"
+done
 ln -sf "$(command -v etcd || echo /usr/bin/etcd)" "$assets/etcd"
 echo "Control plane $k8s_version ready in $assets"

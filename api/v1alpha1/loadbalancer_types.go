@@ -656,6 +656,10 @@ const (
 	LoadBalancerAvailableReason = "Available"
 	// LoadBalancerPendingReason: the first reconcile has not finished.
 	LoadBalancerPendingReason = "Pending"
+	// LoadBalancerReconcileErrorReason: the last reconcile failed (an API
+	// error such as a permission the operator lacks) and is retried with
+	// back-off; the message has the error.
+	LoadBalancerReconcileErrorReason = "ReconcileError"
 	// LoadBalancerRollingOutReason: nodes do not all run the current config.
 	LoadBalancerRollingOutReason = "RollingOut"
 	// LoadBalancerInvalidSpecReason: the spec failed validation the API

@@ -1,6 +1,8 @@
-// Command demo is `make demo`: a two-node lab with the local control plane
-// and the real manager, a LoadBalancer serving through its virtual IP, and
-// one failover with the outage a client saw. It cleans up on exit and on
+// Command demo is `make demo`: a real two-node cluster (kube-apiserver,
+// controller-manager, scheduler; containerd and a kubelet per node), hakeeper
+// installed with `kubectl apply -k` from the images `make images` built, a
+// LoadBalancer serving through its virtual IP, and one failover with the
+// outage a client saw. It cleans up on exit and on
 // Ctrl-C. On a terminal it waits for Ctrl-C before cleaning up, unless
 // -unattended (or no terminal, as in CI).
 package main
@@ -29,12 +31,11 @@ import (
 
 func main() {
 	lab.MaybeRunBackend()
-	binary := flag.String("hakeeper", "bin/hakeeper", "the hakeeper binary (make build)")
 	unattended := flag.Bool("unattended", !term.IsTerminal(int(os.Stdin.Fd())), "finish without waiting for Ctrl-C")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *binary, *unattended)
+	err := run(ctx, *unattended)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
@@ -46,23 +47,27 @@ const vip = lab.Prefix + "100"
 
 func step(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
 
-func run(ctx context.Context, binary string, unattended bool) error {
-	binary, err := filepath.Abs(binary)
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, unattended bool) error {
 	dir, err := os.MkdirTemp("", "hakeeper-demo")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	step("Starting the control plane, the manager and a two-node lab (network namespaces on a bridge, 198.18.0.0/24)")
-	l, err := lab.Start(ctx, lab.Config{Nodes: 2, Backends: 2, Binary: binary, Dir: dir,
+	step("Starting a cluster: control plane, two nodes with containerd and a kubelet each (network namespaces on a bridge, 198.18.0.0/24); installing hakeeper with kubectl apply -k config/default")
+	start := time.Now()
+	l, err := lab.Start(ctx, lab.Config{Nodes: 2, Backends: 2, Dir: dir,
 		NodeLabels: map[string]string{"hakeeper.io/edge": "true"}})
 	if err != nil {
+		if l != nil {
+			fmt.Fprintf(os.Stderr, "demo: logs of every process were in %s\n", dir)
+		}
 		return err
 	}
 	defer func() { step("Cleaning up"); l.Close() }()
+	fmt.Printf("    cluster up and hakeeper installed in %.1f s\n", time.Since(start).Seconds())
+	kubeconfig := l.AdminKubeconfig
+	kubectl(kubeconfig, "get", "nodes", "-o", "wide")
+	kubectl(kubeconfig, "get", "pods", "-n", lab.OperatorNamespace, "-o", "wide")
 
 	lb := demoLoadBalancer()
 	step("Applying LoadBalancer %s: VIP %s, backends %s and %s", lb.Name, vip, lab.BackendAddr(0), lab.BackendAddr(1))
@@ -72,8 +77,8 @@ func run(ctx context.Context, binary string, unattended bool) error {
 	if err := l.WaitActive(ctx, lb, lab.NodeName(0), 90*time.Second); err != nil {
 		return err
 	}
-	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
-	step("kubectl get loadbalancers")
+	step("kubectl get loadbalancers; the data plane's pods")
+	kubectl(kubeconfig, "get", "pods", "-n", lb.Namespace, "-o", "wide")
 	kubectl(kubeconfig, "get", "loadbalancers", "-o", "wide")
 	kubectl(kubeconfig, "get", "loadbalancer", lb.Name, "-o", "jsonpath={range .status.nodes[*]}{.name}{\"\\t\"}{.role}{\"\\tpriority \"}{.priority}{\"\\n\"}{end}")
 
@@ -90,7 +95,7 @@ func run(ctx context.Context, binary string, unattended bool) error {
 	step("Failover: killing HAProxy on %s while the client probes the VIP every 10 ms", lab.NodeName(0))
 	probe := lab.NewProbeClient(l).StartProbe("http://"+vip+"/", 10*time.Millisecond, 30*time.Second)
 	time.Sleep(500 * time.Millisecond)
-	if err := l.Kill(lab.NodeName(0), lb, "haproxy", 5*time.Second); err != nil {
+	if err := l.Kill(lab.NodeName(0), lb, "haproxy"); err != nil {
 		return err
 	}
 	if err := l.WaitActive(ctx, lb, lab.NodeName(1), 90*time.Second); err != nil {
@@ -101,7 +106,8 @@ func run(ctx context.Context, binary string, unattended bool) error {
 	}
 	outage, ok, failed := probe.Stop()
 	fmt.Printf("    %s took over; the client saw an outage of %.3f s (%d requests answered, %d failed)\n", lab.NodeName(1), outage.Seconds(), ok, failed)
-	step("Recovery: the lab's kubelet restarts HAProxy; with preemption on, %s takes the VIP back", lab.NodeName(0))
+	kubectl(kubeconfig, "get", "loadbalancers")
+	step("Recovery: %s's kubelet restarts HAProxy; %s takes the VIP back once healthy for the preempt delay (5 s)", lab.NodeName(0), lab.NodeName(0))
 	if err := l.WaitActive(ctx, lb, lab.NodeName(0), 90*time.Second); err != nil {
 		return err
 	}
@@ -119,9 +125,13 @@ func demoLoadBalancer() *v1alpha1.LoadBalancer {
 		Spec: v1alpha1.LoadBalancerSpec{
 			VirtualIPs:   []string{vip + "/24"},
 			NodeSelector: map[string]string{"hakeeper.io/edge": "true"},
-			VRRP:         v1alpha1.VRRPSpec{Priorities: []v1alpha1.NodePriority{{Node: lab.NodeName(0), Priority: 150}}},
-			HAProxy:      v1alpha1.HAProxySpec{MaxConnections: ptr.To(int32(4000))},
-			Listeners:    []v1alpha1.Listener{{Name: "http", Port: 80, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web"}},
+			// The preempt delay keeps a recovered node a backup until it has
+			// been healthy for 5 s (it never slows a failover), so status
+			// shows the failover before the VIP moves back.
+			VRRP: v1alpha1.VRRPSpec{Priorities: []v1alpha1.NodePriority{{Node: lab.NodeName(0), Priority: 150}},
+				PreemptDelaySeconds: ptr.To(int32(5))},
+			HAProxy:   v1alpha1.HAProxySpec{MaxConnections: ptr.To(int32(4000))},
+			Listeners: []v1alpha1.Listener{{Name: "http", Port: 80, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web"}},
 			Backends: []v1alpha1.Backend{{
 				Name:        "web",
 				HealthCheck: &v1alpha1.HealthCheck{Type: v1alpha1.HealthCheckHTTP, Path: "/healthz", IntervalMilliseconds: ptr.To(int32(500))},

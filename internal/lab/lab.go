@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,20 +15,15 @@ import (
 	"syscall"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
+	apiruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/leftovers"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
@@ -39,33 +32,37 @@ import (
 type Config struct {
 	// Nodes and Backends count the namespaces that play them.
 	Nodes, Backends int
-	// Binary is the hakeeper binary under test (manager and agent).
-	Binary string
-	// Dir holds per-node folders, logs and kubeconfigs.
+	// Dir holds the cluster's files, each node's containerd and kubelet,
+	// and every log.
 	Dir string
 	// NodeLabels go on every lab Node.
 	NodeLabels map[string]string
+	// Images are the built images (LoadImages(ImagesFile()) by default).
+	Images *Images
+	// SkipOperator leaves hakeeper uninstalled (InstallOperator installs it).
+	SkipOperator bool
 }
 
-// Lab is a running lab.
+// Lab is a running lab: a real cluster of Config.Nodes nodes with
+// hakeeper installed.
 type Lab struct {
-	Env    *testenv.Env
-	Client client.Client
+	// Client and Config act as the cluster's admin.
+	Client          client.Client
+	Config          *rest.Config
+	Clientset       kubernetes.Interface
+	AdminKubeconfig string
 
-	cfg       Config
-	binary    string
-	dir       string
-	net       *network
-	apiPort   string
-	adminKube string
-	clientset kubernetes.Interface
+	cfg    Config
+	dir    string
+	assets string
+	images Images
+	net    *network
+	cp     *controlPlane
+	nodes  []*node
+	lock   *os.File
 
-	procs    []*exec.Cmd // backends and the manager
-	manager  *exec.Cmd
-	proxies  []*apiProxy
-	kubelets map[string]*kubelet
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
+	mu       sync.Mutex
+	backends []*exec.Cmd
 }
 
 // NodeName, NodeAddr, BackendName and BackendAddr name the lab's hosts.
@@ -77,39 +74,61 @@ func BackendAddr(i int) string { return Prefix + strconv.Itoa(21+i) }
 // ClientAddr is the client's address.
 const ClientAddr = Prefix + "50"
 
-// Start builds the network, the control plane, the manager and the lab
-// kubelets. Close undoes all of it, also after a failed Start.
+// lockPath serialises labs on a machine: they share the API server's
+// address and port on the host.
+const lockPath = "/run/hakeeper-lab.lock"
+
+// Start builds the network, the control plane and the nodes (containerd
+// and a kubelet each, the images imported), and installs hakeeper with
+// kustomize. Close undoes all of it, also after a failed Start.
 func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if os.Geteuid() != 0 {
-		return nil, errors.New("the lab needs root: it creates network namespaces")
+		return nil, errors.New("the lab needs root: it creates network namespaces, cgroups and mounts")
 	}
-	for _, what := range leftovers.Reap(namespaceOwner) {
-		fmt.Fprintf(os.Stderr, "lab: removed leftover %s\n", what)
-	}
-	l = &Lab{cfg: cfg, binary: cfg.Binary, dir: cfg.Dir, kubelets: map[string]*kubelet{}}
+	l = &Lab{cfg: cfg, dir: cfg.Dir}
 	l.net = &network{prefix: fmt.Sprintf("hk%d-", os.Getpid())}
 	defer func() {
 		if err != nil {
 			l.Close()
 		}
 	}()
+	if l.lock, err = os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600); err != nil {
+		return l, err
+	}
+	if err := syscall.Flock(int(l.lock.Fd()), syscall.LOCK_EX); err != nil {
+		return l, fmt.Errorf("waiting for another lab to end: %w", err)
+	}
+	for _, what := range leftovers.Reap(namespaceOwner) {
+		fmt.Fprintf(os.Stderr, "lab: removed leftover %s\n", what)
+	}
+	for _, what := range reapPodNamespaces() {
+		fmt.Fprintf(os.Stderr, "lab: removed leftover %s\n", what)
+	}
+	if cfg.Images != nil {
+		l.images = *cfg.Images
+	} else if l.images, err = LoadImages(ImagesFile()); err != nil {
+		return l, err
+	}
+	l.assets = os.Getenv("KUBEBUILDER_ASSETS")
+	if l.assets == "" {
+		l.assets = filepath.Join(testenv.RepoRoot(), "bin", "k8s")
+	}
+	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl", "etcd"} {
+		if _, err := os.Stat(filepath.Join(l.assets, b)); err != nil {
+			return l, fmt.Errorf("no %s in %s: run hack/control-plane.sh (make test does): %w", b, l.assets, err)
+		}
+	}
+	if err := leftovers.RecordDirs(l.dir); err != nil {
+		return l, err
+	}
 	if err := l.startNetwork(); err != nil {
 		return l, err
 	}
-	if l.Env, err = testenv.Start(); err != nil {
+	if l.cp, err = startControlPlane(ctx, filepath.Join(l.dir, "control-plane"), l.assets); err != nil {
 		return l, err
 	}
-	l.Client = l.Env.Client
-	if l.clientset, err = kubernetes.NewForConfig(l.Env.Config); err != nil {
-		return l, err
-	}
-	u, err := url.Parse(l.Env.Config.Host)
-	if err != nil {
-		return l, err
-	}
-	l.apiPort = u.Port()
-	l.adminKube = filepath.Join(l.dir, "admin.kubeconfig")
-	if err := l.Env.WriteKubeconfig(l.adminKube); err != nil {
+	l.AdminKubeconfig = l.cp.admin
+	if err := l.connect(); err != nil {
 		return l, err
 	}
 	for i := range cfg.Backends {
@@ -117,23 +136,40 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 			return l, err
 		}
 	}
-	if err := l.StartManager(); err != nil {
+	if err := l.startNodes(ctx); err != nil {
 		return l, err
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	l.stop = cancel
-	for i := range cfg.Nodes {
-		if err := l.addNode(ctx, i); err != nil {
-			return l, err
-		}
+	if cfg.SkipOperator {
+		return l, nil
 	}
-	l.wg.Add(1)
-	go func() { defer l.wg.Done(); l.runKubelets(runCtx) }()
-	return l, nil
+	return l, l.InstallOperator(ctx)
+}
+
+func (l *Lab) connect() error {
+	var err error
+	if l.Config, err = clientcmd.BuildConfigFromFlags("", l.AdminKubeconfig); err != nil {
+		return err
+	}
+	scheme := apiruntime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if l.Client, err = client.New(l.Config, client.Options{Scheme: scheme}); err != nil {
+		return err
+	}
+	l.Clientset, err = kubernetes.NewForConfig(l.Config)
+	return err
 }
 
 func (l *Lab) startNetwork() error {
 	if err := l.net.create(); err != nil {
+		return err
+	}
+	// The host's end of the bridge: the control plane listens there.
+	if err := l.net.addHostPort(APIServerAddr); err != nil {
 		return err
 	}
 	for i := range l.cfg.Nodes {
@@ -147,6 +183,115 @@ func (l *Lab) startNetwork() error {
 		}
 	}
 	return l.net.addHost("client", ClientAddr)
+}
+
+// startNodes starts every node's containerd and kubelet, side by side,
+// and waits for the nodes to register and become Ready.
+func (l *Lab) startNodes(ctx context.Context) error {
+	for i := range l.cfg.Nodes {
+		n := &node{name: NodeName(i), index: i, addr: NodeAddr(i), ns: l.net.ns(NodeName(i)),
+			dir: filepath.Join(l.dir, NodeName(i)), cgroupRoot: "/" + l.net.ns(NodeName(i))}
+		l.nodes = append(l.nodes, n)
+		if err := leftovers.RecordCgroups(n.cgroupRoot); err != nil {
+			return err
+		}
+		if err := leftovers.RecordDirs(filepath.Join("/var/lib/cni/networks", n.cniNetwork())); err != nil {
+			return err
+		}
+	}
+	errs := make([]error, len(l.nodes))
+	var wg sync.WaitGroup
+	for i, n := range l.nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = l.startNode(ctx, n) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return l.waitNodesReady(ctx, 2*time.Minute)
+}
+
+func (l *Lab) startNode(ctx context.Context, n *node) error {
+	if err := n.createCgroups(); err != nil {
+		return err
+	}
+	if err := n.writeConfigs(l.images.Pause, l.cp.pki.path("ca.crt")); err != nil {
+		return err
+	}
+	kubeconfig, err := l.cp.pki.kubeconfig("kubelet-"+n.name, "system:node:"+n.name, []string{"system:nodes"},
+		fmt.Sprintf("https://%s:%d", APIServerAddr, APIServerPort))
+	if err != nil {
+		return err
+	}
+	if err := l.net.routeKubernetesService(n.name); err != nil {
+		return err
+	}
+	if err := n.startContainerd(ctx); err != nil {
+		return err
+	}
+	for _, a := range l.images.archives() {
+		if err := n.importImage(ctx, a); err != nil {
+			return err
+		}
+	}
+	return n.startKubelet(l.assets, kubeconfig)
+}
+
+// waitNodesReady waits for every node to be Ready, then labels them as an
+// admin would.
+func (l *Lab) waitNodesReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, n := range l.nodes {
+		for {
+			var err error
+			node := &corev1.Node{}
+			if err = l.Client.Get(ctx, client.ObjectKey{Name: n.name}, node); err == nil {
+				if ready(node) {
+					break
+				}
+				err = fmt.Errorf("conditions %+v", node.Status.Conditions)
+			}
+			if n.kubelet.exited() {
+				return fmt.Errorf("the kubelet of %s exited: %s", n.name, tail(n.path("kubelet.log"), 3000))
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s not Ready within %v: %v", n.name, timeout, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if len(l.cfg.NodeLabels) > 0 {
+			if err := l.LabelNode(ctx, n.name, l.cfg.NodeLabels); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func ready(node *corev1.Node) bool {
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// LabelNode sets labels on a node.
+func (l *Lab) LabelNode(ctx context.Context, name string, labels map[string]string) error {
+	node := &corev1.Node{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(node.DeepCopy())
+	if node.Labels == nil {
+		node.Labels = map[string]string{}
+	}
+	for k, v := range labels {
+		node.Labels[k] = v
+	}
+	return l.Client.Patch(ctx, node, patch)
 }
 
 // startBackend runs this very binary as an HTTP backend in its namespace
@@ -163,8 +308,10 @@ func (l *Lab) startBackend(i int) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	l.procs = append(l.procs, cmd)
-	return nil
+	l.mu.Lock()
+	l.backends = append(l.backends, cmd)
+	l.mu.Unlock()
+	return recordProcesses()
 }
 
 // SetBackendHealthy makes a backend's /healthz pass or fail.
@@ -176,256 +323,62 @@ func (l *Lab) SetBackendHealthy(i int, healthy bool) error {
 	return os.WriteFile(path, nil, 0o644)
 }
 
-// StartManager runs `hakeeper manager` as its own process.
-func (l *Lab) StartManager() error {
-	log, err := os.OpenFile(filepath.Join(l.dir, "manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(l.binary, "manager", "--kubeconfig="+l.adminKube, "--metrics-bind-address=0",
-		"--health-probe-bind-address=0", "--dataplane-image=hakeeper/dataplane:lab")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	l.manager = cmd
-	return l.recordProcesses()
-}
-
 // namespaceOwner matches the lab's namespace names; its group is the pid
 // of the test process that made them (see network.prefix).
 var namespaceOwner = regexp.MustCompile(`^hk([0-9]+)-`)
 
 // recordProcesses notes the lab's processes outside its namespaces (the
-// control plane and the manager), so that a later run can remove them if
-// this one is killed before Close.
-func (l *Lab) recordProcesses() error {
+// control plane, containerd, kubelets, backends), so that a later run can
+// remove them if this one is killed before Close.
+func recordProcesses() error {
 	if err := leftovers.RecordChildren(); err != nil {
 		return fmt.Errorf("recording the lab's processes: %w", err)
 	}
 	return nil
 }
 
-// StopManager stops the operator.
-func (l *Lab) StopManager() {
-	if l.manager != nil {
-		terminate(l.manager)
-		l.manager = nil
-	}
-}
-
-// StopControlPlane takes the control plane away: the manager stops, the
-// nodes' API endpoints close with every connection through them (agents
-// see their watches cut and connections refused, as when the API server
-// is down), and the API server and etcd are stopped. A slow graceful
-// shutdown of the API server is reported but not an error: it is
-// unreachable by then anyway.
+// StopControlPlane takes the control plane away: the scheduler, the
+// controller manager, the API server and etcd stop. The nodes' kubelets
+// and containers keep running, as on a cluster whose control plane is
+// down, and the agents see their watches cut and connections refused.
 func (l *Lab) StopControlPlane() error {
-	l.StopManager()
-	for _, p := range l.proxies {
-		p.close()
+	if l.cp == nil {
+		return errors.New("no control plane")
 	}
-	l.proxies = nil
-	env := l.Env
-	l.Env = nil
-	if err := env.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "lab: stopping the API server: %v\n", err)
-	}
+	l.cp.stop()
 	return nil
 }
 
-func terminate(cmd *exec.Cmd) {
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+func (l *Lab) node(name string) (*node, error) {
+	for _, n := range l.nodes {
+		if n.name == name {
+			return n, nil
+		}
 	}
+	return nil, fmt.Errorf("no node %s", name)
 }
 
-// addNode creates the Node object, an API server endpoint inside the node's
-// namespace (a proxy to the real one, whose certificate names 127.0.0.1),
-// and the node's kubelet.
-func (l *Lab) addNode(ctx context.Context, i int) error {
-	name, addr := NodeName(i), NodeAddr(i)
-	ln, err := listen(l.net.ns(name), "127.0.0.1:"+l.apiPort)
+// StopRuntime stops a node's kubelet and containerd; its containers keep
+// running, as on a node whose agents crashed.
+func (l *Lab) StopRuntime(name string) error {
+	n, err := l.node(name)
 	if err != nil {
 		return err
 	}
-	p := &apiProxy{ln: ln, conns: map[net.Conn]bool{}}
-	l.proxies = append(l.proxies, p)
-	go p.serve("127.0.0.1:" + l.apiPort)
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l.cfg.NodeLabels}}
-	if err := l.Client.Create(ctx, node); err != nil {
-		return err
-	}
-	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: addr}, {Type: corev1.NodeHostName, Address: name}}
-	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
-	if err := l.Client.Status().Update(ctx, node); err != nil {
-		return err
-	}
-	dir := filepath.Join(l.dir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	l.kubelets[name] = &kubelet{lab: l, node: name, addr: addr, ns: l.net.ns(name), dir: dir, pods: map[string]*pod{}}
+	n.stopRuntime()
 	return nil
 }
 
-// apiProxy is a node's endpoint for the API server.
-type apiProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-}
-
-func (p *apiProxy) serve(target string) {
-	for {
-		conn, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		go p.forward(conn, target)
-	}
-}
-
-func (p *apiProxy) forward(conn net.Conn, target string) {
-	up, err := net.Dial("tcp", target)
+// StartRuntime starts a node's containerd and kubelet again.
+func (l *Lab) StartRuntime(ctx context.Context, name string) error {
+	n, err := l.node(name)
 	if err != nil {
-		_ = conn.Close()
-		return
+		return err
 	}
-	if !p.track(conn, up) {
-		return
+	if err := n.startContainerd(ctx); err != nil {
+		return err
 	}
-	defer p.untrack(conn, up)
-	go func() { _, _ = io.Copy(up, conn); _ = up.(*net.TCPConn).CloseWrite() }()
-	_, _ = io.Copy(conn, up)
-}
-
-// track registers both ends of a connection; false when the proxy is
-// already closed (and the connection is).
-func (p *apiProxy) track(conns ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conns == nil {
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		return false
-	}
-	for _, c := range conns {
-		p.conns[c] = true
-	}
-	return true
-}
-
-func (p *apiProxy) untrack(conns ...net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-		delete(p.conns, c)
-	}
-}
-
-// close stops accepting and cuts every open connection, agents' watches
-// included, as an API server that went away would: the API server then
-// has no long-running request to wait for when it stops.
-func (p *apiProxy) close() {
-	_ = p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-// runKubelets syncs every node with the DaemonSets, as kubelets watching
-// their pods would, until the lab stops or the API server goes away.
-func (l *Lab) runKubelets(ctx context.Context) {
-	for {
-		if env := l.Env; env != nil {
-			l.syncKubelets(ctx)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func (l *Lab) syncKubelets(ctx context.Context) {
-	var sets appsv1.DaemonSetList
-	if err := l.Client.List(ctx, &sets); err != nil {
-		return
-	}
-	sets.Items = l.collectGarbage(ctx, sets.Items)
-	for name, k := range l.kubelets {
-		node := &corev1.Node{}
-		if err := l.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
-			continue
-		}
-		if err := k.sync(ctx, sets.Items, node); err != nil {
-			fmt.Fprintf(os.Stderr, "lab kubelet %s: %v\n", name, err)
-		}
-	}
-}
-
-// collectGarbage plays the garbage collector envtest lacks: a DaemonSet
-// whose LoadBalancer is gone is deleted, so its pods stop.
-func (l *Lab) collectGarbage(ctx context.Context, sets []appsv1.DaemonSet) []appsv1.DaemonSet {
-	var live []appsv1.DaemonSet
-	for _, ds := range sets {
-		owner := metav1.GetControllerOf(&ds)
-		if owner != nil && owner.Kind == "LoadBalancer" {
-			lb := &metav1.PartialObjectMetadata{}
-			lb.SetGroupVersionKind(schema.FromAPIVersionAndKind(owner.APIVersion, owner.Kind))
-			err := l.Client.Get(ctx, client.ObjectKey{Namespace: ds.Namespace, Name: owner.Name}, lb)
-			if apierrors.IsNotFound(err) || (err == nil && lb.UID != owner.UID) {
-				_ = l.Client.Delete(ctx, &ds)
-				continue
-			}
-		}
-		live = append(live, ds)
-	}
-	return live
-}
-
-// agentKubeconfig gives a pod's containers the identity of their
-// ServiceAccount (a token from the TokenRequest API), reaching the API
-// server through the node namespace's proxy.
-func (l *Lab) agentKubeconfig(ctx context.Context, namespace, serviceAccount, dir string) (string, error) {
-	tr, err := l.clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, serviceAccount,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))}}, metav1.CreateOptions{})
-	if err != nil {
-		return "", fmt.Errorf("failed to get a token for %s/%s: %w", namespace, serviceAccount, err)
-	}
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["lab"] = &clientcmdapi.Cluster{Server: l.Env.Config.Host, CertificateAuthorityData: l.Env.Config.CAData}
-	cfg.AuthInfos["agent"] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
-	cfg.Contexts["lab"] = &clientcmdapi.Context{Cluster: "lab", AuthInfo: "agent", Namespace: namespace}
-	cfg.CurrentContext = "lab"
-	path := filepath.Join(dir, "kubeconfig")
-	return path, clientcmd.WriteToFile(*cfg, path)
-}
-
-// Kill kills a container of a LoadBalancer's pod on a node (SIGKILL to its
-// process group); the lab kubelet restarts it after down (at least a
-// second, as a kubelet's back-off would). A few seconds down give status
-// time to show the failover before a preempting node takes the VIP back.
-func (l *Lab) Kill(node string, lb *v1alpha1.LoadBalancer, container string, down time.Duration) error {
-	k, ok := l.kubelets[node]
-	if !ok {
-		return fmt.Errorf("no node %s", node)
-	}
-	return k.kill(lb.Namespace+"/"+desired.NamesFor(lb).DaemonSet, container, down)
+	return n.startKubelet(l.assets, l.cp.pki.path("kubelet-"+n.name+".kubeconfig"))
 }
 
 // ClientCommand runs a program in the client's namespace, for load
@@ -434,42 +387,54 @@ func (l *Lab) ClientCommand(ctx context.Context, argv ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.net.ns("client")}, argv...)...)
 }
 
+// NodeCommand runs a program in a node's network namespace (and the
+// host's mount namespace).
+func (l *Lab) NodeCommand(ctx context.Context, name string, argv ...string) (*exec.Cmd, error) {
+	n, err := l.node(name)
+	if err != nil {
+		return nil, err
+	}
+	args := n.inNamespace(argv...)
+	return exec.CommandContext(ctx, args[0], args[1:]...), nil
+}
+
 // SetLink pulls or plugs a node's network cable.
 func (l *Lab) SetLink(node string, up bool) error { return l.net.setLink(node, up) }
 
-// Close stops everything the lab started and removes its namespaces.
+// Close stops everything the lab started and removes its namespaces,
+// cgroups, mounts and folders.
 func (l *Lab) Close() {
-	if l.stop != nil {
-		l.stop()
-		l.wg.Wait()
+	for _, n := range l.nodes {
+		n.stopRuntime()
 	}
-	for _, k := range l.kubelets {
-		k.mu.Lock()
-		pods := k.pods
-		k.pods = map[string]*pod{}
-		k.mu.Unlock()
-		for _, p := range pods {
-			k.stopPod(p)
-		}
+	// What the kubelets ran (containers, their shims) is in the nodes'
+	// cgroups and namespaces, removed by name.
+	if l.cp != nil {
+		l.cp.stop()
 	}
-	l.StopManager()
-	for _, p := range l.procs {
-		terminate(p)
+	l.mu.Lock()
+	for _, b := range l.backends {
+		_ = syscall.Kill(-b.Process.Pid, syscall.SIGTERM)
+		_ = b.Wait()
 	}
-	for _, p := range l.proxies {
-		p.close()
-	}
-	if l.Env != nil {
-		_ = l.Env.Stop()
-	}
+	l.backends = nil
+	l.mu.Unlock()
+	// Containers' shims and host-network containers live in the nodes'
+	// namespaces; every container is in its node's cgroup root.
 	l.net.destroy()
+	for _, n := range l.nodes {
+		leftovers.RemoveCgroup(n.cgroupRoot)
+		leftovers.RemoveDir(filepath.Join("/var/lib/cni/networks", n.cniNetwork()))
+		// The images and snapshots go; the logs stay for a look.
+		leftovers.RemoveDir(n.path("containerd"))
+		leftovers.RemoveDir(n.path("kubelet"))
+	}
+	reapPodNamespaces()
+	leftovers.Unmount(l.dir)
 	leftovers.Forget()
-}
-
-// PodDir is where a node keeps a pod's volumes: PodDir/run holds HAProxy's
-// sockets, reachable from the test process.
-func (l *Lab) PodDir(node, namespace, daemonSet string) string {
-	return filepath.Join(l.dir, node, namespace, daemonSet)
+	if l.lock != nil {
+		_ = l.lock.Close()
+	}
 }
 
 // HoldsVIP tells whether a node's eth0 carries addr, asking the kernel
@@ -478,3 +443,13 @@ func (l *Lab) HoldsVIP(node, addr string) bool {
 	out, err := exec.Command("ip", "-n", l.net.ns(node), "-o", "addr", "show", "dev", "eth0").Output()
 	return err == nil && strings.Contains(string(out), " "+addr+"/")
 }
+
+// Pods lists the pods of a namespace with the given labels.
+func (l *Lab) Pods(ctx context.Context, namespace string, labels map[string]string) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	err := l.Client.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels(labels))
+	return pods.Items, err
+}
+
+// Dir is the lab's folder (logs of every process, each node's files).
+func (l *Lab) Dir() string { return l.dir }

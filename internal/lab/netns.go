@@ -1,11 +1,15 @@
-// Package lab runs hakeeper end to end on one Linux machine: network
-// namespaces joined by a bridge play the nodes, the backends and a client;
-// the local control plane and the real manager run as processes; and the
-// lab plays kubelet for the operator's DaemonSet, running each pod's
-// containers (real haproxy, keepalived and agent) in its node's namespace.
+// Package lab runs hakeeper end to end on one Linux machine, on a real
+// cluster: network namespaces joined by a bridge play the nodes, the
+// backends and a client; etcd, kube-apiserver, kube-controller-manager and
+// kube-scheduler run on the host; each node runs its own containerd and
+// kubelet, with pod networking from Debian's CNI plugins; and hakeeper is
+// installed from the images built by `make images` with
+// `kubectl apply -k`, so the manager and the data plane run as the pods a
+// cluster would run.
 //
 // Addresses come from 198.18.0.0/15 only, no namespace has a default
-// route, and everything the lab creates is removed by name and pid.
+// route, and everything the lab creates is removed by name and pid, also
+// after a killed run (see internal/leftovers).
 package lab
 
 import (
@@ -18,6 +22,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hakeeper/hakeeper/internal/leftovers"
 )
 
 // Subnet of the lab network; every address below is in it.
@@ -79,6 +85,44 @@ func (n *network) addHost(host, addr string) error {
 	return nil
 }
 
+// addHostPort plugs the host itself into the bridge with addr, so the
+// control plane on the host is reachable from every node. The host's end
+// goes when the switch's namespace is deleted.
+func (n *network) addHostPort(addr string) error {
+	host, sw := n.prefix+"h", n.ns("sw")
+	steps := [][]string{
+		{"link", "add", host, "type", "veth", "peer", "name", "vhost", "netns", sw},
+		{"addr", "add", fmt.Sprintf("%s/%d", addr, PrefixLen), "dev", host},
+		{"link", "set", host, "up"},
+		{"-n", sw, "link", "set", "vhost", "master", "br0"},
+		{"-n", sw, "link", "set", "vhost", "up"},
+	}
+	for _, s := range steps {
+		if err := ip(s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routeKubernetesService makes the `kubernetes` Service's cluster IP lead
+// to the API server from a node and its pods, as kube-proxy would for that
+// one Service (the only one hakeeper's pods use): a DNAT for the node's
+// own connections (host-network pods) and for those its pods route
+// through it, which the CNI bridge then masquerades.
+func (n *network) routeKubernetesService(host string) error {
+	ns := n.ns(host)
+	dnat := []string{"-d", KubernetesSvcIP + "/32", "-p", "tcp", "--dport", "443",
+		"-j", "DNAT", "--to-destination", fmt.Sprintf("%s:%d", APIServerAddr, APIServerPort)}
+	for _, chain := range []string{"OUTPUT", "PREROUTING"} {
+		argv := append([]string{"netns", "exec", ns, "iptables", "-w", "-t", "nat", "-A", chain}, dnat...)
+		if err := ip(argv...); err != nil {
+			return err
+		}
+	}
+	return ip("netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+}
+
 // setLink takes a host's link down or up, as a cable pull would.
 func (n *network) setLink(host string, up bool) error {
 	state := "down"
@@ -88,11 +132,41 @@ func (n *network) setLink(host string, up bool) error {
 	return ip("-n", n.ns(host), "link", "set", "eth0", state)
 }
 
-// destroy removes every namespace of this lab (their veths go with them).
+// destroy kills what runs in the lab's namespaces and removes them
+// (their veths go with them).
 func (n *network) destroy() {
 	for _, h := range append(n.hosts, "sw") {
-		_ = ip("netns", "del", n.ns(h))
+		leftovers.KillNamespace(n.ns(h))
 	}
+}
+
+// reapPodNamespaces removes the pods' network namespaces that containerd
+// left pinned under /run/netns (cni-...) with nothing running in them and
+// an address from the lab's pod ranges: a killed lab's, or a stopped
+// one's whose sandboxes were never torn down.
+func reapPodNamespaces() []string {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, "cni-") {
+			continue
+		}
+		if pids, err := exec.Command("ip", "netns", "pids", name).Output(); err != nil || len(strings.TrimSpace(string(pids))) > 0 {
+			continue
+		}
+		addrs, err := exec.Command("ip", "-n", name, "-4", "-o", "addr", "show").Output()
+		if err != nil || !strings.Contains(string(addrs), " inet "+podAddressPrefix) {
+			continue
+		}
+		if ip("netns", "del", name) == nil {
+			removed = append(removed, "pod network namespace "+name)
+		}
+	}
+	return removed
 }
 
 // inNetns runs f on a thread switched into the named namespace. Sockets

@@ -6,9 +6,13 @@
 // load the machine, which makes the next run's timing tests fail. So every
 // test process records the processes it starts (pid and start time, in a
 // file named after itself), and the next run removes the records, the
-// processes and the lab namespaces of owners that are gone. Nothing is
-// matched by a broad name: only recorded pids whose start time still
-// matches, and namespaces named after a dead owner's pid.
+// processes and the lab namespaces of owners that are gone. A lab of real
+// nodes also leaves cgroups (the kubelets' roots, with the containers in
+// them) and folders with mounts beneath them (kubelet volumes, containerd's
+// snapshots): an owner records those too, and they are removed with it.
+// Nothing is matched by a broad name: only recorded pids whose start time
+// still matches, recorded cgroups and folders, and namespaces named after
+// a dead owner's pid.
 package leftovers
 
 import (
@@ -19,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +43,12 @@ type Process struct {
 type record struct {
 	Owner    Process   `json:"owner"`
 	Children []Process `json:"children"`
+	// Cgroups are cgroup paths relative to every hierarchy's root (a
+	// kubelet's cgroupRoot): their processes are killed and the cgroups
+	// removed.
+	Cgroups []string `json:"cgroups,omitempty"`
+	// Dirs are folders removed with every mount at or beneath them.
+	Dirs []string `json:"dirs,omitempty"`
 }
 
 // Self describes the calling process.
@@ -79,17 +90,56 @@ func recordPath(owner Process) string {
 }
 
 // RecordChildren writes the calling process's current children to its
-// record, replacing the last one. Call it after starting processes.
+// record, replacing the last list. Call it after starting processes.
 func RecordChildren() error {
+	return update(func(self Process, r *record) error {
+		children, err := childrenOf(self.PID)
+		r.Children = children
+		return err
+	})
+}
+
+// RecordCgroups adds cgroups (paths relative to each hierarchy's root) to
+// the calling process's record. Call it before anything runs in them.
+func RecordCgroups(paths ...string) error {
+	return update(func(_ Process, r *record) error {
+		r.Cgroups = appendNew(r.Cgroups, paths...)
+		return nil
+	})
+}
+
+// RecordDirs adds folders to the calling process's record: they are
+// removed with every mount beneath them. Call it before mounting there.
+func RecordDirs(paths ...string) error {
+	return update(func(_ Process, r *record) error {
+		r.Dirs = appendNew(r.Dirs, paths...)
+		return nil
+	})
+}
+
+func appendNew(list []string, add ...string) []string {
+	for _, a := range add {
+		if !slices.Contains(list, a) {
+			list = append(list, a)
+		}
+	}
+	return list
+}
+
+// update rewrites the calling process's record through change.
+func update(change func(self Process, r *record) error) error {
 	self, err := Self()
 	if err != nil {
 		return err
 	}
-	children, err := childrenOf(self.PID)
-	if err != nil {
+	r := record{Owner: self}
+	if data, err := os.ReadFile(recordPath(self)); err == nil {
+		_ = json.Unmarshal(data, &r)
+	}
+	if err := change(self, &r); err != nil {
 		return err
 	}
-	data, err := json.Marshal(record{Owner: self, Children: children})
+	data, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
@@ -144,21 +194,15 @@ func parentOf(pid int) (int, error) {
 }
 
 // Reap removes the leftovers of dead owners: their recorded processes
-// (each with its process group, as they were started in their own) and
-// the network namespaces whose names match netnsOwner, a pattern whose
-// first group is the owner's pid. It returns what it removed, for a log.
+// (each with its process group, as they were started in their own), the
+// network namespaces whose names match netnsOwner, a pattern whose first
+// group is the owner's pid, then the recorded cgroups (with what still
+// runs in them) and folders (with their mounts). It returns what it
+// removed, for a log.
 func Reap(netnsOwner *regexp.Regexp) []string {
 	var removed []string
-	removed = append(removed, reapRecords()...)
-	if netnsOwner != nil {
-		removed = append(removed, reapNamespaces(netnsOwner)...)
-	}
-	return removed
-}
-
-func reapRecords() []string {
 	files, _ := filepath.Glob(filepath.Join(Dir, "*.json"))
-	var removed []string
+	var dead []record
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -174,7 +218,24 @@ func reapRecords() []string {
 				removed = append(removed, fmt.Sprintf("process %d (%s) of dead test process %d", c.PID, c.Command, r.Owner.PID))
 			}
 		}
+		dead = append(dead, r)
 		_ = os.Remove(f)
+	}
+	if netnsOwner != nil {
+		removed = append(removed, reapNamespaces(netnsOwner)...)
+	}
+	for _, r := range dead {
+		for _, cg := range r.Cgroups {
+			if n := RemoveCgroup(cg); n >= 0 {
+				removed = append(removed, fmt.Sprintf("cgroup %s (%d processes) of dead test process %d", cg, n, r.Owner.PID))
+			}
+		}
+		for _, d := range r.Dirs {
+			if _, err := os.Stat(d); err == nil {
+				n := RemoveDir(d)
+				removed = append(removed, fmt.Sprintf("folder %s (%d mounts) of dead test process %d", d, n, r.Owner.PID))
+			}
+		}
 	}
 	return removed
 }
@@ -226,14 +287,15 @@ func reapNamespaces(owner *regexp.Regexp) []string {
 		if err != nil || syscall.Kill(pid, 0) == nil {
 			continue // not ours to judge, or its owner still runs
 		}
-		killNamespace(name)
+		KillNamespace(name)
 		removed = append(removed, "network namespace "+name)
 	}
 	return removed
 }
 
-// killNamespace kills every process inside a namespace, then deletes it.
-func killNamespace(name string) {
+// KillNamespace kills every process inside a network namespace, then
+// deletes it.
+func KillNamespace(name string) {
 	for range 3 {
 		out, _ := exec.Command("ip", "netns", "pids", name).Output()
 		pids := strings.Fields(string(out))

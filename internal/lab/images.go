@@ -1,0 +1,64 @@
+package lab
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hakeeper/hakeeper/internal/testenv"
+)
+
+// Images are the images `make images` built from the Dockerfile (and the
+// lab's pause image), with the archives each node's containerd imports:
+// no registry is involved.
+type Images struct {
+	Manager, DataPlane, Pause                      string
+	ManagerArchive, DataPlaneArchive, PauseArchive string
+}
+
+// ImagesFile is where hack/images.sh writes what it built.
+func ImagesFile() string { return filepath.Join(testenv.RepoRoot(), "bin", "images.env") }
+
+// LoadImages reads what hack/images.sh wrote: KEY=VALUE lines.
+func LoadImages(path string) (Images, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Images{}, fmt.Errorf("no images: run `make images` (make test and make demo do): %w", err)
+	}
+	defer f.Close()
+	vars := map[string]string{}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimSpace(s.Text()), "="); ok && !strings.HasPrefix(k, "#") {
+			vars[k] = v
+		}
+	}
+	if err := s.Err(); err != nil {
+		return Images{}, err
+	}
+	im := Images{
+		Manager: vars["MANAGER_IMAGE"], DataPlane: vars["DATAPLANE_IMAGE"], Pause: vars["PAUSE_IMAGE"],
+		ManagerArchive: vars["MANAGER_ARCHIVE"], DataPlaneArchive: vars["DATAPLANE_ARCHIVE"], PauseArchive: vars["PAUSE_ARCHIVE"],
+	}
+	for name, v := range map[string]string{
+		"MANAGER_IMAGE": im.Manager, "DATAPLANE_IMAGE": im.DataPlane, "PAUSE_IMAGE": im.Pause,
+		"MANAGER_ARCHIVE": im.ManagerArchive, "DATAPLANE_ARCHIVE": im.DataPlaneArchive, "PAUSE_ARCHIVE": im.PauseArchive,
+	} {
+		if v == "" {
+			return Images{}, fmt.Errorf("%s has no %s: run `make images`", path, name)
+		}
+	}
+	for _, a := range []string{im.ManagerArchive, im.DataPlaneArchive, im.PauseArchive} {
+		if _, err := os.Stat(a); err != nil {
+			return Images{}, fmt.Errorf("image archive missing: run `make images`: %w", err)
+		}
+	}
+	return im, nil
+}
+
+// archives are every image archive a node imports.
+func (im Images) archives() []string {
+	return []string{im.PauseArchive, im.DataPlaneArchive, im.ManagerArchive}
+}

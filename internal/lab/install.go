@@ -1,0 +1,110 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/hakeeper/hakeeper/internal/testenv"
+)
+
+// Where config/default installs the operator.
+const (
+	OperatorNamespace  = "hakeeper-system"
+	ManagerDeployment  = "hakeeper-controller-manager"
+	publishedManager   = "ghcr.io/hakeeper/manager"
+	publishedDataPlane = "--dataplane-image=ghcr.io/hakeeper/dataplane:latest"
+)
+
+// overlay is the kustomization a user would write to install hakeeper
+// from their own registry: config/default with the images replaced. The
+// `test` operation makes the patch fail loudly if config/manager's
+// arguments move.
+func overlay(base string, im Images) string {
+	name, tag, _ := strings.Cut(im.Manager, ":")
+	return fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- %s
+images:
+- name: %s
+  newName: %s
+  newTag: %q
+patches:
+- target: {group: apps, version: v1, kind: Deployment, name: %s}
+  patch: |-
+    - op: test
+      path: /spec/template/spec/containers/0/args/2
+      value: %s
+    - op: replace
+      path: /spec/template/spec/containers/0/args/2
+      value: --dataplane-image=%s
+`, base, publishedManager, name, tag, ManagerDeployment, publishedDataPlane, im.DataPlane)
+}
+
+// Kubectl runs the control plane's kubectl as the lab's admin.
+func (l *Lab) Kubectl(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(l.assets, "kubectl"), append([]string{"--kubeconfig=" + l.AdminKubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return out, nil
+}
+
+// InstallOperator installs hakeeper the way a user would, with
+// `kubectl apply -k` of config/default pointing at the built images, and
+// waits for the manager's Deployment to be available.
+func (l *Lab) InstallOperator(ctx context.Context) error {
+	dir := filepath.Join(l.dir, "install")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	base, err := filepath.Rel(dir, filepath.Join(testenv.RepoRoot(), "config", "default"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay(base, l.images)), 0o644); err != nil {
+		return err
+	}
+	if _, err := l.Kubectl(ctx, "apply", "--server-side", "-k", dir); err != nil {
+		return err
+	}
+	return l.WaitDeployment(ctx, OperatorNamespace, ManagerDeployment, 3*time.Minute)
+}
+
+// WaitDeployment waits until a Deployment's rollout is complete: every
+// replica updated and available.
+func (l *Lab) WaitDeployment(ctx context.Context, namespace, name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		d := &appsv1.Deployment{}
+		err := l.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, d)
+		if err == nil {
+			want := int32(1)
+			if d.Spec.Replicas != nil {
+				want = *d.Spec.Replicas
+			}
+			s := d.Status
+			if s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.AvailableReplicas == want && s.Replicas == want {
+				return nil
+			}
+			err = fmt.Errorf("%d/%d updated, %d available, conditions %+v", s.UpdatedReplicas, want, s.AvailableReplicas, s.Conditions)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("deployment %s/%s not rolled out within %v: %w", namespace, name, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/hakeeper/hakeeper/internal/leftovers"
+)
+
+// node is a lab node: a network namespace with its own containerd and
+// kubelet, as a machine of a cluster would have, with its own folders,
+// sockets, cgroups and CNI network so that three of them share the host
+// without meeting.
+type node struct {
+	name  string
+	index int
+	addr  string
+	ns    string // network namespace
+	dir   string
+	// cgroupRoot is the kubelet's cgroup root, a distinct one per node
+	// (created under every hierarchy before the kubelet starts).
+	cgroupRoot string
+
+	containerd *process
+	kubelet    *process
+}
+
+func (n *node) path(elem ...string) string { return filepath.Join(append([]string{n.dir}, elem...)...) }
+
+// socket is containerd's CRI and API socket.
+func (n *node) socket() string { return n.path("containerd.sock") }
+
+// cniNetwork names the node's pod network; host-local keeps its leases in
+// /var/lib/cni/networks/<name>, so the name is unique per lab and node.
+func (n *node) cniNetwork() string { return filepath.Base(n.cgroupRoot) }
+
+// podRange is the node's pod subnet.
+func (n *node) podRange() string { return fmt.Sprintf(podRangeFormat, n.index+1) }
+
+// inNamespace runs a program in the node's network namespace and the
+// host's mount namespace. (`ip netns exec` would remount /sys, leaving
+// /sys/fs/cgroup empty for the kubelet and runc.)
+func (n *node) inNamespace(argv ...string) []string {
+	return append([]string{"nsenter", "--net=/run/netns/" + n.ns, "--"}, argv...)
+}
+
+// writeConfigs writes containerd's, the CNI plugins' and the kubelet's
+// configuration.
+func (n *node) writeConfigs(pauseImage, caFile string) error {
+	for _, d := range []string{"containerd", "runc", "cni", "kubelet", "kubelet-certs", "logs"} {
+		if err := os.MkdirAll(n.path(d), 0o755); err != nil {
+			return err
+		}
+	}
+	containerd := fmt.Sprintf(`version = 2
+root = %[1]q
+state = %[2]q
+[grpc]
+  address = %[3]q
+[ttrpc]
+  address = %[4]q
+[plugins."io.containerd.internal.v1.opt"]
+  path = %[5]q
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %[6]q
+  # This machine keeps CAP_SYS_RESOURCE out of every bounding set: without
+  # this, runc fails to write oom_score_adj for every container.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = %[7]q
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = %[8]q
+`, n.path("containerd", "root"), n.path("containerd", "state"), n.socket(), n.socket()+".ttrpc",
+		n.path("containerd", "opt"), pauseImage, n.path("runc"), n.path("cni"))
+	if err := os.WriteFile(n.path("containerd.toml"), []byte(containerd), 0o644); err != nil {
+		return err
+	}
+
+	// Pods get an address from the node's range on a bridge; their only
+	// routes lead into the lab (no default route), and traffic leaving
+	// the range is masqueraded to the node's address.
+	cni := map[string]any{
+		"cniVersion": "0.4.0",
+		"name":       n.cniNetwork(),
+		"plugins": []any{
+			map[string]any{
+				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true,
+				"ipam": map[string]any{
+					"type":   "host-local",
+					"ranges": [][]map[string]string{{{"subnet": n.podRange()}}},
+					"routes": []map[string]string{{"dst": "198.18.0.0/15"}},
+				},
+			},
+			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+		},
+	}
+	data, err := json.MarshalIndent(cni, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(n.path("cni", "10-lab.conflist"), data, 0o644); err != nil {
+		return err
+	}
+
+	// No name server: a pod's lookups must not leave the machine.
+	if err := os.WriteFile(n.path("resolv.conf"), nil, 0o644); err != nil {
+		return err
+	}
+	kubelet := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# This machine has cgroup v1; kubelets from 1.35 on refuse it unless told.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: %[1]s
+failSwapOn: false
+address: %[2]s
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+podLogsDir: %[3]s
+resolvConf: %[4]s
+containerRuntimeEndpoint: unix://%[5]s
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: %[6]s}
+authorization: {mode: Webhook}
+clusterDomain: cluster.local
+serializeImagePulls: false
+# The lab's disk is shared by every node: evict only when it is truly full.
+evictionHard: {memory.available: 100Mi, nodefs.available: 1%%, imagefs.available: 1%%, nodefs.inodesFree: 1%%}
+imageGCHighThresholdPercent: 99
+imageGCLowThresholdPercent: 98
+`, n.cgroupRoot, n.addr, n.path("logs"), n.path("resolv.conf"), n.socket(), caFile)
+	if err := os.WriteFile(n.path("kubelet.yaml"), []byte(kubelet), 0o644); err != nil {
+		return err
+	}
+	return nil
+}
+
+// createCgroups makes the node's cgroup root in every hierarchy. A new
+// cpuset cgroup starts with no CPUs or memory nodes: copy its parent's.
+func (n *node) createCgroups() error {
+	hierarchies, err := leftovers.CgroupHierarchies()
+	if err != nil {
+		return err
+	}
+	for _, h := range hierarchies {
+		dir := filepath.Join(h, n.cgroupRoot)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("creating cgroup %s: %w", dir, err)
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if data, err := os.ReadFile(filepath.Join(h, f)); err == nil {
+				if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+					return fmt.Errorf("setting %s of %s: %w", f, dir, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// startContainerd runs containerd and waits for its socket.
+func (n *node) startContainerd(ctx context.Context) error {
+	var err error
+	if n.containerd, err = startProcess(n.dir, "containerd", n.inNamespace("containerd", "--config", n.path("containerd.toml"))...); err != nil {
+		return err
+	}
+	return n.waitContainerd(ctx, 30*time.Second)
+}
+
+// startKubelet runs the kubelet.
+func (n *node) startKubelet(assets, kubeconfig string) error {
+	var err error
+	n.kubelet, err = startProcess(n.dir, "kubelet", n.inNamespace(filepath.Join(assets, "kubelet"),
+		"--config="+n.path("kubelet.yaml"), "--kubeconfig="+kubeconfig,
+		"--root-dir="+n.path("kubelet"), "--cert-dir="+n.path("kubelet-certs"),
+		"--hostname-override="+n.name, "--node-ip="+n.addr)...)
+	return err
+}
+
+func (n *node) waitContainerd(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if n.containerd.exited() {
+			return fmt.Errorf("containerd on %s exited: %s", n.name, tail(n.path("containerd.log"), 2000))
+		}
+		if exec.CommandContext(ctx, "ctr", "--address", n.socket(), "version").Run() == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("containerd on %s did not answer within %v", n.name, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// importImage loads an image archive into the node's containerd, where
+// the kubelet finds it (the CRI's namespace is k8s.io).
+func (n *node) importImage(ctx context.Context, archive string) error {
+	out, err := exec.CommandContext(ctx, "ctr", "--address", n.socket(), "-n", "k8s.io", "images", "import", archive).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("importing %s into %s's containerd: %v: %s", filepath.Base(archive), n.name, err, out)
+	}
+	return nil
+}
+
+// stopRuntime stops the kubelet and containerd, leaving the containers
+// running (their shims outlive containerd), as when a node's agents crash
+// or are restarted.
+func (n *node) stopRuntime() {
+	if n.kubelet != nil {
+		n.kubelet.stop(10 * time.Second)
+		n.kubelet = nil
+	}
+	if n.containerd != nil {
+		n.containerd.stop(10 * time.Second)
+		n.containerd = nil
+	}
+}

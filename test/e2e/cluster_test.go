@@ -1,0 +1,421 @@
+package e2e
+
+// Scenarios that only a real cluster can show: what the runtime enforces
+// of the pod specs, the manager's own RBAC, PodSecurity admission, and
+// faults of a node's kubelet and containerd or of a deleted pod.
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math/bits"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/lab"
+)
+
+// capabilityBits are the capabilities hakeeper's pods add, by number.
+var capabilityBits = map[corev1.Capability]uint{"NET_BIND_SERVICE": 10, "NET_ADMIN": 12, "NET_RAW": 13}
+
+// processStatus is what /proc/PID/status says of a container's process.
+type processStatus struct {
+	uid                  int
+	effective, bounding  uint64
+	noNewPrivs, seccompd bool
+}
+
+func readStatus(t *testing.T, pid int) processStatus {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st processStatus
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Uid": // real, effective, saved, filesystem
+			st.uid, _ = strconv.Atoi(strings.Fields(v)[1])
+		case "CapEff":
+			st.effective, _ = strconv.ParseUint(v, 16, 64)
+		case "CapBnd":
+			st.bounding, _ = strconv.ParseUint(v, 16, 64)
+		case "NoNewPrivs":
+			st.noNewPrivs = v == "1"
+		case "Seccomp":
+			st.seccompd = v == "2" // a filter is installed
+		}
+	}
+	return st
+}
+
+// rootReadOnly tells whether a process's root is mounted read-only.
+func rootReadOnly(t *testing.T, pid int) bool {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 5 && f[4] == "/" {
+			return slices.Contains(strings.Split(f[5], ","), "ro")
+		}
+	}
+	t.Fatalf("no root mount in /proc/%d/mountinfo", pid)
+	return false
+}
+
+func capabilityMask(t *testing.T, caps []corev1.Capability) uint64 {
+	var m uint64
+	for _, c := range caps {
+		bit, ok := capabilityBits[c]
+		if !ok {
+			t.Fatalf("capability %s: add its number to capabilityBits", c)
+		}
+		m |= 1 << bit
+	}
+	return m
+}
+
+// checkContainers compares every running container of the pods with its
+// spec: user, effective and bounding capabilities, no privilege
+// escalation, a seccomp filter, a read-only root.
+func checkContainers(t *testing.T, l *lab.Lab, pods []corev1.Pod, wantUID func(corev1.Pod, corev1.Container) int) int {
+	t.Helper()
+	checked := 0
+	for _, pod := range pods {
+		running, err := l.PodContainers(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, spec := range append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...) {
+			i := slices.IndexFunc(running, func(c lab.RunningContainer) bool { return c.Name == spec.Name })
+			if i < 0 {
+				t.Errorf("%s/%s: container %s is not running", pod.Spec.NodeName, pod.Name, spec.Name)
+				continue
+			}
+			sc := spec.SecurityContext
+			if sc == nil || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+				t.Errorf("%s: container %s does not drop ALL capabilities", pod.Name, spec.Name)
+				continue
+			}
+			want := capabilityMask(t, sc.Capabilities.Add)
+			st := readStatus(t, running[i].PID)
+			t.Logf("%s %s/%s: uid %d, CapEff %016x, CapBnd %016x (%d capabilities), no_new_privs %v, seccomp %v",
+				pod.Spec.NodeName, pod.Name, spec.Name, st.uid, st.effective, st.bounding, bits.OnesCount64(st.bounding), st.noNewPrivs, st.seccompd)
+			if uid := wantUID(pod, spec); st.uid != uid {
+				t.Errorf("%s: container %s runs as uid %d, want %d", pod.Name, spec.Name, st.uid, uid)
+			}
+			if st.bounding != want {
+				t.Errorf("%s: container %s has bounding set %016x, want %016x (%v)", pod.Name, spec.Name, st.bounding, want, sc.Capabilities.Add)
+			}
+			// Added capabilities are effective only for uid 0 under
+			// containerd 1.6 (no ambient capabilities).
+			wantEff := want
+			if st.uid != 0 {
+				wantEff = 0
+			}
+			if st.effective != wantEff {
+				t.Errorf("%s: container %s has effective set %016x, want %016x", pod.Name, spec.Name, st.effective, wantEff)
+			}
+			if sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation && !st.noNewPrivs {
+				t.Errorf("%s: container %s may gain privileges (no_new_privs unset)", pod.Name, spec.Name)
+			}
+			if !st.seccompd {
+				t.Errorf("%s: container %s runs without a seccomp filter", pod.Name, spec.Name)
+			}
+			if sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem && !rootReadOnly(t, running[i].PID) {
+				t.Errorf("%s: container %s has a writable root filesystem", pod.Name, spec.Name)
+			}
+			checked++
+		}
+	}
+	return checked
+}
+
+// TestContainersRunAsDeclared reads each running container's user and
+// capabilities from /proc/PID/status and its root mount from
+// /proc/PID/mountinfo, and compares them with the pod specs: what runc
+// enforces, not what the YAML says.
+func TestContainersRunAsDeclared(t *testing.T) {
+	l := requireLab(t)
+	lb := applyWebsite(t, l)
+	ds := &appsv1.DaemonSet{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).DaemonSet}, ds); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := l.Pods(ctx, lb.Namespace, ds.Spec.Selector.MatchLabels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods) != 3 {
+		t.Fatalf("want a data-plane pod on each of 3 nodes, have %d", len(pods))
+	}
+	// The data-plane image has no USER: its processes are root with only
+	// the capabilities each container adds.
+	asSpec := func(pod corev1.Pod, c corev1.Container) int {
+		if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+			return int(*c.SecurityContext.RunAsUser)
+		}
+		return 0
+	}
+	if n := checkContainers(t, l, pods, asSpec); n != 9 {
+		t.Errorf("checked %d data-plane containers, want 9", n)
+	}
+	managers, err := l.Pods(ctx, lab.OperatorNamespace, map[string]string{"app.kubernetes.io/component": "manager"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The manager image's USER is 65532 (nonroot), which the pod's
+	// runAsNonRoot requires.
+	nonRoot := func(corev1.Pod, corev1.Container) int { return 65532 }
+	if n := checkContainers(t, l, managers, nonRoot); n == 0 {
+		t.Error("no manager container checked")
+	}
+}
+
+// TestManagerNeedsItsRBAC takes one permission from the manager's
+// ClusterRole (config/rbac/role.yaml, installed by kustomize): the
+// manager runs under that role alone, so a LoadBalancer then fails to
+// apply, and status says why in the API server's words. With the
+// permission back, it becomes Ready.
+func TestManagerNeedsItsRBAC(t *testing.T) {
+	l := requireLab(t)
+	role := &rbacv1.ClusterRole{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Name: "hakeeper-manager"}, role); err != nil {
+		t.Fatal(err)
+	}
+	original := role.DeepCopy()
+	restore := func() {
+		current := &rbacv1.ClusterRole{}
+		if err := l.Client.Get(ctx, client.ObjectKey{Name: "hakeeper-manager"}, current); err != nil {
+			t.Error(err)
+			return
+		}
+		current.Rules = original.Rules
+		if err := l.Client.Update(ctx, current); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(restore)
+	// Every rule that grants patch on ConfigMaps loses it for them.
+	var rules []rbacv1.PolicyRule
+	for _, r := range role.Rules {
+		if slices.Contains(r.APIGroups, "") && slices.Contains(r.Resources, "configmaps") && slices.Contains(r.Verbs, "patch") {
+			others := slices.DeleteFunc(slices.Clone(r.Resources), func(s string) bool { return s == "configmaps" })
+			if len(others) > 0 {
+				kept := r.DeepCopy()
+				kept.Resources = others
+				rules = append(rules, *kept)
+			}
+			cut := r.DeepCopy()
+			cut.Resources = []string{"configmaps"}
+			cut.Verbs = slices.DeleteFunc(slices.Clone(r.Verbs), func(v string) bool { return v == "patch" })
+			rules = append(rules, *cut)
+			continue
+		}
+		rules = append(rules, r)
+	}
+	role.Rules = rules
+	if err := l.Client.Update(ctx, role); err != nil {
+		t.Fatal(err)
+	}
+	lb := variant("rbac", lab.Prefix+"108")
+	if err := l.Client.Create(ctx, lb); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Client.Delete(ctx, lb) })
+	var message string
+	eventually(t, 60*time.Second, "status naming the missing permission", func() error {
+		got := &v1alpha1.LoadBalancer{}
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerProgressingCondition)
+		if c == nil || c.Reason != v1alpha1.LoadBalancerReconcileErrorReason {
+			return fmt.Errorf("progressing %+v", c)
+		}
+		message = c.Message
+		if !strings.Contains(message, `cannot patch resource "configmaps"`) {
+			return fmt.Errorf("message %q", message)
+		}
+		return nil
+	})
+	t.Logf("without patch on configmaps: %s", message)
+	cm := &corev1.ConfigMap{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).HAProxyConfigMap}, cm); err == nil {
+		t.Error("the haproxy ConfigMap exists although the manager may not patch ConfigMaps")
+	}
+	restore()
+	waitActive(t, l, lb, lab.NodeName(0), 120*time.Second)
+}
+
+// TestDataPlaneNeedsPrivilegedPodSecurity: in a namespace that enforces
+// the baseline PodSecurity level, the DaemonSet's pods are refused (host
+// network, NET_ADMIN and NET_RAW are beyond baseline) and the refusal is
+// an event on the DaemonSet; labelled privileged, the same namespace runs
+// them and the LoadBalancer becomes Ready.
+func TestDataPlaneNeedsPrivilegedPodSecurity(t *testing.T) {
+	l := requireLab(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "psa-baseline",
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "baseline"}}}
+	if err := l.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Client.Delete(ctx, ns) })
+	lb := variant("baseline", lab.Prefix+"109")
+	lb.Namespace = ns.Name
+	if err := l.Client.Create(ctx, lb); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Client.Delete(ctx, lb) })
+	var refusal string
+	eventually(t, 60*time.Second, "the DaemonSet's pods refused by PodSecurity", func() error {
+		var events corev1.EventList
+		if err := l.Client.List(ctx, &events, client.InNamespace(ns.Name)); err != nil {
+			return err
+		}
+		for _, e := range events.Items {
+			if e.Reason == "FailedCreate" && e.InvolvedObject.Kind == "DaemonSet" && strings.Contains(e.Message, "violates PodSecurity") {
+				refusal = e.Message
+				return nil
+			}
+		}
+		return errors.New("no FailedCreate event yet")
+	})
+	t.Logf("baseline: %s", refusal)
+	for _, want := range []string{"host namespaces", "hostNetwork=true", "NET_ADMIN", "NET_RAW"} {
+		if !strings.Contains(refusal, want) {
+			t.Errorf("the refusal does not mention %s: %s", want, refusal)
+		}
+	}
+	pods, err := l.Pods(ctx, ns.Name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods) != 0 {
+		t.Fatalf("baseline admitted %d data-plane pods", len(pods))
+	}
+	patch := client.MergeFrom(ns.DeepCopy())
+	ns.Labels["pod-security.kubernetes.io/enforce"] = "privileged"
+	if err := l.Client.Patch(ctx, ns, patch); err != nil {
+		t.Fatal(err)
+	}
+	// The DaemonSet controller retries with its own back-off.
+	waitActive(t, l, lb, lab.NodeName(0), 3*time.Minute)
+}
+
+// TestNodeRuntimeStopped stops the master's kubelet and containerd: the
+// containers run on (their shims outlive containerd), so the VIP stays and
+// serves; started again, the kubelet adopts the running containers rather
+// than restarting them.
+func TestNodeRuntimeStopped(t *testing.T) {
+	l := requireLab(t)
+	lb := applyWebsite(t, l)
+	ids := func() map[string]string {
+		out := map[string]string{}
+		for _, name := range []string{desired.ContainerAgent, desired.ContainerHAProxy, desired.ContainerKeepalived} {
+			c, err := l.Container(lab.NodeName(0), lb, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[name] = c.ID
+		}
+		return out
+	}
+	before := ids()
+	probe := lab.NewProbeClient(l).StartProbe("http://"+vip+"/", 10*time.Millisecond, time.Minute)
+	time.Sleep(500 * time.Millisecond)
+	t.Cleanup(func() { _ = l.StartRuntime(ctx, lab.NodeName(0)) })
+	if err := l.StopRuntime(lab.NodeName(0)); err != nil {
+		probe.Stop()
+		t.Fatal(err)
+	}
+	for range 100 { // ten seconds without a kubelet or containerd
+		if !l.HoldsVIP(lab.NodeName(0), vip) {
+			probe.Stop()
+			t.Fatal("node-a lost the VIP when its kubelet and containerd stopped")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := l.StartRuntime(ctx, lab.NodeName(0)); err != nil {
+		probe.Stop()
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "node-a Ready again", func() error {
+		node := &corev1.Node{}
+		if err := l.Client.Get(ctx, client.ObjectKey{Name: lab.NodeName(0)}, node); err != nil {
+			return err
+		}
+		for _, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && time.Since(c.LastHeartbeatTime.Time) < 15*time.Second {
+				return nil
+			}
+		}
+		return errors.New("not Ready")
+	})
+	time.Sleep(3 * time.Second) // the kubelet's first sync of the pod
+	outage, ok, failed := probe.Stop()
+	t.Logf("kubelet and containerd stopped for 10 s: %d answered, %d failed, longest outage %v", ok, failed, outage)
+	if failed > 0 {
+		t.Errorf("%d requests failed while the node's runtime was down: %v", failed, probe.Errors())
+	}
+	if after := ids(); !maps.Equal(before, after) {
+		t.Errorf("the kubelet restarted containers: before %v, after %v", before, after)
+	}
+	waitActive(t, l, lb, lab.NodeName(0), 30*time.Second)
+}
+
+
+// TestMasterPodDeleted deletes the master's data-plane pod, as a drain or
+// `kubectl delete pod` would: keepalived stops and hands the VIP over, the
+// DaemonSet controller makes a new pod, and node-a takes the VIP back.
+// The outage is measured; a planned handover is the reliability work's.
+func TestMasterPodDeleted(t *testing.T) {
+	l := requireLab(t)
+	lb := applyWebsite(t, l)
+	ds := &appsv1.DaemonSet{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).DaemonSet}, ds); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := l.Pods(ctx, lb.Namespace, ds.Spec.Selector.MatchLabels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(pods, func(p corev1.Pod) bool { return p.Spec.NodeName == lab.NodeName(0) })
+	if i < 0 {
+		t.Fatal("no data-plane pod on node-a")
+	}
+	old := pods[i]
+	outage := failover(t, l, lb, lab.NodeName(1), func() error { return l.Client.Delete(ctx, &old) })
+	t.Logf("master pod deleted: outage %.3fs", outage.Seconds())
+	eventually(t, 90*time.Second, "a new data-plane pod on node-a", func() error {
+		pods, err := l.Pods(ctx, lb.Namespace, ds.Spec.Selector.MatchLabels)
+		if err != nil {
+			return err
+		}
+		for _, p := range pods {
+			if p.Spec.NodeName == lab.NodeName(0) && p.UID != old.UID && p.Status.Phase == corev1.PodRunning {
+				return nil
+			}
+		}
+		return errors.New("not yet")
+	})
+	waitActive(t, l, lb, lab.NodeName(0), 90*time.Second)
+}
