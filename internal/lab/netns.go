@@ -109,9 +109,14 @@ func (n *network) addHostPort(addr string) error {
 // to the API server from a node and its pods, as kube-proxy would for that
 // one Service (the only one hakeeper's pods use): a DNAT for the node's
 // own connections (host-network pods) and for those its pods route
-// through it, which the CNI bridge then masquerades.
+// through it, which the CNI bridge then masquerades. A node's own
+// connections need a route to the Service range before the DNAT applies:
+// the host's address on the bridge (nodes have no default route).
 func (n *network) routeKubernetesService(host string) error {
 	ns := n.ns(host)
+	if err := ip("-n", ns, "route", "add", ServiceRange, "via", APIServerAddr); err != nil {
+		return err
+	}
 	dnat := []string{"-d", KubernetesSvcIP + "/32", "-p", "tcp", "--dport", "443",
 		"-j", "DNAT", "--to-destination", fmt.Sprintf("%s:%d", APIServerAddr, APIServerPort)}
 	for _, chain := range []string{"OUTPUT", "PREROUTING"} {
