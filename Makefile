@@ -46,9 +46,13 @@ vet: ## Run go vet.
 build: ## Build bin/hakeeper the way the Dockerfile does.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/hakeeper .
 
+.PHONY: images
+images: deps ## Build the manager, dataplane and pause images offline with podman (cached by content); write bin/images.env.
+	hack/images.sh
+
 .PHONY: demo
-demo: deps control-plane build ## The whole job on this machine: control plane, manager, two-node lab, a LoadBalancer serving through its VIP, one failover. UNATTENDED=1 finishes by itself.
-	$(GO) run ./hack/demo -hakeeper $(BIN)/hakeeper $(if $(UNATTENDED),-unattended)
+demo: deps control-plane images ## The whole job on this machine: control plane, manager, two-node lab, a LoadBalancer serving through its VIP, one failover. UNATTENDED=1 finishes by itself.
+	$(GO) run ./hack/demo $(if $(UNATTENDED),-unattended)
 
 .PHONY: run
 run: ## Run the operator against the current kubeconfig (metrics off, probes on :8081).
@@ -71,11 +75,11 @@ render-sample: ## Render the website sample for two nodes, as `hakeeper render` 
 ##@ Test
 
 .PHONY: test
-test: deps control-plane verify verify-kustomize ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
+test: deps control-plane images verify verify-kustomize ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
 	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./... -count=1 -timeout 20m
 
 .PHONY: test-e2e
-test-e2e: deps control-plane ## Only the lab scenarios, verbose: prints each failover's outage and the load figures.
+test-e2e: deps control-plane images ## Only the lab scenarios, verbose: prints each failover's outage and the load figures.
 	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./test/e2e -count=1 -v -timeout 30m
 
 .PHONY: test-unit
@@ -83,7 +87,7 @@ test-unit: ## Only the tests that need neither root nor a control plane.
 	$(GO) test $$($(GO) list ./... | grep -v -e /test/ -e /controllers) -count=1
 
 .PHONY: deps
-deps: ## Install the Debian packages the tests use (haproxy, keepalived, etcd, iproute2).
+deps: ## Install the Debian packages the tests and the lab use (haproxy, keepalived, etcd, iproute2, podman, containerd, ...).
 	hack/install-deps.sh
 
 .PHONY: control-plane
