@@ -561,7 +561,8 @@ type HAProxySpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
 
-	// resources of the HAProxy container.
+	// resources of the HAProxy container. Unset, it requests 100m CPU and
+	// 64Mi memory and has no limits.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty,omitzero"`
 
@@ -632,7 +633,9 @@ type KeepalivedSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
 
-	// resources of the Keepalived container.
+	// resources of the Keepalived container. Unset, it requests 100m CPU
+	// and 16Mi memory and has no limits: keepalived must get the CPU to send
+	// its adverts in time when HAProxy is saturated.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty,omitzero"`
 }

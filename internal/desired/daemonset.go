@@ -116,6 +116,28 @@ func securityContext(caps ...corev1.Capability) *corev1.SecurityContext {
 	}
 }
 
+// Requests for containers whose LoadBalancer sets no resources. Without a
+// CPU request a container gets the kubelet's minimum weight (cpu.shares 2):
+// on real nodes, wrk saturating HAProxy through the VIP then starved
+// keepalived on the master of CPU for longer than the master-down interval
+// and a backup took the VIP (a false failover the lab's load scenario
+// caught). No limits: a limit would throttle HAProxy under load, or
+// keepalived when it must act.
+var (
+	defaultHAProxyResources = corev1.ResourceRequirements{Requests: corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")}}
+	defaultKeepalivedResources = corev1.ResourceRequirements{Requests: corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}
+)
+
+// orDefault is r unless it sets nothing.
+func orDefault(r, def corev1.ResourceRequirements) corev1.ResourceRequirements {
+	if len(r.Requests) == 0 && len(r.Limits) == 0 && len(r.Claims) == 0 {
+		return def
+	}
+	return r
+}
+
 func image(override string, opts DataPlaneOptions) string {
 	if override != "" {
 		return override
@@ -173,7 +195,7 @@ func haproxyContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths re
 			"-S", paths.MasterSocket() + ",mode,600",
 			"-f", path.Join(paths.ConfigDir, render.HAProxyConfigFile)},
 		LivenessProbe: execProbe(10, 3, Binary, "probe", "haproxy", "--socket="+paths.RuntimeSocket()),
-		Resources:     lb.Spec.HAProxy.Resources,
+		Resources:     orDefault(lb.Spec.HAProxy.Resources, defaultHAProxyResources),
 		VolumeMounts:  mounts(paths),
 		// NET_BIND_SERVICE for ports below 1024; NET_ADMIN for binding the
 		// virtual IPs before this node holds them (bind ... transparent).
@@ -193,7 +215,7 @@ func keepalivedContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths
 			"--pid=" + pid, "--vrrp_pid=" + path.Join(paths.RunDir, "keepalived-vrrp.pid"),
 			"--use-file=" + path.Join(paths.ConfigDir, render.KeepalivedConfigFile)},
 		LivenessProbe: execProbe(10, 3, "sh", "-c", fmt.Sprintf(`kill -0 "$(cat %s)"`, pid)),
-		Resources:     lb.Spec.Keepalived.Resources,
+		Resources:     orDefault(lb.Spec.Keepalived.Resources, defaultKeepalivedResources),
 		VolumeMounts:  mounts(paths),
 		// NET_ADMIN adds and removes the virtual IPs; NET_RAW sends VRRP
 		// adverts and gratuitous ARP.

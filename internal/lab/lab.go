@@ -104,6 +104,10 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	for _, what := range reapPodNamespaces() {
 		fmt.Fprintf(os.Stderr, "lab: removed leftover %s\n", what)
 	}
+	// A killed lab's folder may have been this one: it is gone now.
+	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+		return l, err
+	}
 	if cfg.Images != nil {
 		l.images = *cfg.Images
 	} else if l.images, err = LoadImages(ImagesFile()); err != nil {
@@ -172,10 +176,12 @@ func (l *Lab) startNetwork() error {
 	if err := l.net.addHostPort(APIServerAddr); err != nil {
 		return err
 	}
+	l.net.services = map[string]bool{}
 	for i := range l.cfg.Nodes {
 		if err := l.net.addHost(NodeName(i), NodeAddr(i)); err != nil {
 			return err
 		}
+		l.net.services[NodeName(i)] = true
 	}
 	for i := range l.cfg.Backends {
 		if err := l.net.addHost(BackendName(i), BackendAddr(i)); err != nil {

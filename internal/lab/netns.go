@@ -45,6 +45,9 @@ func ip(argv ...string) error {
 type network struct {
 	prefix string // namespace name prefix, unique per lab
 	hosts  []string
+	// services are the hosts that route the Service range (the nodes),
+	// set before any goroutine reads it.
+	services map[string]bool
 }
 
 func (n *network) ns(host string) string { return n.prefix + host }
@@ -114,7 +117,7 @@ func (n *network) addHostPort(addr string) error {
 // the host's address on the bridge (nodes have no default route).
 func (n *network) routeKubernetesService(host string) error {
 	ns := n.ns(host)
-	if err := ip("-n", ns, "route", "add", ServiceRange, "via", APIServerAddr); err != nil {
+	if err := n.routeServices(host); err != nil {
 		return err
 	}
 	dnat := []string{"-d", KubernetesSvcIP + "/32", "-p", "tcp", "--dport", "443",
@@ -130,11 +133,25 @@ func (n *network) routeKubernetesService(host string) error {
 
 // setLink takes a host's link down or up, as a cable pull would.
 func (n *network) setLink(host string, up bool) error {
-	state := "down"
-	if up {
-		state = "up"
+	if !up {
+		return ip("-n", n.ns(host), "link", "set", "eth0", "down")
 	}
-	return ip("-n", n.ns(host), "link", "set", "eth0", state)
+	if err := ip("-n", n.ns(host), "link", "set", "eth0", "up"); err != nil {
+		return err
+	}
+	// The kernel dropped the routes through eth0 with the link; the
+	// address's own route comes back, the Service range's is the lab's to
+	// restore (a node's network configuration would).
+	if _, ok := n.services[host]; ok {
+		return n.routeServices(host)
+	}
+	return nil
+}
+
+// routeServices routes the Service range through the host's end of the
+// bridge.
+func (n *network) routeServices(host string) error {
+	return ip("-n", n.ns(host), "route", "replace", ServiceRange, "via", APIServerAddr)
 }
 
 // destroy kills what runs in the lab's namespaces and removes them

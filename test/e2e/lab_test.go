@@ -146,19 +146,33 @@ func applyWebsite(t *testing.T, l *lab.Lab) *v1alpha1.LoadBalancer {
 func waitActive(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string, timeout time.Duration) {
 	t.Helper()
 	if err := l.WaitActive(ctx, lb, node, timeout); err != nil {
+		logPods(t, l, lb)
 		t.Fatal(err)
 	}
 }
 
+// logPods shows the end of every data-plane container's log, through the
+// API server and the kubelets as `kubectl logs` reads them, for a failure
+// (the kubelet removes the logs with the pods).
+func logPods(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	out, err := l.Kubectl(ctx, "get", "pods", "-n", lb.Namespace, "-o", "wide", "-l", desired.LabelLoadBalancer+"="+lb.Name)
+	t.Logf("data-plane pods of %s: %v\n%s", lb.Name, err, out)
+	out, err = l.Kubectl(ctx, "logs", "-n", lb.Namespace, "-l", desired.LabelLoadBalancer+"="+lb.Name,
+		"--all-containers", "--prefix", "--tail=30", "--max-log-requests=20")
+	t.Logf("their logs: %v\n%s", err, out)
+}
+
 // waitHolder waits until node's interface carries addr, looking every
 // 10 ms.
-func waitHolder(t *testing.T, l *lab.Lab, node, addr string, timeout time.Duration) {
+func waitHolder(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node, addr string, timeout time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if l.HoldsVIP(node, addr) {
 			return
 		}
 	}
+	logPods(t, l, lb)
 	t.Fatalf("%s never held %s", node, addr)
 }
 
@@ -220,7 +234,7 @@ func failover(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, want string, 
 	// The kernel, not status: the kubelet restarts a killed container
 	// within a second or two and, with preemption, the node takes the VIP
 	// back sooner than status may show the failover.
-	waitHolder(t, l, want, addr, 30*time.Second)
+	waitHolder(t, l, lb, want, addr, 30*time.Second)
 	// Served again, and staying so: 100 answers in a row (a second).
 	deadline := time.Now().Add(30 * time.Second)
 	for probe.Streak() < 100 && time.Now().Before(deadline) {
