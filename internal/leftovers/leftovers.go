@@ -302,10 +302,18 @@ func KillNamespace(name string) {
 		if len(pids) == 0 {
 			break
 		}
+		self := os.Getpid()
+		killed := 0
 		for _, s := range pids {
-			if pid, err := strconv.Atoi(s); err == nil {
+			// The caller may have a thread in the namespace (a client that
+			// dialled from it): never itself.
+			if pid, err := strconv.Atoi(s); err == nil && pid != self {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
+				killed++
 			}
+		}
+		if killed == 0 {
+			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

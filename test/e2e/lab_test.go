@@ -159,7 +159,7 @@ func logPods(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
 	out, err := l.Kubectl(ctx, "get", "pods", "-n", lb.Namespace, "-o", "wide", "-l", desired.LabelLoadBalancer+"="+lb.Name)
 	t.Logf("data-plane pods of %s: %v\n%s", lb.Name, err, out)
 	out, err = l.Kubectl(ctx, "logs", "-n", lb.Namespace, "-l", desired.LabelLoadBalancer+"="+lb.Name,
-		"--all-containers", "--prefix", "--tail=30", "--max-log-requests=20")
+		"--all-containers", "--prefix", "--tail=60", "--max-log-requests=20")
 	t.Logf("their logs: %v\n%s", err, out)
 }
 
@@ -275,9 +275,13 @@ func TestFailoverWhenKeepalivedDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Client.Delete(ctx, lb) })
-	// Without preemption, whichever node came up first leads.
+	// Every node up and on the config first: without preemption, whichever
+	// node came up first leads, and a backup that is not up yet cannot
+	// take over.
+	readyPods(t, l, lb.Namespace, map[string]string{desired.LabelLoadBalancer: lb.Name}, 3)
+	settled(t, l, lb)
 	var master string
-	eventually(t, 90*time.Second, "a master", func() error {
+	eventually(t, 30*time.Second, "a master", func() error {
 		for i := range 3 {
 			if l.HoldsVIP(lab.NodeName(i), addr) {
 				master = lab.NodeName(i)
@@ -287,11 +291,32 @@ func TestFailoverWhenKeepalivedDies(t *testing.T) {
 		return errors.New("no node holds the VIP")
 	})
 	waitActive(t, l, lb, master, 30*time.Second)
-	next := lab.NodeName(0) // the highest priority (150) of the others
-	if master == next {
-		next = lab.NodeName(1)
+	probe := lab.NewProbeClient(l).StartProbe("http://"+addr+"/", 10*time.Millisecond, time.Minute)
+	time.Sleep(500 * time.Millisecond)
+	if err := l.Kill(master, lb, "keepalived"); err != nil {
+		probe.Stop()
+		t.Fatal(err)
 	}
-	failover(t, l, lb, next, func() error { return l.Kill(master, lb, "keepalived") })
+	// Either backup may win: without preemption the first whose timer
+	// runs out stays master.
+	var next string
+	for deadline := time.Now().Add(30 * time.Second); next == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for i := range 3 {
+			if n := lab.NodeName(i); n != master && l.HoldsVIP(n, addr) {
+				next = n
+			}
+		}
+	}
+	if next == "" {
+		probe.Stop()
+		logPods(t, l, lb)
+		t.Fatalf("no backup took the VIP from %s", master)
+	}
+	for deadline := time.Now().Add(30 * time.Second); probe.Streak() < 100 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	outage, ok, failed := probe.Stop()
+	t.Logf("outage %.3fs (%d requests answered, %d failed); %s took over", outage.Seconds(), ok, failed, next)
 	waitActive(t, l, lb, next, 30*time.Second)
 	eventually(t, 30*time.Second, master+"'s keepalived back as a backup", func() error {
 		if r := nodeReport(t, l, lb, master); r.Role != v1alpha1.VRRPRoleBackup {
@@ -299,9 +324,10 @@ func TestFailoverWhenKeepalivedDies(t *testing.T) {
 		}
 		return nil
 	})
-	for range 20 { // two seconds: no preemption
+	for range 150 { // 15 seconds: no preemption, past the restarted keepalived's first probes
 		if !l.HoldsVIP(next, addr) || l.HoldsVIP(master, addr) {
-			t.Fatalf("with preemption disabled the VIP moved back to %s", master)
+			logPods(t, l, lb)
+			t.Fatalf("with preemption disabled the VIP moved: %s holds it %v, %s %v", master, l.HoldsVIP(master, addr), next, l.HoldsVIP(next, addr))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
