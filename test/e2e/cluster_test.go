@@ -407,7 +407,6 @@ func TestNodeRuntimeStopped(t *testing.T) {
 	waitActive(t, l, lb, lab.NodeName(0), 30*time.Second)
 }
 
-
 // TestMasterPodDeleted deletes the master's data-plane pod, as a drain or
 // `kubectl delete pod` would: keepalived stops and hands the VIP over, the
 // DaemonSet controller makes a new pod, and node-a takes the VIP back.
