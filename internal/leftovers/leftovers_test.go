@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -145,5 +146,78 @@ func TestReapRemovesNamespacesOfDeadOwners(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^` + live + `\b`).Match(out) {
 		t.Error("a live owner's namespace was removed")
+	}
+}
+
+// TestReapRemovesCgroupsAndMountsOfDeadOwners: a killed lab leaves a
+// kubelet's cgroup root with containers in it and folders with mounts
+// (volumes, snapshots); a dead owner's recorded ones are removed with what
+// runs and is mounted there, a live owner's are kept.
+func TestReapRemovesCgroupsAndMountsOfDeadOwners(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: cgroups and mounts")
+	}
+	hierarchies, err := CgroupHierarchies()
+	if err != nil || len(hierarchies) == 0 {
+		t.Skipf("no cgroup hierarchy mounted: %v", err)
+	}
+	Dir = t.TempDir()
+	cgroup := fmt.Sprintf("/hakeeper-leftovers-test-%d", os.Getpid())
+	keptCgroup := cgroup + "-kept"
+	// The pids hierarchy (or whichever comes first) holds a process in a
+	// child cgroup, as a container sits below a kubelet's cgroup root.
+	h := hierarchies[0]
+	for _, c := range []string{cgroup + "/pod/container", keptCgroup} {
+		if err := os.MkdirAll(filepath.Join(h, c), 0o755); err != nil {
+			t.Skipf("cannot create a cgroup in %s: %v", h, err)
+		}
+	}
+	t.Cleanup(func() { RemoveCgroup(cgroup); RemoveCgroup(keptCgroup) })
+	inCgroup := startSleeper(t, "sleep", "60")
+	if err := os.WriteFile(filepath.Join(h, cgroup, "pod", "container", "cgroup.procs"), []byte(fmt.Sprint(inCgroup.Process.Pid)), 0o644); err != nil {
+		t.Skipf("cannot move a process into %s: %v", h, err)
+	}
+	dir := filepath.Join(t.TempDir(), "lab")
+	mountPoint := filepath.Join(dir, "node-a", "kubelet", "volume")
+	if err := os.MkdirAll(mountPoint, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "leftovers-test", mountPoint).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() { Unmount(dir) })
+	self, _ := Self()
+	write := func(r record) {
+		data, _ := json.Marshal(r)
+		if err := os.WriteFile(recordPath(r.Owner), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(record{Owner: Process{PID: deadPID(t), StartTime: 1}, Cgroups: []string{cgroup}, Dirs: []string{dir}})
+	write(record{Owner: self, Cgroups: []string{keptCgroup}})
+
+	removed := Reap(nil)
+
+	t.Logf("removed %q", removed)
+	if len(removed) != 2 {
+		t.Errorf("removed %q, want the cgroup and the folder", removed)
+	}
+	if !exited(inCgroup) {
+		t.Error("the process in the dead owner's cgroup still runs")
+	}
+	if _, err := os.Stat(filepath.Join(h, cgroup)); !os.IsNotExist(err) {
+		t.Errorf("the dead owner's cgroup is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(h, keptCgroup)); err != nil {
+		t.Errorf("a live owner's cgroup was removed: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the dead owner's folder is still there: %v", err)
+	}
+	all, _ := mounts()
+	for _, m := range all {
+		if strings.HasPrefix(m.point, dir) {
+			t.Errorf("still mounted: %s", m.point)
+		}
 	}
 }
