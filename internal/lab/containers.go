@@ -14,6 +14,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/leftovers"
 )
 
 // RunningContainer is a container that runs on a node, as its containerd
@@ -129,9 +130,11 @@ func (l *Lab) PodContainers(pod corev1.Pod) ([]RunningContainer, error) {
 	return out, nil
 }
 
-// PodVolume is the folder, on the host, of an emptyDir volume of a
-// LoadBalancer's data-plane pod on a node, where the kubelet made it: the
-// agent's files and HAProxy's sockets are in the "run" volume.
+// PodVolume is a short path, on the host, to an emptyDir volume of a
+// LoadBalancer's data-plane pod on a node: the agent's files and HAProxy's
+// sockets are in the "run" volume. Where the kubelet made the volume is
+// too long a path for a unix socket (108 bytes), so the path is a symlink
+// to it in the system's temporary folder, removed with the lab.
 func (l *Lab) PodVolume(nodeName string, lb *v1alpha1.LoadBalancer, volume string) (string, error) {
 	n, err := l.node(nodeName)
 	if err != nil {
@@ -142,5 +145,14 @@ func (l *Lab) PodVolume(nodeName string, lb *v1alpha1.LoadBalancer, volume strin
 	if err != nil {
 		return "", err
 	}
-	return n.path("kubelet", "pods", c.PodUID, "volumes", "kubernetes.io~empty-dir", volume), nil
+	target := n.path("kubelet", "pods", c.PodUID, "volumes", "kubernetes.io~empty-dir", volume)
+	link := filepath.Join(os.TempDir(), fmt.Sprintf("%s%.8s-%s", l.net.prefix, c.PodUID, volume))
+	if current, err := os.Readlink(link); err == nil && current == target {
+		return link, nil
+	}
+	_ = os.Remove(link)
+	if err := leftovers.RecordDirs(link); err != nil {
+		return "", err
+	}
+	return link, os.Symlink(target, link)
 }

@@ -436,6 +436,10 @@ func (l *Lab) Close() {
 		leftovers.RemoveDir(n.path("kubelet"))
 	}
 	reapPodNamespaces()
+	links, _ := filepath.Glob(filepath.Join(os.TempDir(), l.net.prefix+"*"))
+	for _, link := range links { // PodVolume's symlinks
+		_ = os.Remove(link)
+	}
 	leftovers.Unmount(l.dir)
 	leftovers.Forget()
 	if l.lock != nil {

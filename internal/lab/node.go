@@ -149,6 +149,15 @@ imageGCLowThresholdPercent: 98
 	return nil
 }
 
+// nodeCPUShares weighs a node's cgroup root against the host's other
+// processes. A node is a machine of its own: the lab's client (wrk at full
+// speed), backends and control plane stand for other machines and must not
+// take its CPU the way a neighbour on one kernel would. With the default
+// 1024, the node's whole tree weighed as much as one wrk thread, and under
+// load keepalived waited for CPU past the master-down interval (false
+// failovers no real node would see from a client's load).
+const nodeCPUShares = "16384"
+
 // createCgroups makes the node's cgroup root in every hierarchy. A new
 // cpuset cgroup starts with no CPUs or memory nodes: copy its parent's.
 func (n *node) createCgroups() error {
@@ -166,6 +175,11 @@ func (n *node) createCgroups() error {
 				if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
 					return fmt.Errorf("setting %s of %s: %w", f, dir, err)
 				}
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "cpu.shares")); err == nil {
+			if err := os.WriteFile(filepath.Join(dir, "cpu.shares"), []byte(nodeCPUShares), 0o644); err != nil {
+				return fmt.Errorf("setting cpu.shares of %s: %w", dir, err)
 			}
 		}
 	}
