@@ -1,6 +1,7 @@
-// Package e2e runs lab scenarios: real haproxy, keepalived and agents in
-// network namespaces, the real manager and API server, a client probing
-// the virtual IP.
+// Package e2e runs lab scenarios on a real cluster (internal/lab): kubelets
+// and containerd in network namespaces, hakeeper installed from its images
+// with kustomize, real haproxy, keepalived and agents in the DaemonSet's
+// pods, a client probing the virtual IP.
 package e2e
 
 import (
@@ -256,14 +257,14 @@ func TestFailoverWhenHAProxyDies(t *testing.T) {
 	l := requireLab(t)
 	lb := applyWebsite(t, l)
 	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), lb, "haproxy") })
-	// The lab kubelet restarts HAProxy; with preemption on, node-a takes
+	// node-a's kubelet restarts HAProxy; with preemption on, node-a takes
 	// the VIP back.
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
 }
 
 // TestFailoverWhenKeepalivedDies uses preemption Disabled: the node whose
-// keepalived died gets it back a second later (the lab kubelet restarts
-// it) and must then stay a backup. (With preemption it would take the VIP
+// keepalived died gets it back a second later (its kubelet restarts it)
+// and must then stay a backup. (With preemption it would take the VIP
 // back within that second, too soon for status to be sure to show the
 // backup as master.)
 func TestFailoverWhenKeepalivedDies(t *testing.T) {
