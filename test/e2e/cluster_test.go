@@ -17,6 +17,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -383,17 +384,16 @@ func TestNodeRuntimeStopped(t *testing.T) {
 		probe.Stop()
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "node-a Ready again", func() error {
-		node := &corev1.Node{}
-		if err := l.Client.Get(ctx, client.ObjectKey{Name: lab.NodeName(0)}, node); err != nil {
+	restarted := time.Now()
+	eventually(t, 60*time.Second, "node-a's kubelet back (its lease renewed)", func() error {
+		lease := &coordinationv1.Lease{}
+		if err := l.Client.Get(ctx, client.ObjectKey{Namespace: "kube-node-lease", Name: lab.NodeName(0)}, lease); err != nil {
 			return err
 		}
-		for _, c := range node.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && time.Since(c.LastHeartbeatTime.Time) < 15*time.Second {
-				return nil
-			}
+		if lease.Spec.RenewTime == nil || lease.Spec.RenewTime.Time.Before(restarted.Add(-time.Second)) {
+			return fmt.Errorf("lease renewed at %v", lease.Spec.RenewTime)
 		}
-		return errors.New("not Ready")
+		return nil
 	})
 	time.Sleep(3 * time.Second) // the kubelet's first sync of the pod
 	outage, ok, failed := probe.Stop()
