@@ -375,16 +375,30 @@ func (l *Lab) StopRuntime(name string) error {
 	return nil
 }
 
-// StartRuntime starts a node's containerd and kubelet again.
+// StartRuntime starts a node's containerd and kubelet again, if stopped.
 func (l *Lab) StartRuntime(ctx context.Context, name string) error {
 	n, err := l.node(name)
 	if err != nil {
 		return err
 	}
-	if err := n.startContainerd(ctx); err != nil {
-		return err
+	if n.containerd == nil {
+		if err := n.startContainerd(ctx); err != nil {
+			return err
+		}
+	}
+	if n.kubelet != nil {
+		return nil
 	}
 	return n.startKubelet(l.assets, l.cp.pki.path("kubelet-"+n.name+".kubeconfig"))
+}
+
+// NodeLog is the end of a node's kubelet or containerd log, for a failure.
+func (l *Lab) NodeLog(name, program string, bytes int64) string {
+	n, err := l.node(name)
+	if err != nil {
+		return err.Error()
+	}
+	return tail(n.path(program+".log"), bytes)
 }
 
 // ClientCommand runs a program in the client's namespace, for load

@@ -385,6 +385,12 @@ func TestNodeRuntimeStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node-a's kubelet log ends:\n%s", l.NodeLog(lab.NodeName(0), "kubelet", 4000))
+			t.Logf("node-a's containerd log ends:\n%s", l.NodeLog(lab.NodeName(0), "containerd", 2000))
+		}
+	})
 	eventually(t, 60*time.Second, "node-a's kubelet back (its lease renewed)", func() error {
 		lease := &coordinationv1.Lease{}
 		if err := l.Client.Get(ctx, client.ObjectKey{Namespace: "kube-node-lease", Name: lab.NodeName(0)}, lease); err != nil {
