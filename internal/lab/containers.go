@@ -57,7 +57,7 @@ func (n *node) runningContainers() ([]RunningContainer, error) {
 			continue
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
-		if err != nil || !processRuns(pid) {
+		if err != nil || !leftovers.Running(pid) {
 			continue
 		}
 		out = append(out, RunningContainer{
@@ -66,17 +66,6 @@ func (n *node) runningContainers() ([]RunningContainer, error) {
 		})
 	}
 	return out, nil
-}
-
-// processRuns tells whether pid exists and has not exited (a zombie has).
-func processRuns(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	end := strings.LastIndexByte(s, ')')
-	return end > 0 && !strings.HasPrefix(s[end+1:], " Z")
 }
 
 // Container finds the running container of a LoadBalancer's data-plane

@@ -240,9 +240,9 @@ func Reap(netnsOwner *regexp.Regexp) []string {
 	return removed
 }
 
-// running tells whether pid is a process that has not exited (a zombie
+// Running tells whether pid is a process that has not exited (a zombie
 // has).
-func running(pid int) bool {
+func Running(pid int) bool {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false
@@ -258,7 +258,7 @@ func killGroup(pid int) {
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	for range 50 {
-		if !running(pid) {
+		if !Running(pid) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
