@@ -24,10 +24,8 @@ const (
 	APIServerPort   = 6443
 	ServiceRange    = "198.19.200.0/24"
 	KubernetesSvcIP = "198.19.200.1"
-	// podRangeFormat is each node's pod range, by node index from 1;
-	// podAddressPrefix starts every pod's address.
-	podRangeFormat   = "198.19.%d.0/24"
-	podAddressPrefix = "198.19."
+	// podRangeFormat is each node's pod range, by node index from 1.
+	podRangeFormat = "198.19.%d.0/24"
 )
 
 // controlPlane is etcd, kube-apiserver, kube-controller-manager and

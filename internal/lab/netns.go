@@ -163,9 +163,10 @@ func (n *network) destroy() {
 }
 
 // reapPodNamespaces removes the pods' network namespaces that containerd
-// left pinned under /run/netns (cni-...) with nothing running in them and
-// an address from the lab's pod ranges: a killed lab's, or a stopped
-// one's whose sandboxes were never torn down.
+// left pinned under /run/netns (cni-...) when their node went away: with
+// nothing running in them and no interface but the loopback (a pod's veth
+// goes with its node's namespace, which held the bridge). Labs take turns,
+// so no lab's containerd is setting one up meanwhile.
 func reapPodNamespaces() []string {
 	entries, err := os.ReadDir("/run/netns")
 	if err != nil {
@@ -180,8 +181,8 @@ func reapPodNamespaces() []string {
 		if pids, err := exec.Command("ip", "netns", "pids", name).Output(); err != nil || len(strings.TrimSpace(string(pids))) > 0 {
 			continue
 		}
-		addrs, err := exec.Command("ip", "-n", name, "-4", "-o", "addr", "show").Output()
-		if err != nil || !strings.Contains(string(addrs), " inet "+podAddressPrefix) {
+		links, err := exec.Command("ip", "-n", name, "-o", "link", "show").Output()
+		if err != nil || strings.Count(strings.TrimSpace(string(links)), "\n") > 0 || !strings.Contains(string(links), ": lo:") {
 			continue
 		}
 		if ip("netns", "del", name) == nil {
