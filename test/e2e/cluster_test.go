@@ -299,7 +299,7 @@ func TestManagerNeedsItsRBAC(t *testing.T) {
 // them and the LoadBalancer becomes Ready.
 func TestDataPlaneNeedsPrivilegedPodSecurity(t *testing.T) {
 	l := requireLab(t)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "psa-baseline",
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "psa-baseline-",
 		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "baseline"}}}
 	if err := l.Client.Create(ctx, ns); err != nil {
 		t.Fatal(err)
