@@ -258,11 +258,8 @@ func (l *Lab) waitNodesReady(ctx context.Context, timeout time.Duration) error {
 				}
 				err = fmt.Errorf("conditions %+v", node.Status.Conditions)
 			}
-			if n.kubelet.exited() {
-				return fmt.Errorf("the kubelet of %s exited: %s", n.name, tail(n.path("kubelet.log"), 3000))
-			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("node %s not Ready within %v: %v", n.name, timeout, err)
+				return fmt.Errorf("node %s not Ready within %v: %v; its kubelet's log ends: %s", n.name, timeout, err, tail(n.path("kubelet.log"), 3000))
 			}
 			time.Sleep(250 * time.Millisecond)
 		}

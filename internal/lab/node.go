@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hakeeper/hakeeper/internal/leftovers"
@@ -27,7 +28,7 @@ type node struct {
 	cgroupRoot string
 
 	containerd *process
-	kubelet    *process
+	kubelet    *supervised
 }
 
 func (n *node) path(elem ...string) string { return filepath.Join(append([]string{n.dir}, elem...)...) }
@@ -195,14 +196,72 @@ func (n *node) startContainerd(ctx context.Context) error {
 	return n.waitContainerd(ctx, 30*time.Second)
 }
 
-// startKubelet runs the kubelet.
+// startKubelet runs the kubelet, restarted a second after it exits.
 func (n *node) startKubelet(assets, kubeconfig string) error {
 	var err error
-	n.kubelet, err = startProcess(n.dir, "kubelet", n.inNamespace(filepath.Join(assets, "kubelet"),
-		"--config="+n.path("kubelet.yaml"), "--kubeconfig="+kubeconfig,
-		"--root-dir="+n.path("kubelet"), "--cert-dir="+n.path("kubelet-certs"),
-		"--hostname-override="+n.name, "--node-ip="+n.addr)...)
+	n.kubelet, err = supervise(func() (*process, error) {
+		return startProcess(n.dir, "kubelet", n.inNamespace(filepath.Join(assets, "kubelet"),
+			"--config="+n.path("kubelet.yaml"), "--kubeconfig="+kubeconfig,
+			"--root-dir="+n.path("kubelet"), "--cert-dir="+n.path("kubelet-certs"),
+			"--hostname-override="+n.name, "--node-ip="+n.addr)...)
+	})
 	return err
+}
+
+// supervised is a process started again a second after it exits, as
+// systemd's Restart=always keeps a node's kubelet running. A kubelet exits
+// when it cannot validate the runtime's CRI API, which a just-restarted
+// containerd may not serve yet although its socket answers.
+type supervised struct {
+	mu      sync.Mutex
+	current *process
+	stopped chan struct{}
+}
+
+func supervise(start func() (*process, error)) (*supervised, error) {
+	p, err := start()
+	if err != nil {
+		return nil, err
+	}
+	s := &supervised{current: p, stopped: make(chan struct{})}
+	go func() {
+		for {
+			select {
+			case <-s.stopped:
+				return
+			case <-p.done:
+			}
+			select {
+			case <-s.stopped:
+				return
+			case <-time.After(time.Second):
+			}
+			s.mu.Lock()
+			select {
+			case <-s.stopped:
+				s.mu.Unlock()
+				return
+			default:
+			}
+			next, err := start()
+			if err != nil {
+				s.mu.Unlock()
+				return
+			}
+			s.current, p = next, next
+			s.mu.Unlock()
+		}
+	}()
+	return s, nil
+}
+
+// stop ends the supervision and the process.
+func (s *supervised) stop(grace time.Duration) {
+	s.mu.Lock()
+	close(s.stopped)
+	p := s.current
+	s.mu.Unlock()
+	p.stop(grace)
 }
 
 func (n *node) waitContainerd(ctx context.Context, timeout time.Duration) error {

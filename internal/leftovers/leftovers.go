@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -126,8 +127,14 @@ func appendNew(list []string, add ...string) []string {
 	return list
 }
 
+// recordMu serialises updates of the record: the lab starts nodes side by
+// side.
+var recordMu sync.Mutex
+
 // update rewrites the calling process's record through change.
 func update(change func(self Process, r *record) error) error {
+	recordMu.Lock()
+	defer recordMu.Unlock()
 	self, err := Self()
 	if err != nil {
 		return err
