@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/hakeeper/hakeeper/internal/configguard"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
 	"github.com/hakeeper/hakeeper/internal/render"
@@ -151,10 +152,18 @@ func (a *Agent) readCertificates(ctx context.Context, listeners map[string]strin
 	return out, nil
 }
 
-// check runs haproxy -c and keepalived --config-test on candidate files.
-// Certificates are written first (HAProxy opens them while checking); the
+// check refuses configs outside what hakeeper renders (configguard), then
+// runs haproxy -c and keepalived --config-test on candidate files. The
+// guard comes first: HAProxy runs a lua-load script even while checking.
+// Certificates are written next (HAProxy opens them while checking); the
 // running HAProxy keeps the ones it loaded until it reloads.
 func (a *Agent) check(ctx context.Context, want appliedConfig) error {
+	if err := configguard.HAProxy(want.haproxyCfg, a.o.Paths.RunDir); err != nil {
+		return err
+	}
+	if err := configguard.Keepalived(want.keepalivedConf, a.o.Paths.RunDir); err != nil {
+		return err
+	}
 	for listener, pem := range want.certs {
 		if err := writeFileAtomic(a.o.Paths.CertificateFile(listener), []byte(pem), 0o600); err != nil {
 			return err
