@@ -68,7 +68,7 @@ deploy: control-plane ## Deploy CRD, RBAC and the operator (images from the Dock
 
 .PHONY: render-sample
 render-sample: ## Render the website sample for two nodes, as `hakeeper render` previews it.
-	$(GO) run . render -f config/samples/website.yaml \
+	$(GO) run . render -f config/samples/website.yaml --class config/samples/classes.yaml \
 		--node edge-a=198.18.0.11 --node edge-b=198.18.0.12 \
 		--servers web=198.18.0.21:8080,198.18.0.22:8080
 

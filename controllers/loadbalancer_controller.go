@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -23,36 +24,51 @@ import (
 	"github.com/hakeeper/hakeeper/internal/desired"
 )
 
-// LoadBalancerReconciler renders each LoadBalancer into its ConfigMaps,
-// DaemonSet and agent RBAC, and folds what the nodes report into status.
+// LoadBalancerReconciler renders each LoadBalancer, within what its class
+// allows, into its ConfigMaps, DaemonSet and agent RBAC in the data-plane
+// namespace, and folds what the nodes report into status.
 type LoadBalancerReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
-	// APIReader reads what the cache does not hold (Secrets).
+	// APIReader reads what the cache does not hold: objects without
+	// hakeeper's labels, to refuse adopting them.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	DataPlane desired.DataPlaneOptions
 
-	// allocations remembers the router IDs this process allocated, by
-	// namespace/name, until the cache shows them in status: without it two
-	// LoadBalancers reconciled in quick succession could both take the same
-	// free ID from a cache that lags the status patch.
+	// allocations remembers the router IDs and virtual IPs this process
+	// allocated, by namespace/name, until the cache shows them in status:
+	// without it two LoadBalancers reconciled in quick succession could
+	// both take the same free one from a cache that lags the status patch.
 	allocations sync.Map
+	// written remembers, per owned object, the version this process last
+	// applied, so an object edited by hand since is put back.
+	written sync.Map
 }
 
-// RBAC: exactly what the reconciler reads and writes. Owned objects are
-// server-side applied (create and patch, never update); the garbage
-// collector deletes them. Creating the agent's Role requires holding what it
-// grants: get/list/watch on ConfigMaps and Secrets, patch on ConfigMaps.
+// allocation is what allocations holds for one LoadBalancer.
+type allocation struct {
+	routerID   int32
+	virtualIPs []string
+}
+
+// RBAC: exactly what the reconciler reads and writes. Cluster-wide it
+// reads; it writes only LoadBalancer status and finalizers, Events, and,
+// for TLS listeners, one Role and RoleBinding in the LoadBalancer's
+// namespace (which the API server lets it create only where it may read
+// the Secrets itself: see docs/security.md). Everything else it writes
+// lives in the data-plane namespace, through the namespaced Role below.
+// Owned objects are server-side applied (create and patch, never update).
 //
-// +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers/status,verbs=get;patch
-// +kubebuilder:rbac:groups="",resources=configmaps;serviceaccounts,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=services;nodes;secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancerclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services;nodes;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",namespace=hakeeper-system,resources=configmaps;serviceaccounts,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=apps,namespace=hakeeper-system,resources=daemonsets,verbs=get;list;watch;create;patch;delete
 
 // Reconcile brings one LoadBalancer's owned objects and status up to date.
 func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -64,8 +80,16 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if lb.DeletionTimestamp != nil {
-		// Owner references let the garbage collector remove the rest.
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.finalize(ctx, lb)
+	}
+	if !controllerutil.ContainsFinalizer(lb, desired.Finalizer) {
+		// Before anything is created in the data-plane namespace, where no
+		// owner reference can reach.
+		patch := client.MergeFrom(lb.DeepCopy())
+		controllerutil.AddFinalizer(lb, desired.Finalizer)
+		if err := r.Client.Patch(ctx, lb, patch); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
 	log := ctrl.LoggerFrom(ctx)
 	orig := lb.DeepCopy()
@@ -83,10 +107,11 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}()
 	for _, step := range []func(context.Context, *scope) error{
 		r.validate,
+		r.gatherClass,
 		r.gatherNodes,
+		r.checkClassPolicy,
 		r.checkConflicts,
 		r.gatherEndpoints,
-		r.checkSecrets,
 		r.render,
 		r.apply,
 	} {
@@ -106,21 +131,22 @@ func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := setupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.LoadBalancer{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&corev1.ConfigMap{}).
-		Owns(&appsv1.DaemonSet{}).
-		Owns(&corev1.ServiceAccount{}).
-		Owns(&rbacv1.Role{}).
-		Owns(&rbacv1.RoleBinding{}).
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.LoadBalancer{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
 		// Another LoadBalancer appearing, changing or going away can start
 		// or end a conflict.
 		Watches(&v1alpha1.LoadBalancer{}, handler.EnqueueRequestsFromMapFunc(r.contendersOf),
 			builder.WithPredicates(claimChanged)).
+		Watches(&v1alpha1.LoadBalancerClass{}, handler.EnqueueRequestsFromMapFunc(r.forClass)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.forNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.forService)).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.forEndpointSlice)).
-		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.forNode), builder.WithPredicates(nodeChanged)).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forSecret), builder.OnlyMetadata).
-		Named("loadbalancer").
-		Complete(r)
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.forNode), builder.WithPredicates(nodeChanged))
+	// Owned objects live in another namespace than their LoadBalancer (or,
+	// for the TLS Role, carry its labels too): map them back by label.
+	for _, obj := range []client.Object{&corev1.ConfigMap{}, &appsv1.DaemonSet{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {
+		b = b.Watches(obj, handler.EnqueueRequestsFromMapFunc(ownerOf))
+	}
+	return b.Named("loadbalancer").Complete(r)
 }

@@ -18,6 +18,9 @@ import (
 func computeStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v1alpha1.LoadBalancerStatus {
 	st := *lb.Status.DeepCopy()
 	gen := lb.Generation
+	if s.class != nil {
+		st.ClassName = s.class.Name
+	}
 	if reconcileErr != nil && !s.stopped() {
 		// A transient error: keep what we knew, retry with backoff, and say
 		// why in the API's own words (a missing permission shows here).
@@ -36,6 +39,10 @@ func computeStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v1al
 	}
 	st.ObservedGeneration = gen
 	st.VirtualRouterID = s.routerID
+	st.VirtualIPs = nil
+	for _, v := range s.virtualIPs {
+		st.VirtualIPs = append(st.VirtualIPs, v.String())
+	}
 	st.Nodes = nodeStatuses(s)
 	st.ActiveNode, st.Backends = activeNodeAndBackends(lb, s)
 	setDegraded(&st, gen, s)
@@ -132,6 +139,7 @@ func setDegraded(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 		problems = append(problems, msgs...)
 	}
 	add(v1alpha1.LoadBalancerReferenceNotFoundReason, s.missing...)
+	add(v1alpha1.LoadBalancerNotAllowedByClassReason, s.refused...)
 	for _, n := range st.Nodes {
 		if rep := s.reports[n.Name]; rep.Message != "" {
 			add(v1alpha1.LoadBalancerConfigRejectedReason, fmt.Sprintf("node %s: %s", n.Name, rep.Message))
@@ -175,7 +183,8 @@ func setProgressing(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 func setReady(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 	switch {
 	case len(s.nodes) == 0:
-		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason, "No node matches spec.nodeSelector and tolerates its taints")
+		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason,
+			fmt.Sprintf("No node matches LoadBalancerClass %s's data-plane nodes and spec.nodeSelector", s.class.Name))
 	case st.ActiveNode == "":
 		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason, "No node holds the virtual IPs yet")
 	case !nodeReady(st, st.ActiveNode):
@@ -183,7 +192,7 @@ func setReady(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 			fmt.Sprintf("Node %s holds the virtual IPs but does not run the current config or is unhealthy", st.ActiveNode))
 	default:
 		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionTrue, v1alpha1.LoadBalancerAvailableReason,
-			fmt.Sprintf("Node %s serves %s", st.ActiveNode, strings.Join(s.lb.Spec.VirtualIPs, ", ")))
+			fmt.Sprintf("Node %s serves %s", st.ActiveNode, strings.Join(st.VirtualIPs, ", ")))
 	}
 }
 

@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -10,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
@@ -32,27 +33,37 @@ type scope struct {
 	stopReason  string
 	stopMessage string
 
+	class     *v1alpha1.LoadBalancerClass
+	placement resolve.Placement
+	pools     []resolve.Pool
+	// spec is the LoadBalancer's spec with the class's defaults.
+	spec       v1alpha1.LoadBalancerSpec
+	nodeAddrs  map[netip.Addr]string
+	policy     resolve.BackendPolicy
+	virtualIPs []netip.Prefix
+
 	allNodes []corev1.Node
 	nodes    []render.Node // selected, with address and priority
-	ipv4     bool
 	// pending nodes have not reported the interface holding their address.
 	pending []string
-	// missing lists references that do not resolve (Services, Secrets,
-	// node addresses): applied anyway, reported as Degraded.
+	// missing lists references that do not resolve (Services, node
+	// addresses): applied anyway, reported as Degraded.
 	missing []string
+	// refused lists endpoints the class does not allow: left out,
+	// reported as Degraded.
+	refused []string
 
 	routerID int32
 	reports  map[string]report.NodeReport
 
 	existingHAProxy, existingKeepalived, existingReport *corev1.ConfigMap
 
-	endpoints     map[string][]render.Endpoint
-	haproxyCfg    []byte
-	keepalived    map[string][]byte
-	expectedHash  map[string]string
-	serversTotal  map[string]int32
-	daemonSet     *appsv1.DaemonSet
-	changedConfig bool
+	endpoints    map[string][]render.Endpoint
+	haproxyCfg   []byte
+	keepalived   map[string][]byte
+	expectedHash map[string]string
+	serversTotal map[string]int32
+	daemonSet    *appsv1.DaemonSet
 }
 
 func (s *scope) stop(reason, message string) {
@@ -67,6 +78,49 @@ func (r *LoadBalancerReconciler) validate(_ context.Context, s *scope) error {
 	if errs := validation.Spec(&s.lb.Spec); len(errs) > 0 {
 		s.stop(v1alpha1.LoadBalancerInvalidSpecReason, errs.ToAggregate().Error())
 	}
+	return nil
+}
+
+// gatherClass finds the LoadBalancer's class and checks the namespace may
+// use it. Without a usable class nothing is applied.
+func (r *LoadBalancerReconciler) gatherClass(ctx context.Context, s *scope) error {
+	var classes v1alpha1.LoadBalancerClassList
+	if err := r.Client.List(ctx, &classes); err != nil {
+		return fmt.Errorf("failed to list LoadBalancerClasses: %w", err)
+	}
+	name, err := resolve.ClassName(s.lb, classes.Items)
+	if err != nil {
+		s.stop(v1alpha1.LoadBalancerClassNotFoundReason, err.Error())
+		return nil
+	}
+	i := slices.IndexFunc(classes.Items, func(c v1alpha1.LoadBalancerClass) bool { return c.Name == name })
+	if i < 0 {
+		s.stop(v1alpha1.LoadBalancerClassNotFoundReason, fmt.Sprintf("LoadBalancerClass %s not found", name))
+		return nil
+	}
+	s.class = &classes.Items[i]
+	ns := &corev1.Namespace{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: s.lb.Namespace}, ns); err != nil {
+		return fmt.Errorf("failed to read namespace %s: %w", s.lb.Namespace, err)
+	}
+	allowed, err := resolve.NamespaceAllowed(s.class, ns)
+	switch {
+	case err != nil:
+		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, err.Error())
+		return nil
+	case !allowed:
+		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, fmt.Sprintf("LoadBalancerClass %s does not allow namespace %s (its namespaceSelector does not match)", name, s.lb.Namespace))
+		return nil
+	}
+	if s.pools, err = resolve.Pools(s.class); err != nil {
+		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, err.Error())
+		return nil
+	}
+	if s.placement, err = resolve.PlacementOf(s.class, s.lb); err != nil {
+		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, err.Error())
+		return nil
+	}
+	s.spec = s.class.WithClassDefaults(s.lb.Spec)
 	return nil
 }
 
@@ -88,13 +142,14 @@ func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) erro
 	lb := s.lb
 	names := desired.NamesFor(lb)
 	var err error
-	if s.existingHAProxy, err = getOptional(ctx, r.Client, client.ObjectKey{Namespace: lb.Namespace, Name: names.HAProxyConfigMap}, &corev1.ConfigMap{}); err != nil {
+	ns := r.DataPlane.Namespace
+	if s.existingHAProxy, err = getOptional(ctx, r.Client, client.ObjectKey{Namespace: ns, Name: names.HAProxyConfigMap}, &corev1.ConfigMap{}); err != nil {
 		return err
 	}
-	if s.existingKeepalived, err = getOptional(ctx, r.Client, client.ObjectKey{Namespace: lb.Namespace, Name: names.KeepalivedConfigMap}, &corev1.ConfigMap{}); err != nil {
+	if s.existingKeepalived, err = getOptional(ctx, r.Client, client.ObjectKey{Namespace: ns, Name: names.KeepalivedConfigMap}, &corev1.ConfigMap{}); err != nil {
 		return err
 	}
-	if s.existingReport, err = getOptional(ctx, r.Client, client.ObjectKey{Namespace: lb.Namespace, Name: names.ReportConfigMap}, &corev1.ConfigMap{}); err != nil {
+	if s.existingReport, err = getOptional(ctx, r.Client, client.ObjectKey{Namespace: ns, Name: names.ReportConfigMap}, &corev1.ConfigMap{}); err != nil {
 		return err
 	}
 	s.reports = map[string]report.NodeReport{}
@@ -107,23 +162,23 @@ func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) erro
 		return fmt.Errorf("failed to list nodes: %w", err)
 	}
 	s.allNodes = list.Items
-	vip, _ := validation.ParseVirtualIP(lb.Spec.VirtualIPs[0])
-	s.ipv4 = vip.Addr().Is4()
-	selected := resolve.SelectNodes(list.Items, lb.Spec.NodeSelector, lb.Spec.Tolerations)
+	s.nodeAddrs = resolve.NodeAddresses(list.Items)
+	selected := resolve.SelectNodes(list.Items, s.placement.NodeSelector, s.placement.Tolerations)
 	record := desired.ParseVRRPRecord(s.existingKeepalived)
 	nodeNames := make([]string, len(selected))
 	for i, n := range selected {
 		nodeNames[i] = n.Name
 	}
 	prios := priority.Assign(lb.Spec.VRRP.Priorities, nodeNames, record.Priorities)
-	unicast := lb.Spec.VRRP.Mode == v1alpha1.VRRPModeUnicast
+	unicast := s.spec.VRRP.Mode == v1alpha1.VRRPModeUnicast
+	ipv4 := vrrpFamilyIPv4(s)
 	for _, n := range selected {
-		addr := resolve.InternalIP(n, s.ipv4)
+		addr := resolve.InternalIP(n, ipv4)
 		if addr == "" && unicast {
 			s.missing = append(s.missing, fmt.Sprintf("node %s has no InternalIP of the virtual IPs' family, so it cannot be a unicast peer", n.Name))
 			continue
 		}
-		iface := lb.Spec.Interface
+		iface := s.class.Spec.DataPlane.Interface
 		if iface == "" {
 			iface = s.reports[n.Name].Interface
 		}
@@ -135,17 +190,62 @@ func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) erro
 	return nil
 }
 
-// claimOf describes what a LoadBalancer holds, for conflict checks.
-func claimOf(lb *v1alpha1.LoadBalancer, allNodes []corev1.Node) resolve.Claim {
+// vrrpFamilyIPv4 tells the family VRRP will run on before the addresses
+// are settled: the first requested or held address's, else the family the
+// allocation will take.
+func vrrpFamilyIPv4(s *scope) bool {
+	if addrs := claimedAddrs(s.lb); len(addrs) > 0 {
+		return addrs[0].Is4()
+	}
+	if len(s.lb.Spec.IPFamilies) > 0 {
+		return s.lb.Spec.IPFamilies[0] == corev1.IPv4Protocol
+	}
+	return len(s.pools) == 0 || s.pools[0].Range.Addr().Is4()
+}
+
+// claimedAddrs are the addresses a LoadBalancer requests, or else holds
+// (status).
+func claimedAddrs(lb *v1alpha1.LoadBalancer) []netip.Addr {
+	var out []netip.Addr
+	for _, v := range lb.Spec.VirtualIPs {
+		if a, err := netip.ParseAddr(v); err == nil {
+			out = append(out, a)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, v := range lb.Status.VirtualIPs {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
+}
+
+// checkClassPolicy refuses what the class does not allow in the spec: its
+// servers, slots and health-check intervals.
+func (r *LoadBalancerReconciler) checkClassPolicy(_ context.Context, s *scope) error {
+	var err error
+	if s.policy, err = resolve.NewBackendPolicy(s.class, s.pools, s.nodeAddrs); err != nil {
+		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, err.Error())
+		return nil
+	}
+	if errs := s.policy.CheckSpec(&s.lb.Spec); len(errs) > 0 {
+		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, errs.ToAggregate().Error())
+	}
+	return nil
+}
+
+// claimOf describes what a LoadBalancer holds, for conflict checks: its
+// requested or held addresses, its ports, the nodes its status lists and
+// its router ID.
+func claimOf(lb *v1alpha1.LoadBalancer, vips []netip.Addr, nodes []string) resolve.Claim {
 	var ports []int32
 	for _, l := range lb.Spec.Listeners {
 		ports = append(ports, l.Port)
 	}
-	var nodes []string
-	for _, n := range resolve.SelectNodes(allNodes, lb.Spec.NodeSelector, lb.Spec.Tolerations) {
-		nodes = append(nodes, n.Name)
-	}
-	c := resolve.NewClaim(lb.Namespace+"/"+lb.Name, lb.CreationTimestamp.Time, lb.Spec.VirtualIPs, ports, nodes)
+	c := resolve.NewClaim(lb.Namespace+"/"+lb.Name, lb.CreationTimestamp.Time, vips, ports, nodes)
 	c.RouterID = lb.Status.VirtualRouterID
 	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
 		c.RouterID, c.Explicit = *id, true
@@ -153,26 +253,72 @@ func claimOf(lb *v1alpha1.LoadBalancer, allNodes []corev1.Node) resolve.Claim {
 	return c
 }
 
-// checkConflicts stops a LoadBalancer that claims what an older one holds,
-// and settles the router ID.
+// checkConflicts settles the virtual IPs (requested, kept, or allocated
+// from the class's pools), stops a LoadBalancer that claims what an older
+// one holds, and settles the router ID.
 func (r *LoadBalancerReconciler) checkConflicts(ctx context.Context, s *scope) error {
 	var list v1alpha1.LoadBalancerList
 	if err := r.Client.List(ctx, &list); err != nil {
 		return fmt.Errorf("failed to list LoadBalancers: %w", err)
 	}
-	self := claimOf(s.lb, s.allNodes)
+	key := s.lb.Namespace + "/" + s.lb.Name
 	others := make([]resolve.Claim, 0, len(list.Items))
+	taken := map[netip.Addr]string{}
 	for i := range list.Items {
 		other := &list.Items[i]
 		if other.UID == s.lb.UID {
 			continue
 		}
-		claim := claimOf(other, s.allNodes)
-		if id, ok := r.allocations.Load(claim.Key); ok && !claim.Explicit {
-			claim.RouterID = id.(int32) // newer than the cached status
+		vips := claimedAddrs(other)
+		var nodes []string
+		for _, n := range other.Status.Nodes {
+			nodes = append(nodes, n.Name)
+		}
+		claim := claimOf(other, vips, nodes)
+		if a, ok := r.allocations.Load(claim.Key); ok {
+			// Newer than the cached status.
+			if !claim.Explicit {
+				claim.RouterID = a.(allocation).routerID
+			}
+			if len(other.Spec.VirtualIPs) == 0 {
+				claim.VIPs = nil
+				for _, v := range a.(allocation).virtualIPs {
+					claim.VIPs = append(claim.VIPs, netip.MustParsePrefix(v).Addr())
+				}
+			}
+		}
+		for _, v := range claim.VIPs {
+			taken[v] = claim.Key
 		}
 		others = append(others, claim)
 	}
+	previous := s.lb.Status.VirtualIPs
+	if a, ok := r.allocations.Load(key); ok {
+		previous = a.(allocation).virtualIPs
+	}
+	vips, err := resolve.AssignVirtualIPs(resolve.VIPInput{
+		Class: s.class.Name, Requested: s.lb.Spec.VirtualIPs, Families: s.lb.Spec.IPFamilies, Previous: previous,
+		Pools: s.pools, NodeAddresses: s.nodeAddrs, Taken: taken,
+	})
+	if err != nil {
+		reason := v1alpha1.LoadBalancerNotAllowedByClassReason
+		var ae *resolve.AddressError
+		if errors.As(err, &ae) {
+			reason = ae.Reason
+		}
+		s.stop(reason, err.Error())
+		return nil
+	}
+	s.virtualIPs = vips
+	addrs := make([]netip.Addr, len(vips))
+	for i, v := range vips {
+		addrs[i] = v.Addr()
+	}
+	nodeNames := make([]string, len(s.nodes))
+	for i, n := range s.nodes {
+		nodeNames[i] = n.Name
+	}
+	self := claimOf(s.lb, addrs, nodeNames)
 	if !self.Explicit {
 		self.RouterID = 0 // allocated below; an allocation never conflicts
 	}
@@ -182,22 +328,26 @@ func (r *LoadBalancerReconciler) checkConflicts(ctx context.Context, s *scope) e
 	}
 	if self.Explicit {
 		s.routerID = self.RouterID
-		return nil
+	} else {
+		prevID := s.lb.Status.VirtualRouterID
+		if prevID == 0 {
+			prevID = desired.ParseVRRPRecord(s.existingKeepalived).VirtualRouterID
+		}
+		if a, ok := r.allocations.Load(key); ok {
+			prevID = a.(allocation).routerID
+		}
+		id, err := resolve.AllocateRouterID(self, others, prevID)
+		if err != nil {
+			s.stop(v1alpha1.LoadBalancerConflictReason, err.Error())
+			return nil
+		}
+		s.routerID = id
 	}
-	previous := s.lb.Status.VirtualRouterID
-	if previous == 0 {
-		previous = desired.ParseVRRPRecord(s.existingKeepalived).VirtualRouterID
+	held := make([]string, len(vips))
+	for i, v := range vips {
+		held[i] = v.String()
 	}
-	if id, ok := r.allocations.Load(self.Key); ok {
-		previous = id.(int32)
-	}
-	id, err := resolve.AllocateRouterID(self, others, previous)
-	if err != nil {
-		s.stop(v1alpha1.LoadBalancerConflictReason, err.Error())
-		return nil
-	}
-	s.routerID = id
-	r.allocations.Store(self.Key, id)
+	r.allocations.Store(key, allocation{routerID: s.routerID, virtualIPs: held})
 	return nil
 }
 
@@ -215,6 +365,8 @@ func (r *LoadBalancerReconciler) gatherEndpoints(ctx context.Context, s *scope) 
 		if err != nil {
 			return err
 		}
+		ready, dropped := s.policy.FilterEndpoints(b.Name, ready)
+		s.refused = append(s.refused, dropped...)
 		s.endpoints[b.Name] = resolve.AssignSlots(b.ServiceRef, ready, previous[b.Name])
 	}
 	return nil
@@ -242,28 +394,12 @@ func (r *LoadBalancerReconciler) readyEndpoints(ctx context.Context, s *scope, r
 	return resolve.ReadyEndpoints(slices.Items, portName), nil
 }
 
-// checkSecrets reports TLS Secrets that do not exist. Only their metadata
-// is read: the operator never needs the keys themselves.
-func (r *LoadBalancerReconciler) checkSecrets(ctx context.Context, s *scope) error {
-	for _, name := range desired.TLSSecretNames(s.lb) {
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.lb.Namespace, Name: name}, meta)
-		switch {
-		case apierrors.IsNotFound(err):
-			s.missing = append(s.missing, fmt.Sprintf("TLS Secret %s not found", name))
-		case err != nil:
-			return fmt.Errorf("failed to read Secret %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
 // render produces haproxy.cfg and each node's keepalived.conf. A node whose
 // interface is unknown gets no keepalived.conf until its agent reports.
 func (r *LoadBalancerReconciler) render(_ context.Context, s *scope) error {
 	in := render.Input{
-		Name: s.lb.Name, Namespace: s.lb.Namespace, Spec: s.lb.Spec,
+		Name: s.lb.Name, Namespace: s.lb.Namespace, Spec: s.spec,
+		VirtualIPs: s.virtualIPs, Interface: s.class.Spec.DataPlane.Interface,
 		Endpoints: s.endpoints, Nodes: s.nodes, VirtualRouterID: s.routerID,
 	}
 	cfg, err := render.HAProxyConfig(in)

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/validation"
+	"github.com/hakeeper/hakeeper/internal/desired"
 )
 
 // Field indexes on LoadBalancers, so a Service or Secret event finds the
@@ -129,12 +129,11 @@ func (r *LoadBalancerReconciler) contendersOf(ctx context.Context, obj client.Ob
 	})
 }
 
+// vipAddrs are the addresses a LoadBalancer requests or holds.
 func vipAddrs(lb *v1alpha1.LoadBalancer) []string {
 	var out []string
-	for _, v := range lb.Spec.VirtualIPs {
-		if p, err := validation.ParseVirtualIP(v); err == nil {
-			out = append(out, p.Addr().String())
-		}
+	for _, a := range claimedAddrs(lb) {
+		out = append(out, a.String())
 	}
 	return out
 }
@@ -165,14 +164,56 @@ var nodeChanged = predicate.Funcs{
 }
 
 // claimChanged passes LoadBalancer events that can start or end a conflict:
-// creation, deletion, a spec change, or a new router ID in status.
+// creation, deletion, a spec change, or a new router ID or virtual IPs in
+// status.
 var claimChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		old, oldOK := e.ObjectOld.(*v1alpha1.LoadBalancer)
 		cur, curOK := e.ObjectNew.(*v1alpha1.LoadBalancer)
-		return !oldOK || !curOK || old.Status.VirtualRouterID != cur.Status.VirtualRouterID
+		return !oldOK || !curOK || old.Status.VirtualRouterID != cur.Status.VirtualRouterID ||
+			!slices.Equal(old.Status.VirtualIPs, cur.Status.VirtualIPs)
 	},
 	CreateFunc:  func(event.CreateEvent) bool { return false },
 	DeleteFunc:  func(event.DeleteEvent) bool { return false },
 	GenericFunc: func(event.GenericEvent) bool { return false },
 })
+
+// ownerOf maps an object hakeeper owns to its LoadBalancer by the labels
+// every owned object carries.
+func ownerOf(_ context.Context, obj client.Object) []reconcile.Request {
+	l := obj.GetLabels()
+	if l[desired.LabelManagedBy] != desired.ManagedBy || l[desired.LabelLoadBalancer] == "" || l[desired.LabelLoadBalancerNamespace] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: l[desired.LabelLoadBalancerNamespace], Name: l[desired.LabelLoadBalancer]}}}
+}
+
+// forClass enqueues the LoadBalancers that use a class or may (those that
+// name none take the default, which this class may have become).
+func (r *LoadBalancerReconciler) forClass(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v1alpha1.LoadBalancerList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	return requests(list.Items, func(lb *v1alpha1.LoadBalancer) bool {
+		return lb.Spec.ClassName == obj.GetName() || lb.Status.ClassName == obj.GetName() || lb.Spec.ClassName == ""
+	})
+}
+
+// forNamespace enqueues a namespace's LoadBalancers when its labels, which
+// a class's namespaceSelector reads, change.
+func (r *LoadBalancerReconciler) forNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v1alpha1.LoadBalancerList
+	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetName())); err != nil {
+		return nil
+	}
+	return requests(list.Items, func(*v1alpha1.LoadBalancer) bool { return true })
+}
+
+// deletionStarted passes the update that sets a deletion timestamp, so the
+// finalizer runs.
+var deletionStarted = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetDeletionTimestamp() == nil && e.ObjectNew.GetDeletionTimestamp() != nil
+	},
+}

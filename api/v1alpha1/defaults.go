@@ -35,3 +35,17 @@ func Int32Or(p *int32, def int32) int32 {
 	}
 	return *p
 }
+
+// WithClassDefaults returns spec with the empty spec.vrrp fields the class
+// has defaults for filled in.
+func (c *LoadBalancerClass) WithClassDefaults(spec LoadBalancerSpec) LoadBalancerSpec {
+	out := *spec.DeepCopy()
+	if out.VRRP.AdvertIntervalMilliseconds == nil && c.Spec.VRRP.AdvertIntervalMilliseconds != nil {
+		v := *c.Spec.VRRP.AdvertIntervalMilliseconds
+		out.VRRP.AdvertIntervalMilliseconds = &v
+	}
+	if out.VRRP.Mode == "" {
+		out.VRRP.Mode = c.Spec.VRRP.Mode
+	}
+	return out
+}

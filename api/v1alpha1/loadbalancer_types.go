@@ -17,41 +17,50 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="self.listeners.all(l, !has(l.defaultBackend) || self.backends.exists(b, b.name == l.defaultBackend))",message="every listener's defaultBackend must name a backend in spec.backends",fieldPath=".listeners"
 // +kubebuilder:validation:XValidation:rule="self.listeners.all(l, !has(l.routes) || l.routes.all(r, self.backends.exists(b, b.name == r.backend)))",message="every route's backend must name a backend in spec.backends",fieldPath=".listeners"
+// +kubebuilder:validation:XValidation:rule="has(self.className) == has(oldSelf.className) && (!has(self.className) || self.className == oldSelf.className)",message="className cannot be changed",fieldPath=".className"
+// +kubebuilder:validation:XValidation:rule="!has(self.ipFamilies) || !has(self.virtualIPs) || size(self.virtualIPs) == 0",message="ipFamilies applies only to allocated addresses: leave it out when virtualIPs are given",fieldPath=".ipFamilies"
 // +kubebuilder:validation:XValidation:rule="!self.backends.exists(b, has(b.stickyCookie) && self.listeners.exists(l, l.protocol == 'TCP' && has(l.defaultBackend) && l.defaultBackend == b.name))",message="a backend used by a TCP listener cannot have a stickyCookie",fieldPath=".backends"
 type LoadBalancerSpec struct {
-	// virtualIPs are the addresses, in CIDR notation (for example
-	// 198.18.0.100/24 or 2001:db8::100/64), that Keepalived assigns to the
-	// active node and HAProxy listens on. The prefix length is the one the
-	// address gets on the interface. IPv4 and IPv6 may be mixed.
-	// +required
-	// +kubebuilder:validation:MinItems=1
+	// className names the LoadBalancerClass, written by the platform admin,
+	// that decides where this load balancer runs and which addresses it may
+	// use. When empty, the class marked as default
+	// (hakeeper.io/is-default-class: "true") is used, and the name is
+	// recorded in status.className. It cannot be changed: create a new
+	// LoadBalancer to move to another class.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ClassName string `json:"className,omitempty"`
+
+	// virtualIPs are the addresses (for example 198.18.0.100 or
+	// 2001:db8::100) that Keepalived assigns to the active node and HAProxy
+	// listens on. Each must lie in one of the class's virtualIPPools, which
+	// also gives the prefix length it gets on the interface. When empty, one
+	// address is allocated from the class's first pool of each family in
+	// ipFamilies. The addresses in use are in status.virtualIPs.
+	// +optional
 	// +kubebuilder:validation:MaxItems=16
-	// +kubebuilder:validation:items:MaxLength=49
-	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="must be an IP address with a prefix length, for example 198.18.0.100/24"
+	// +kubebuilder:validation:items:MaxLength=39
+	// +kubebuilder:validation:items:XValidation:rule="isIP(self) && ip.isCanonical(self) && ip(self).isGlobalUnicast()",message="must be a unicast IP address in canonical form (not loopback, link-local, multicast, broadcast or unspecified), for example 198.18.0.100"
 	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b == a))",message="virtual IPs must be unique"
 	// +listType=atomic
-	VirtualIPs []string `json:"virtualIPs"`
+	VirtualIPs []string `json:"virtualIPs,omitempty"`
 
-	// interface is the network interface that holds the virtual IPs and
-	// carries VRRP adverts. When empty, each node uses the interface that
-	// holds its InternalIP.
+	// ipFamilies are the families of the addresses allocated when
+	// virtualIPs is empty: one address per family, the first family first.
+	// Defaults to the family of the class's first pool.
 	// +optional
-	// +kubebuilder:validation:MaxLength=15
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9_.-]*$`
-	Interface string `json:"interface,omitempty"`
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:items:Enum=IPv4;IPv6
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b == a))",message="ipFamilies must be unique"
+	// +listType=atomic
+	IPFamilies []corev1.IPFamily `json:"ipFamilies,omitempty"`
 
-	// nodeSelector picks the nodes that run HAProxy and Keepalived for this
-	// load balancer. When empty, every schedulable node runs them.
+	// nodeSelector narrows the class's data-plane nodes: this load
+	// balancer runs on the class's nodes that also match it.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=16
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
-
-	// tolerations let the data-plane pods run on tainted nodes, for example
-	// dedicated edge nodes.
-	// +optional
-	// +kubebuilder:validation:MaxItems=32
-	// +listType=atomic
-	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
 
 	// vrrp tunes how Keepalived elects the node that holds the virtual IPs.
 	// +optional
@@ -75,13 +84,10 @@ type LoadBalancerSpec struct {
 	// +listMapKey=name
 	Backends []Backend `json:"backends"`
 
-	// haproxy tunes the HAProxy container and its global settings.
+	// haproxy tunes HAProxy's global settings. The image and resources of
+	// the data plane are the class's.
 	// +optional
 	HAProxy HAProxySpec `json:"haproxy,omitempty,omitzero"`
-
-	// keepalived tunes the Keepalived container.
-	// +optional
-	Keepalived KeepalivedSpec `json:"keepalived,omitempty,omitzero"`
 }
 
 // VRRPMode says how Keepalived reaches its peers.
@@ -497,11 +503,14 @@ type Server struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
 
-	// address is the server's IP address or DNS name.
+	// address is the server's IP address, or a DNS name where the class
+	// allows them (the addresses a name resolves to cannot be checked).
+	// Loopback, link-local, multicast and unspecified addresses are
+	// refused, as are the class's pools and the nodes' own addresses.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:XValidation:rule="isIP(self) || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be an IP address or a lower-case DNS name"
+	// +kubebuilder:validation:XValidation:rule="isIP(self) ? ip(self).isGlobalUnicast() : (self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$') && self != 'localhost' && !self.endsWith('.localhost'))",message="must be a unicast IP address (not loopback, link-local, multicast, broadcast or unspecified) or a lower-case DNS name other than localhost"
 	Address string `json:"address"`
 
 	// port is the server's TCP port.
@@ -553,19 +562,8 @@ type ServiceReference struct {
 	ServerSlots *int32 `json:"serverSlots,omitempty"`
 }
 
-// HAProxySpec tunes the HAProxy container and its global settings.
+// HAProxySpec tunes HAProxy's global settings.
 type HAProxySpec struct {
-	// image of the data-plane container that runs HAProxy. Defaults to the
-	// operator's configured data-plane image.
-	// +optional
-	// +kubebuilder:validation:MaxLength=512
-	Image string `json:"image,omitempty"`
-
-	// resources of the HAProxy container. Unset, it requests 100m CPU and
-	// 64Mi memory and has no limits.
-	// +optional
-	Resources corev1.ResourceRequirements `json:"resources,omitempty,omitzero"`
-
 	// maxConnections caps concurrent connections per node. Defaults to 20000.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
@@ -625,21 +623,6 @@ type Timeouts struct {
 	HardStopAfterSeconds *int32 `json:"hardStopAfterSeconds,omitempty"`
 }
 
-// KeepalivedSpec tunes the Keepalived container.
-type KeepalivedSpec struct {
-	// image of the data-plane container that runs Keepalived. Defaults to
-	// the operator's configured data-plane image.
-	// +optional
-	// +kubebuilder:validation:MaxLength=512
-	Image string `json:"image,omitempty"`
-
-	// resources of the Keepalived container. Unset, it requests 100m CPU
-	// and 16Mi memory and has no limits: keepalived must get the CPU to send
-	// its adverts in time when HAProxy is saturated.
-	// +optional
-	Resources corev1.ResourceRequirements `json:"resources,omitempty,omitzero"`
-}
-
 // Condition types of a LoadBalancer.
 const (
 	// LoadBalancerReadyCondition is True when the virtual IPs are held by a
@@ -684,6 +667,18 @@ const (
 	LoadBalancerNoActiveNodeReason = "NoActiveNode"
 	// LoadBalancerServersDownReason: a backend has no server up.
 	LoadBalancerServersDownReason = "ServersDown"
+	// LoadBalancerClassNotFoundReason: the class named in spec.className,
+	// or a default class, does not exist (or several claim to be default).
+	LoadBalancerClassNotFoundReason = "ClassNotFound"
+	// LoadBalancerNotAllowedByClassReason: the class does not allow this
+	// namespace, an address, a server or a value of the spec.
+	LoadBalancerNotAllowedByClassReason = "NotAllowedByClass"
+	// LoadBalancerAddressUnavailableReason: a virtual IP cannot be had: the
+	// pools are exhausted, or it is a node's address.
+	LoadBalancerAddressUnavailableReason = "AddressUnavailable"
+	// LoadBalancerAdoptionRefusedReason: an object hakeeper would create
+	// already exists and is not hakeeper's for this LoadBalancer.
+	LoadBalancerAdoptionRefusedReason = "AdoptionRefused"
 	// LoadBalancerAsExpectedReason: Degraded or Progressing is False.
 	LoadBalancerAsExpectedReason = "AsExpected"
 )
@@ -716,6 +711,21 @@ type LoadBalancerStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// className is the LoadBalancerClass in use: spec.className, or the
+	// default class when this LoadBalancer was first reconciled.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ClassName string `json:"className,omitempty"`
+
+	// virtualIPs in use, requested or allocated, with the prefix length
+	// they get on the interface (for example 198.18.0.100/24). Allocated
+	// addresses stay with this LoadBalancer until it is deleted.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=49
+	// +listType=atomic
+	VirtualIPs []string `json:"virtualIPs,omitempty"`
 
 	// virtualRouterID in use, given or allocated.
 	// +optional
@@ -803,7 +813,8 @@ type BackendStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 50",message="metadata.name must be at most 50 characters: it prefixes the names of the ConfigMaps and DaemonSet"
 // +kubebuilder:resource:shortName=hlb;hklb,categories=hakeeper
-// +kubebuilder:printcolumn:name="VIP",type=string,JSONPath=`.spec.virtualIPs[0]`
+// +kubebuilder:printcolumn:name="Class",type=string,JSONPath=`.status.className`
+// +kubebuilder:printcolumn:name="VIP",type=string,JSONPath=`.status.virtualIPs[0]`
 // +kubebuilder:printcolumn:name="Active",type=string,JSONPath=`.status.activeNode`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

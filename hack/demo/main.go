@@ -77,8 +77,9 @@ func run(ctx context.Context, unattended bool) error {
 	if err := l.WaitActive(ctx, lb, lab.NodeName(0), 90*time.Second); err != nil {
 		return err
 	}
-	step("kubectl get loadbalancers; the data plane's pods")
-	kubectl(kubeconfig, "get", "pods", "-n", lb.Namespace, "-o", "wide")
+	step("The admin's LoadBalancerClass; the data plane's pods, in the operator's namespace; the LoadBalancer")
+	kubectl(kubeconfig, "get", "loadbalancerclasses")
+	kubectl(kubeconfig, "get", "pods", "-n", lab.OperatorNamespace, "-o", "wide")
 	kubectl(kubeconfig, "get", "loadbalancers", "-o", "wide")
 	kubectl(kubeconfig, "get", "loadbalancer", lb.Name, "-o", "jsonpath={range .status.nodes[*]}{.name}{\"\\t\"}{.role}{\"\\tpriority \"}{.priority}{\"\\n\"}{end}")
 
@@ -123,8 +124,10 @@ func demoLoadBalancer() *v1alpha1.LoadBalancer {
 	return &v1alpha1.LoadBalancer{
 		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "default"},
 		Spec: v1alpha1.LoadBalancerSpec{
-			VirtualIPs:   []string{vip + "/24"},
-			NodeSelector: map[string]string{"hakeeper.io/edge": "true"},
+			// The lab's admin-owned class "lab" (the default) holds the pool
+			// this address comes from and places the data plane on the
+			// edge nodes.
+			VirtualIPs: []string{vip},
 			// The preempt delay keeps a recovered node a backup until it has
 			// been healthy for 5 s (it never slows a failover), so status
 			// shows the failover before the VIP moves back.

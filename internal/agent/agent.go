@@ -37,12 +37,17 @@ import (
 // Options configure the agent. The DaemonSet sets them from the downward
 // API (environment) and flags.
 type Options struct {
-	Node         string
+	Node string
+	// Namespace is the pod's: the data-plane namespace, where the
+	// ConfigMaps are.
 	Namespace    string
 	LoadBalancer string
-	HostIP       string
-	Paths        render.Paths
-	Checker      configcheck.Checker
+	// LoadBalancerNamespace is the LoadBalancer's, where its TLS Secrets
+	// are.
+	LoadBalancerNamespace string
+	HostIP                string
+	Paths                 render.Paths
+	Checker               configcheck.Checker
 	// HealthInterval is how often HAProxy's health is read. It bounds how
 	// long a dead HAProxy keeps the virtual IPs.
 	HealthInterval time.Duration
@@ -56,6 +61,7 @@ func (o *Options) Validate() error {
 	for name, v := range map[string]string{
 		desired.EnvNodeName: o.Node, desired.EnvPodNamespace: o.Namespace,
 		desired.EnvLoadBalancer: o.LoadBalancer, desired.EnvHostIP: o.HostIP,
+		desired.EnvLoadBalancerNamespace: o.LoadBalancerNamespace,
 	} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("%s is not set", name))
@@ -113,7 +119,7 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 	}
 	return &Agent{
 		o:             o,
-		names:         desired.NamesFor(&v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: o.LoadBalancer}}),
+		names:         desired.NamesFor(&v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Namespace: o.LoadBalancerNamespace, Name: o.LoadBalancer}}),
 		client:        c,
 		trigger:       make(chan struct{}, 1),
 		changed:       make(chan struct{}, 1),
@@ -123,7 +129,7 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 
 // Run runs until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	log := ctrl.LoggerFrom(ctx).WithValues("node", a.o.Node, "LoadBalancer", a.o.Namespace+"/"+a.o.LoadBalancer)
+	log := ctrl.LoggerFrom(ctx).WithValues("node", a.o.Node, "LoadBalancer", a.o.LoadBalancerNamespace+"/"+a.o.LoadBalancer)
 	ctx = ctrl.LoggerInto(ctx, log)
 	if err := a.prepareFiles(); err != nil {
 		return err
@@ -168,13 +174,13 @@ func (a *Agent) prepareFiles() error {
 
 // watchConfigMap watches one ConfigMap by name.
 func (a *Agent) watchConfigMap(ctx context.Context, name string) cache.Store {
-	return a.watchNamed(ctx, "configmaps", name, &corev1.ConfigMap{})
+	return a.watchNamed(ctx, a.o.Namespace, "configmaps", name, &corev1.ConfigMap{})
 }
 
 // watchNamed watches one object by name, kicking a sync on every change:
 // the agent's Role allows nothing wider (its rules name their objects).
-func (a *Agent) watchNamed(ctx context.Context, resource, name string, objType runtime.Object) cache.Store {
-	lw := cache.NewFilteredListWatchFromClient(a.client.CoreV1().RESTClient(), resource, a.o.Namespace,
+func (a *Agent) watchNamed(ctx context.Context, namespace, resource, name string, objType runtime.Object) cache.Store {
+	lw := cache.NewFilteredListWatchFromClient(a.client.CoreV1().RESTClient(), resource, namespace,
 		func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 		})

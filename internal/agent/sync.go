@@ -129,7 +129,7 @@ func (a *Agent) watchSecrets(ctx context.Context, listeners map[string]string) {
 		if _, ok := a.secretWatches[name]; !ok {
 			watchCtx, stop := context.WithCancel(ctx)
 			a.secretWatches[name] = stop
-			a.watchNamed(watchCtx, "secrets", name, &corev1.Secret{})
+			a.watchNamed(watchCtx, a.o.LoadBalancerNamespace, "secrets", name, &corev1.Secret{})
 		}
 	}
 }
@@ -139,7 +139,7 @@ func (a *Agent) watchSecrets(ctx context.Context, listeners map[string]string) {
 func (a *Agent) readCertificates(ctx context.Context, listeners map[string]string) (map[string]string, error) {
 	out := map[string]string{}
 	for listener, secret := range listeners {
-		s, err := a.client.CoreV1().Secrets(a.o.Namespace).Get(ctx, secret, metav1.GetOptions{})
+		s, err := a.client.CoreV1().Secrets(a.o.LoadBalancerNamespace).Get(ctx, secret, metav1.GetOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("failed to read TLS Secret %s: %w", secret, err)
 		}

@@ -24,7 +24,7 @@ import (
 // this first apply writes files without reloading anything.
 const (
 	goodHAProxy    = "global\n    log stdout format raw local0\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\nfrontend web\n    bind 127.0.0.1:8080\n    default_backend web\nbackend web\n    server s1 127.0.0.1:9000\n"
-	rejectedConfig = "global\ndefaults\n    mode http\nfrontend web\n    bind 127.0.0.1:8080\n    no-such-directive on\n"
+	rejectedConfig = "global\ndefaults\n    mode http\nfrontend web\n    bind 127.0.0.1:8080\n    timeout no-such-directive 1s\n"
 	goodKeepalived = "global_defs {\n    router_id n1\n}\n"
 )
 

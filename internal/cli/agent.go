@@ -14,11 +14,12 @@ import (
 
 func runAgent(ctx context.Context, args []string, s Streams) error {
 	o := agent.Options{
-		Node:         os.Getenv(desired.EnvNodeName),
-		Namespace:    os.Getenv(desired.EnvPodNamespace),
-		LoadBalancer: os.Getenv(desired.EnvLoadBalancer),
-		HostIP:       os.Getenv(desired.EnvHostIP),
-		Checker:      configcheck.Default(),
+		Node:                  os.Getenv(desired.EnvNodeName),
+		Namespace:             os.Getenv(desired.EnvPodNamespace),
+		LoadBalancer:          os.Getenv(desired.EnvLoadBalancer),
+		LoadBalancerNamespace: os.Getenv(desired.EnvLoadBalancerNamespace),
+		HostIP:                os.Getenv(desired.EnvHostIP),
+		Checker:               configcheck.Default(),
 	}
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(s.Err)

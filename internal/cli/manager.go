@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"flag"
+	"os"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -11,6 +12,13 @@ import (
 
 // DefaultDataPlaneImage is the image the Dockerfile's dataplane target builds.
 const DefaultDataPlaneImage = "ghcr.io/hakeeper/dataplane:latest"
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
 
 func runManager(ctx context.Context, args []string, s Streams) error {
 	var o manager.Options
@@ -22,7 +30,8 @@ func runManager(ctx context.Context, args []string, s Streams) error {
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one active replica")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default: the pod's)")
-	fs.StringVar(&o.Namespace, "namespace", "", "watch only this namespace (default: all)")
+	fs.StringVar(&o.DataPlaneNamespace, "dataplane-namespace", envOr("POD_NAMESPACE", "hakeeper-system"),
+		"namespace of every data plane (DaemonSets, ConfigMaps, agent identities); it must allow privileged pods and tenants must have no access to it")
 	fs.StringVar(&o.DataPlaneImage, "dataplane-image", DefaultDataPlaneImage, "image with haproxy, keepalived and the agent")
 	fs.StringVar(&pullPolicy, "image-pull-policy", "IfNotPresent", "pull policy of the data-plane image")
 	var qps float64

@@ -15,18 +15,25 @@ import (
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/resolve"
+	"github.com/hakeeper/hakeeper/internal/validation"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
 // RenderOptions are the flags of `hakeeper render`.
 type RenderOptions struct {
-	File      string
-	Nodes     []string
-	Servers   []string
-	Interface string
-	RouterID  int
-	OutDir    string
+	File string
+	// ClassFile holds LoadBalancerClasses; the LoadBalancer's (or the
+	// default) gives the prefix lengths, interface and VRRP defaults.
+	ClassFile string
+	// PrefixLength of the virtual IPs without a class.
+	PrefixLength int
+	Nodes        []string
+	Servers      []string
+	Interface    string
+	RouterID     int
+	OutDir       string
 }
 
 // Validate checks the flags that need no file to be read.
@@ -50,9 +57,11 @@ func runRender(_ context.Context, args []string, s Streams) error {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
 	fs.SetOutput(s.Err)
 	fs.StringVar(&o.File, "f", "", "LoadBalancer YAML file, or - for stdin")
+	fs.StringVar(&o.ClassFile, "class", "", "YAML file with LoadBalancerClasses (for example config/samples/classes.yaml): the LoadBalancer's class gives prefix lengths, interface and VRRP defaults")
+	fs.IntVar(&o.PrefixLength, "prefix-length", 0, "prefix length of the virtual IPs without --class (default 24 for IPv4, 64 for IPv6)")
 	fs.Var((*listFlag)(&o.Nodes), "node", "a node that runs the load balancer: NAME=IP or NAME=IP@INTERFACE (repeat)")
 	fs.Var((*listFlag)(&o.Servers), "servers", "endpoints of a backend's serviceRef: BACKEND=ADDR:PORT[,ADDR:PORT...] (repeat)")
-	fs.StringVar(&o.Interface, "interface", "eth0", "interface of nodes given without @INTERFACE, when spec.interface is empty")
+	fs.StringVar(&o.Interface, "interface", "eth0", "interface of nodes given without @INTERFACE, when the class names none")
 	fs.IntVar(&o.RouterID, "router-id", 0, "virtual router ID when spec.vrrp.virtualRouterID is empty (the operator allocates one; default 1)")
 	fs.StringVar(&o.OutDir, "out", "", "write DIR/haproxy.cfg and DIR/NODE/keepalived.conf instead of printing")
 	fs.Usage = func() {
@@ -69,7 +78,13 @@ func runRender(_ context.Context, args []string, s Streams) error {
 	if err != nil {
 		return err
 	}
-	in, err := o.input(lb)
+	var class *v1alpha1.LoadBalancerClass
+	if o.ClassFile != "" {
+		if class, err = readClass(o.ClassFile, lb); err != nil {
+			return err
+		}
+	}
+	in, err := o.input(lb, class)
 	if err != nil {
 		return err
 	}
@@ -125,13 +140,85 @@ func readLoadBalancer(file string, stdin io.Reader) (*v1alpha1.LoadBalancer, err
 	return &lb, nil
 }
 
-func (o *RenderOptions) input(lb *v1alpha1.LoadBalancer) (render.Input, error) {
+// readClass finds the LoadBalancer's class, by name or as the default, in
+// a YAML file of LoadBalancerClasses.
+func readClass(file string, lb *v1alpha1.LoadBalancer) (*v1alpha1.LoadBalancerClass, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", file, err)
+	}
+	var classes []v1alpha1.LoadBalancerClass
+	for _, doc := range strings.Split(string(data), "\n---") {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		var c v1alpha1.LoadBalancerClass
+		if err := yaml.UnmarshalStrict([]byte(doc), &c); err != nil {
+			return nil, fmt.Errorf("failed to decode %s: %w", file, err)
+		}
+		if c.Kind == "LoadBalancerClass" {
+			classes = append(classes, c)
+		}
+	}
+	name, err := resolve.ClassName(lb, classes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	for i := range classes {
+		if classes[i].Name == name {
+			return &classes[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%s has no LoadBalancerClass %s", file, name)
+}
+
+// virtualIPs are the requested addresses with the class's prefix lengths,
+// or --prefix-length. Rendering cannot allocate: it needs them requested.
+func (o *RenderOptions) virtualIPs(lb *v1alpha1.LoadBalancer, class *v1alpha1.LoadBalancerClass) ([]netip.Prefix, error) {
+	if len(lb.Spec.VirtualIPs) == 0 {
+		return nil, errors.New("spec.virtualIPs is empty: the operator would allocate addresses; name them to render")
+	}
+	if class != nil {
+		pools, err := resolve.Pools(class)
+		if err != nil {
+			return nil, err
+		}
+		return resolve.AssignVirtualIPs(resolve.VIPInput{Class: class.Name, Requested: lb.Spec.VirtualIPs, Pools: pools})
+	}
+	var out []netip.Prefix
+	for i, s := range lb.Spec.VirtualIPs {
+		addr, err := validation.Unicast(s)
+		if err != nil {
+			return nil, fmt.Errorf("spec.virtualIPs[%d]: %s %w", i, s, err)
+		}
+		bits := o.PrefixLength
+		if bits == 0 {
+			bits = map[bool]int{true: 24, false: 64}[addr.Is4()]
+		}
+		if bits < 1 || bits > addr.BitLen() {
+			return nil, fmt.Errorf("--prefix-length %d does not suit %s", bits, s)
+		}
+		out = append(out, netip.PrefixFrom(addr, bits))
+	}
+	return out, nil
+}
+
+func (o *RenderOptions) input(lb *v1alpha1.LoadBalancer, class *v1alpha1.LoadBalancerClass) (render.Input, error) {
 	in := render.Input{Name: lb.Name, Namespace: lb.Namespace, Spec: lb.Spec}
+	if class != nil {
+		in.Spec = class.WithClassDefaults(lb.Spec)
+		in.Interface = class.Spec.DataPlane.Interface
+	}
+	vips, err := o.virtualIPs(lb, class)
+	if err != nil {
+		return in, err
+	}
+	in.VirtualIPs = vips
 	in.VirtualRouterID = int32(max(o.RouterID, 1))
 	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
 		in.VirtualRouterID = *id
 	}
-	nodes, err := o.nodes(lb)
+	nodes, err := o.nodes(&in)
 	if err != nil {
 		return in, err
 	}
@@ -142,7 +229,7 @@ func (o *RenderOptions) input(lb *v1alpha1.LoadBalancer) (render.Input, error) {
 
 // nodes parses --node, or takes the nodes spec.vrrp.priorities names when
 // none is given and VRRP is multicast (no addresses needed).
-func (o *RenderOptions) nodes(lb *v1alpha1.LoadBalancer) ([]render.Node, error) {
+func (o *RenderOptions) nodes(in *render.Input) ([]render.Node, error) {
 	var nodes []render.Node
 	for _, v := range o.Nodes {
 		name, rest, ok := strings.Cut(v, "=")
@@ -153,10 +240,10 @@ func (o *RenderOptions) nodes(lb *v1alpha1.LoadBalancer) ([]render.Node, error) 
 		nodes = append(nodes, render.Node{Name: name, Address: addr, Interface: iface})
 	}
 	if len(nodes) == 0 {
-		if lb.Spec.VRRP.Mode == v1alpha1.VRRPModeUnicast || len(lb.Spec.VRRP.Priorities) == 0 {
+		if in.Spec.VRRP.Mode == v1alpha1.VRRPModeUnicast || len(in.Spec.VRRP.Priorities) == 0 {
 			return nil, errors.New("no nodes: pass --node NAME=IP for each node that runs the load balancer")
 		}
-		for _, p := range lb.Spec.VRRP.Priorities {
+		for _, p := range in.Spec.VRRP.Priorities {
 			nodes = append(nodes, render.Node{Name: p.Node})
 		}
 	}
@@ -167,7 +254,7 @@ func (o *RenderOptions) nodes(lb *v1alpha1.LoadBalancer) ([]render.Node, error) 
 			nodes[i].Interface = o.Interface
 		}
 	}
-	prios := priority.Assign(lb.Spec.VRRP.Priorities, names, nil)
+	prios := priority.Assign(in.Spec.VRRP.Priorities, names, nil)
 	for i := range nodes {
 		nodes[i].Priority = prios[nodes[i].Name]
 	}

@@ -38,6 +38,7 @@ func TestRenderSample(t *testing.T) {
 func TestRenderWritesFiles(t *testing.T) {
 	dir := t.TempDir()
 	code, _, errOut := runCLI(t, "", "render", "-f", "../../config/samples/cloud-unicast.yaml", "--out", dir,
+		"--class", "../../config/samples/classes.yaml",
 		"--node", "zone-a-1=198.18.0.11", "--node", "zone-b-1=198.18.0.12", "--node", "zone-c-1=198.18.0.13")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -56,7 +57,7 @@ func TestRenderRejects(t *testing.T) {
 kind: LoadBalancer
 metadata: {name: web}
 spec:
-  virtualIPs: ["198.18.0.100/24"]
+  virtualIPs: ["198.18.0.100"]
   vrrp: {virtualRouterID: 7}
   listeners: [{name: http, port: 80, protocol: HTTP, defaultBackend: web}]
   backends: [{name: web, servers: [{name: vm1, address: 198.18.0.21, port: 8080}]}]
@@ -67,7 +68,7 @@ spec:
 		wantErr        string
 	}{
 		{name: "valid", wantErr: ""},
-		{name: "bad IP", from: "198.18.0.100/24", to: "198.18.0.999/24", wantErr: "spec.virtualIPs[0]"},
+		{name: "bad IP", from: "198.18.0.100\"", to: "198.18.0.999\"", wantErr: "spec.virtualIPs[0]"},
 		{name: "router ID 0", from: "virtualRouterID: 7", to: "virtualRouterID: 0", wantErr: "spec.vrrp.virtualRouterID"},
 		{name: "route to a missing backend", from: "defaultBackend: web}", to: "defaultBackend: web, routes: [{pathPrefix: /x, backend: nope}]}",
 			wantErr: "spec.listeners[0].routes[0].backend: Not found: \"nope\""},

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -86,30 +85,17 @@ func inputFor(lb *v1alpha1.LoadBalancer, runDir string) render.Input {
 	return in
 }
 
-// setVirtualIPs fills render.Input.VirtualIPs, if it has that field, from
-// the spec's virtual IPs (a bare address gets /24 or /64). The field comes
-// with LoadBalancerClasses (in.VirtualIPs, allocated by internal/resolve);
-// until then the renderer reads the spec, and this does nothing.
+// setVirtualIPs gives the sample's addresses the prefix a class would:
+// /24 for IPv4, /64 for IPv6.
 func setVirtualIPs(in *render.Input, vips []string) {
-	field := reflect.ValueOf(in).Elem().FieldByName("VirtualIPs")
-	if !field.IsValid() || field.Type() != reflect.TypeFor[[]netip.Prefix]() {
-		return
-	}
-	var prefixes []netip.Prefix
 	for _, v := range vips {
-		prefix, err := netip.ParsePrefix(v)
-		if addr, aerr := netip.ParseAddr(v); err != nil && aerr == nil {
-			bits := 64
-			if addr.Is4() {
-				bits = 24
-			}
-			prefix, err = netip.PrefixFrom(addr, bits), nil
+		addr := netip.MustParseAddr(v)
+		bits := 64
+		if addr.Is4() {
+			bits = 24
 		}
-		if err == nil {
-			prefixes = append(prefixes, prefix)
-		}
+		in.VirtualIPs = append(in.VirtualIPs, netip.PrefixFrom(addr, bits))
 	}
-	field.Set(reflect.ValueOf(prefixes))
 }
 
 // renderAll renders haproxy.cfg and every node's keepalived.conf.

@@ -38,11 +38,18 @@ func ParseSlots(cm *corev1.ConfigMap) map[string][]string {
 	return out
 }
 
-func owned(lb *v1alpha1.LoadBalancer, name, component string) metav1.ObjectMeta {
+// owned is the metadata of an object in the data-plane namespace. It
+// carries no owner reference (they cannot cross namespaces): the labels say
+// whose it is, and the LoadBalancer's finalizer deletes it.
+func owned(lb *v1alpha1.LoadBalancer, namespace, name, component string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: Labels(lb, component)}
+}
+
+// ownedInTenantNamespace is the metadata of an object in the
+// LoadBalancer's own namespace, which the garbage collector deletes with it.
+func ownedInTenantNamespace(lb *v1alpha1.LoadBalancer, name, component string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
-		Name:            name,
-		Namespace:       lb.Namespace,
-		Labels:          Labels(lb, component),
+		Name: name, Namespace: lb.Namespace, Labels: Labels(lb, component),
 		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(lb, v1alpha1.GroupVersion.WithKind("LoadBalancer"))},
 	}
 }
@@ -58,10 +65,10 @@ func configMap(meta metav1.ObjectMeta, data map[string]string) *corev1.ConfigMap
 // HAProxyConfigMap holds haproxy.cfg, the same for every node, the server
 // slot assignment of Service backends, and which Secret holds each TLS
 // listener's certificate (the agent reads the Secrets itself).
-func HAProxyConfigMap(lb *v1alpha1.LoadBalancer, cfg []byte, slots map[string][]string) *corev1.ConfigMap {
+func HAProxyConfigMap(lb *v1alpha1.LoadBalancer, namespace string, cfg []byte, slots map[string][]string) *corev1.ConfigMap {
 	slotsJSON, _ := json.Marshal(slots) // maps marshal with sorted keys
 	tlsJSON, _ := json.Marshal(TLSSecrets(lb))
-	return configMap(owned(lb, NamesFor(lb).HAProxyConfigMap, ComponentConfig), map[string]string{
+	return configMap(owned(lb, namespace, NamesFor(lb).HAProxyConfigMap, ComponentConfig), map[string]string{
 		KeyHAProxyConfig: string(cfg),
 		KeySlots:         string(slotsJSON),
 		KeyTLS:           string(tlsJSON),
@@ -90,19 +97,19 @@ func ParseTLSSecrets(cm *corev1.ConfigMap) map[string]string {
 
 // KeepalivedConfigMap holds each node's keepalived.conf under "<node>.conf"
 // and the VRRP record.
-func KeepalivedConfigMap(lb *v1alpha1.LoadBalancer, confs map[string][]byte, record VRRPRecord) *corev1.ConfigMap {
+func KeepalivedConfigMap(lb *v1alpha1.LoadBalancer, namespace string, confs map[string][]byte, record VRRPRecord) *corev1.ConfigMap {
 	data := map[string]string{}
 	for _, node := range slices.Sorted(maps.Keys(confs)) {
 		data[node+KeepalivedKeySuffix] = string(confs[node])
 	}
 	recordJSON, _ := json.Marshal(record)
 	data[KeyVRRP] = string(recordJSON)
-	return configMap(owned(lb, NamesFor(lb).KeepalivedConfigMap, ComponentConfig), data)
+	return configMap(owned(lb, namespace, NamesFor(lb).KeepalivedConfigMap, ComponentConfig), data)
 }
 
 // ReportConfigMap is where agents report. The operator applies only its
 // metadata; the data keys belong to the agents' field manager and survive
 // every apply.
-func ReportConfigMap(lb *v1alpha1.LoadBalancer) *corev1.ConfigMap {
-	return configMap(owned(lb, NamesFor(lb).ReportConfigMap, ComponentAgent), nil)
+func ReportConfigMap(lb *v1alpha1.LoadBalancer, namespace string) *corev1.ConfigMap {
+	return configMap(owned(lb, namespace, NamesFor(lb).ReportConfigMap, ComponentAgent), nil)
 }

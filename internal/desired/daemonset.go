@@ -17,20 +17,34 @@ import (
 
 // DataPlaneOptions are the operator's settings for every data plane.
 type DataPlaneOptions struct {
+	// Namespace holds every data plane: the only namespace whose pods run
+	// with host networking and NET_ADMIN, and one tenants cannot write to.
+	Namespace string
 	// Image runs haproxy, keepalived and the agent (the Dockerfile's
-	// dataplane target); spec.haproxy.image and spec.keepalived.image
-	// override it per container.
+	// dataplane target); a class's dataPlane.image overrides it for haproxy
+	// and keepalived.
 	Image           string
 	ImagePullPolicy corev1.PullPolicy
+}
+
+// DataPlaneInput is what one LoadBalancer's DaemonSet is made of: the
+// operator's options, the class's data-plane settings, and the node
+// selector the class and the LoadBalancer give together.
+type DataPlaneInput struct {
+	Options      DataPlaneOptions
+	Class        v1alpha1.DataPlaneSpec
+	NodeSelector map[string]string
 }
 
 // Environment variables the agent reads; the downward API fills them.
 const (
 	EnvNodeName     = "NODE_NAME"
-	EnvPodName      = "POD_NAME"
 	EnvPodNamespace = "POD_NAMESPACE"
 	EnvHostIP       = "HOST_IP"
 	EnvLoadBalancer = "HAKEEPER_LOADBALANCER"
+	// EnvLoadBalancerNamespace is the LoadBalancer's own namespace, where
+	// its TLS Secrets are; the pod runs in the data-plane namespace.
+	EnvLoadBalancerNamespace = "HAKEEPER_LOADBALANCER_NAMESPACE"
 )
 
 // Binary is where the data-plane image installs hakeeper.
@@ -51,14 +65,14 @@ const (
 
 // DaemonSet runs HAProxy, Keepalived and the agent on every selected node,
 // on the host's network, with only the capabilities each needs.
-func DaemonSet(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions) *appsv1.DaemonSet {
+func DaemonSet(lb *v1alpha1.LoadBalancer, in DataPlaneInput) *appsv1.DaemonSet {
 	names := NamesFor(lb)
 	paths := render.DefaultPaths()
-	selector := map[string]string{LabelLoadBalancer: lb.Name, LabelComponent: ComponentDataPlane}
+	selector := map[string]string{LabelLoadBalancer: lb.Name, LabelLoadBalancerNamespace: lb.Namespace, LabelComponent: ComponentDataPlane}
 	podLabels := Labels(lb, ComponentDataPlane)
 	return &appsv1.DaemonSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
-		ObjectMeta: owned(lb, names.DaemonSet, ComponentDataPlane),
+		ObjectMeta: owned(lb, in.Options.Namespace, names.DaemonSet, ComponentDataPlane),
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
 			// One node at a time, so a rollout never takes every holder of
@@ -72,13 +86,19 @@ func DaemonSet(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions) *appsv1.DaemonS
 					Labels:      podLabels,
 					Annotations: map[string]string{AnnotationLayout: hashOf([]byte(layoutVersion), []byte(paths.RunDir), []byte(paths.ConfigDir))},
 				},
-				Spec: podSpec(lb, opts, paths),
+				Spec: podSpec(lb, in, paths),
 			},
 		},
 	}
 }
 
-func podSpec(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths render.Paths) corev1.PodSpec {
+// tokenVolume is the agent's API token, mounted in the agent container
+// only: HAProxy and Keepalived, which parse what tenants write, never hold
+// a credential.
+const tokenVolume = "agent-token"
+
+func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths render.Paths) corev1.PodSpec {
+	opts := in.Options
 	return corev1.PodSpec{
 		HostNetwork: true,
 		DNSPolicy:   corev1.DNSClusterFirstWithHostNet,
@@ -86,18 +106,30 @@ func podSpec(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths render.Path
 		// master, so the containers share a process namespace.
 		ShareProcessNamespace:         ptr.To(true),
 		ServiceAccountName:            NamesFor(lb).ServiceAccount,
-		AutomountServiceAccountToken:  ptr.To(true),
-		NodeSelector:                  lb.Spec.NodeSelector,
-		Tolerations:                   lb.Spec.Tolerations,
+		AutomountServiceAccountToken:  ptr.To(false),
+		NodeSelector:                  in.NodeSelector,
+		Tolerations:                   in.Class.Tolerations,
 		TerminationGracePeriodSeconds: ptr.To(int64(30)),
 		// The agent is a native sidecar: it starts first, writes the
 		// configs (its startup probe waits for them), then keeps running.
 		InitContainers: []corev1.Container{agentContainer(lb, opts, paths)},
-		Containers:     []corev1.Container{haproxyContainer(lb, opts, paths), keepalivedContainer(lb, opts, paths)},
+		Containers:     []corev1.Container{haproxyContainer(in, paths), keepalivedContainer(in, paths)},
 		Volumes: []corev1.Volume{
 			// Memory-backed: sockets, state, and TLS keys never touch a disk.
 			{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 			{Name: "config", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			// What automountServiceAccountToken would mount, for one
+			// container.
+			{Name: tokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+				DefaultMode: ptr.To[int32](0o444),
+				Sources: []corev1.VolumeProjection{
+					{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptr.To[int64](3607)}},
+					{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+						Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+					{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{
+						{Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
+				},
+			}}},
 		},
 	}
 }
@@ -138,11 +170,12 @@ func orDefault(r, def corev1.ResourceRequirements) corev1.ResourceRequirements {
 	return r
 }
 
-func image(override string, opts DataPlaneOptions) string {
-	if override != "" {
-		return override
+// daemonImage runs haproxy and keepalived: the class's, or the operator's.
+func daemonImage(in DataPlaneInput) string {
+	if in.Class.Image != "" {
+		return in.Class.Image
 	}
-	return opts.Image
+	return in.Options.Image
 }
 
 func execProbe(period, failures int32, command ...string) *corev1.Probe {
@@ -167,10 +200,10 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths rend
 		Command:         []string{Binary, "agent", "--run-dir=" + paths.RunDir, "--config-dir=" + paths.ConfigDir},
 		Env: []corev1.EnvVar{
 			fieldEnv(EnvNodeName, "spec.nodeName"),
-			fieldEnv(EnvPodName, "metadata.name"),
 			fieldEnv(EnvPodNamespace, "metadata.namespace"),
 			fieldEnv(EnvHostIP, "status.hostIP"),
 			{Name: EnvLoadBalancer, Value: lb.Name},
+			{Name: EnvLoadBalancerNamespace, Value: lb.Namespace},
 		},
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		StartupProbe: execProbe(1, 600, "sh", "-c",
@@ -179,23 +212,24 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths rend
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
 		},
-		VolumeMounts:    mounts(paths),
+		VolumeMounts: append(mounts(paths), corev1.VolumeMount{Name: tokenVolume,
+			MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}),
 		SecurityContext: securityContext(),
 	}
 }
 
-func haproxyContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths render.Paths) corev1.Container {
+func haproxyContainer(in DataPlaneInput, paths render.Paths) corev1.Container {
 	return corev1.Container{
 		Name:            ContainerHAProxy,
-		Image:           image(lb.Spec.HAProxy.Image, opts),
-		ImagePullPolicy: opts.ImagePullPolicy,
+		Image:           daemonImage(in),
+		ImagePullPolicy: in.Options.ImagePullPolicy,
 		// -W master-worker, -db stay in the foreground; the master CLI
 		// socket is only reachable inside the pod's volume.
 		Command: []string{"haproxy", "-W", "-db",
 			"-S", paths.MasterSocket() + ",mode,600",
 			"-f", path.Join(paths.ConfigDir, render.HAProxyConfigFile)},
 		LivenessProbe: execProbe(10, 3, Binary, "probe", "haproxy", "--socket="+paths.RuntimeSocket()),
-		Resources:     orDefault(lb.Spec.HAProxy.Resources, defaultHAProxyResources),
+		Resources:     orDefault(in.Class.HAProxyResources, defaultHAProxyResources),
 		VolumeMounts:  mounts(paths),
 		// NET_BIND_SERVICE for ports below 1024; NET_ADMIN for binding the
 		// virtual IPs before this node holds them (bind ... transparent).
@@ -203,19 +237,19 @@ func haproxyContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths re
 	}
 }
 
-func keepalivedContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths render.Paths) corev1.Container {
+func keepalivedContainer(in DataPlaneInput, paths render.Paths) corev1.Container {
 	pid := path.Join(paths.RunDir, "keepalived.pid")
 	return corev1.Container{
 		Name:            ContainerKeepalived,
-		Image:           image(lb.Spec.Keepalived.Image, opts),
-		ImagePullPolicy: opts.ImagePullPolicy,
+		Image:           daemonImage(in),
+		ImagePullPolicy: in.Options.ImagePullPolicy,
 		// Several LoadBalancers may share a node: every pid file lives in
 		// this pod's own run directory.
 		Command: []string{"keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
 			"--pid=" + pid, "--vrrp_pid=" + path.Join(paths.RunDir, "keepalived-vrrp.pid"),
 			"--use-file=" + path.Join(paths.ConfigDir, render.KeepalivedConfigFile)},
 		LivenessProbe: execProbe(10, 3, "sh", "-c", fmt.Sprintf(`kill -0 "$(cat %s)"`, pid)),
-		Resources:     orDefault(lb.Spec.Keepalived.Resources, defaultKeepalivedResources),
+		Resources:     orDefault(in.Class.KeepalivedResources, defaultKeepalivedResources),
 		VolumeMounts:  mounts(paths),
 		// NET_ADMIN adds and removes the virtual IPs; NET_RAW sends VRRP
 		// adverts and gratuitous ARP.

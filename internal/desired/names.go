@@ -1,7 +1,10 @@
 // Package desired computes, as pure functions, the objects the operator
 // owns for a LoadBalancer: its ConfigMaps, the data-plane DaemonSet and the
-// agent's ServiceAccount, Role and RoleBinding. The controller applies them
-// with server-side apply.
+// agent's ServiceAccount, Role and RoleBinding, all in the operator's
+// data-plane namespace, out of tenants' reach; and, when its listeners use
+// TLS, the Role and RoleBinding in the LoadBalancer's namespace that let
+// its agents read exactly those Secrets. The controller applies them with
+// server-side apply.
 package desired
 
 import (
@@ -13,11 +16,17 @@ import (
 
 // Labels and annotations hakeeper sets.
 const (
-	LabelName          = "app.kubernetes.io/name"
-	LabelInstance      = "app.kubernetes.io/instance"
-	LabelComponent     = "app.kubernetes.io/component"
-	LabelManagedBy     = "app.kubernetes.io/managed-by"
-	LabelLoadBalancer  = "hakeeper.io/loadbalancer"
+	LabelName         = "app.kubernetes.io/name"
+	LabelInstance     = "app.kubernetes.io/instance"
+	LabelComponent    = "app.kubernetes.io/component"
+	LabelManagedBy    = "app.kubernetes.io/managed-by"
+	LabelLoadBalancer = "hakeeper.io/loadbalancer"
+	// LabelLoadBalancerNamespace says whose the objects in the data-plane
+	// namespace are (owner references cannot cross namespaces).
+	LabelLoadBalancerNamespace = "hakeeper.io/loadbalancer-namespace"
+	// Finalizer holds a LoadBalancer until its data plane, in another
+	// namespace than its own, is deleted.
+	Finalizer          = "hakeeper.io/dataplane"
 	ManagedBy          = "hakeeper"
 	FieldOwner         = "hakeeper"
 	AnnotationApplied  = "hakeeper.io/applied-hash"
@@ -45,12 +54,17 @@ type Names struct {
 	DaemonSet           string
 	ServiceAccount      string
 	Role                string
+	// TLSRole is the Role and RoleBinding in the LoadBalancer's own
+	// namespace that let its agents read its TLS Secrets.
+	TLSRole string
 }
 
-// NamesFor returns the names of a LoadBalancer's objects. The API keeps
-// LoadBalancer names short enough for every suffix.
+// NamesFor returns the names of a LoadBalancer's objects. In the data-plane
+// namespace they start with "<namespace>.<name>", unique because namespace
+// names hold no dot, and short enough because the API caps LoadBalancer
+// names at 50 characters.
 func NamesFor(lb *v1alpha1.LoadBalancer) Names {
-	n := lb.Name
+	n := lb.Namespace + "." + lb.Name
 	return Names{
 		HAProxyConfigMap:    n + "-haproxy",
 		KeepalivedConfigMap: n + "-keepalived",
@@ -58,6 +72,7 @@ func NamesFor(lb *v1alpha1.LoadBalancer) Names {
 		DaemonSet:           n + "-dataplane",
 		ServiceAccount:      n + "-agent",
 		Role:                n + "-agent",
+		TLSRole:             "hakeeper-tls." + lb.Name,
 	}
 }
 
@@ -69,6 +84,8 @@ func Labels(lb *v1alpha1.LoadBalancer, component string) map[string]string {
 		LabelComponent:    component,
 		LabelManagedBy:    ManagedBy,
 		LabelLoadBalancer: lb.Name,
+		// Namespace names are DNS labels: always a valid label value.
+		LabelLoadBalancerNamespace: lb.Namespace,
 	}
 }
 

@@ -82,7 +82,7 @@ func (l *Lab) Container(nodeName string, lb *v1alpha1.LoadBalancer, container st
 		return RunningContainer{}, err
 	}
 	for _, c := range all {
-		if c.Namespace == lb.Namespace && c.Name == container && podName.MatchString(c.Pod) {
+		if c.Namespace == OperatorNamespace && c.Name == container && podName.MatchString(c.Pod) {
 			return c, nil
 		}
 	}

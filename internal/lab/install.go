@@ -10,8 +10,11 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
 
@@ -47,6 +50,24 @@ patches:
       path: /spec/template/spec/containers/0/args/2
       value: --dataplane-image=%s
 `, base, publishedManager, name, tag, ManagerDeployment, publishedDataPlane, im.DataPlane)
+}
+
+// ClassName is the lab's default LoadBalancerClass.
+const ClassName = "lab"
+
+// Class is the LoadBalancerClass the lab's admin writes: virtual IPs from
+// Prefix+96/27 on the nodes' /24, data planes on the nodes with
+// nodeLabels. Its limits allow the fast health checks the scenarios use.
+func Class(nodeLabels map[string]string) *v1alpha1.LoadBalancerClass {
+	return &v1alpha1.LoadBalancerClass{
+		ObjectMeta: metav1.ObjectMeta{Name: ClassName, Annotations: map[string]string{v1alpha1.AnnotationDefaultClass: "true"}},
+		Spec: v1alpha1.LoadBalancerClassSpec{
+			VirtualIPPools: []v1alpha1.VirtualIPPool{{Name: "lab", CIDR: Prefix + "96/27", PrefixLength: ptr.To[int32](24)}},
+			DataPlane:      v1alpha1.DataPlaneSpec{NodeSelector: nodeLabels},
+			Backends:       v1alpha1.BackendPolicy{AllowedCIDRs: []string{Prefix + "0/24"}},
+			Limits:         v1alpha1.ClassLimits{MinHealthCheckIntervalMilliseconds: ptr.To[int32](100)},
+		},
+	}
 }
 
 // Kubectl runs the control plane's kubectl as the lab's admin.

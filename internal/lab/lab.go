@@ -146,7 +146,10 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if cfg.SkipOperator {
 		return l, nil
 	}
-	return l, l.InstallOperator(ctx)
+	if err := l.InstallOperator(ctx); err != nil {
+		return l, err
+	}
+	return l, l.Client.Create(ctx, Class(cfg.NodeLabels))
 }
 
 func (l *Lab) connect() error {

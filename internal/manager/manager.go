@@ -46,8 +46,8 @@ type Options struct {
 	LeaderElect bool
 	// LeaderElectionNamespace holds the Lease; empty means the pod's own.
 	LeaderElectionNamespace string
-	// Namespace limits the operator to one namespace; empty watches all.
-	Namespace string
+	// DataPlaneNamespace holds every data plane.
+	DataPlaneNamespace string
 	// DataPlaneImage runs HAProxy, Keepalived and the agent.
 	DataPlaneImage string
 	// PullPolicy of the data-plane image.
@@ -60,6 +60,9 @@ type Options struct {
 // Validate checks the options before anything starts.
 func (o *Options) Validate() error {
 	var errs []error
+	if o.DataPlaneNamespace == "" {
+		errs = append(errs, errors.New("--dataplane-namespace is required"))
+	}
 	if o.DataPlaneImage == "" {
 		errs = append(errs, errors.New("--dataplane-image is required"))
 	}
@@ -93,19 +96,19 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	// Only hakeeper's own ConfigMaps, DaemonSets and RBAC objects are
-	// cached: a cluster's other ConfigMaps would cost memory for nothing.
-	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{desired.LabelManagedBy: desired.ManagedBy})}
+	// Only hakeeper's own objects are cached: a cluster's other ConfigMaps
+	// would cost memory for nothing. ConfigMaps, DaemonSets and
+	// ServiceAccounts live in the data-plane namespace only (where the
+	// manager may list them); the TLS Roles sit in tenants' namespaces.
+	ours := labels.SelectorFromSet(labels.Set{desired.LabelManagedBy: desired.ManagedBy})
+	inDataPlane := cache.ByObject{Label: ours, Namespaces: map[string]cache.Config{o.DataPlaneNamespace: {}}}
 	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}:      ours,
-		&appsv1.DaemonSet{}:      ours,
-		&corev1.ServiceAccount{}: ours,
-		&rbacv1.Role{}:           ours,
-		&rbacv1.RoleBinding{}:    ours,
+		&corev1.ConfigMap{}:      inDataPlane,
+		&appsv1.DaemonSet{}:      inDataPlane,
+		&corev1.ServiceAccount{}: inDataPlane,
+		&rbacv1.Role{}:           {Label: ours},
+		&rbacv1.RoleBinding{}:    {Label: ours},
 	}}
-	if o.Namespace != "" {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.Namespace: {}}
-	}
 	metrics := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.SecureMetrics}
 	if o.SecureMetrics {
 		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
@@ -133,7 +136,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Client:    c,
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("hakeeper"),
-		DataPlane: desired.DataPlaneOptions{Image: o.DataPlaneImage, ImagePullPolicy: o.PullPolicy},
+		DataPlane: desired.DataPlaneOptions{Namespace: o.DataPlaneNamespace, Image: o.DataPlaneImage, ImagePullPolicy: o.PullPolicy},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the controller: %w", err)

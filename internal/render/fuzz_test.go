@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 )
 
@@ -22,12 +23,18 @@ var fuzzFields = []fuzzField{
 	{"check host", "h.example.com", func(in *Input, v string) { in.Spec.Backends[1].HealthCheck.Host = v }},
 	{"cookie", "COOKIE", func(in *Input, v string) { in.Spec.Backends[0].StickyCookie.Name = v }},
 	{"hash header", "X-User", func(in *Input, v string) { in.Spec.Backends[2].HashHeader = v }},
-	{"interface", "bond0", func(in *Input, v string) { in.Spec.Interface = v }},
+	{"interface", "bond0", func(in *Input, v string) { in.Interface = v }},
 	{"node interface", "eth1", func(in *Input, v string) { in.Nodes[0].Interface = v }},
 	{"node name", "edge-z", func(in *Input, v string) { in.Nodes[1].Name = v }},
 	{"node address", "198.18.0.19", func(in *Input, v string) { in.Nodes[0].Address = v }},
 	{"endpoint address", "198.18.0.29", func(in *Input, v string) { in.Endpoints["web"][0].Address = v }},
-	{"virtual IP", "198.18.0.101/24", func(in *Input, v string) { in.Spec.VirtualIPs[0] = v }},
+	{"virtual IP", "198.18.0.101", func(in *Input, v string) {
+		if addr, err := netip.ParseAddr(v); err == nil {
+			in.VirtualIPs[0] = netip.PrefixFrom(addr, 24)
+		} else {
+			in.VirtualIPs[0] = netip.Prefix{}
+		}
+	}},
 	{"listener name", "web", func(in *Input, v string) { in.Spec.Listeners[0].Name = v }},
 	{"backend name", "www", func(in *Input, v string) {
 		in.Spec.Backends[0].Name = v

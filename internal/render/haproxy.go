@@ -125,10 +125,8 @@ func newFrontend(in *Input, l *v1alpha1.Listener) frontend {
 		MaxConnections: v1alpha1.Int32Or(l.Bind.MaxConnections, 0),
 		TLS:            l.TLS != nil,
 	}
-	for _, vip := range in.Spec.VirtualIPs {
-		// Validated already: the prefix parses.
-		prefix, _ := validation.ParseVirtualIP(vip)
-		f.Binds = append(f.Binds, hostPort(prefix.Addr(), l.Port))
+	for _, vip := range in.VirtualIPs {
+		f.Binds = append(f.Binds, hostPort(vip.Addr(), l.Port))
 	}
 	// transparent lets a backup node bind the virtual IPs it does not hold
 	// yet, so it serves the moment Keepalived moves them.

@@ -6,6 +6,7 @@
 package render
 
 import (
+	"net/netip"
 	"path"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
@@ -17,8 +18,16 @@ type Input struct {
 	// Keepalived instance name.
 	Name      string
 	Namespace string
-	// Spec as stored; empty optional fields take the v1alpha1 defaults.
+	// Spec as stored, with the class's VRRP defaults filled in; empty
+	// optional fields take the v1alpha1 defaults.
 	Spec v1alpha1.LoadBalancerSpec
+	// VirtualIPs in use (requested or allocated, see internal/resolve), with
+	// the prefix length each gets on the interface. The first one's family
+	// is the one VRRP runs on.
+	VirtualIPs []netip.Prefix
+	// Interface holds the virtual IPs on every node (the class's); when
+	// empty, each node's own Interface is used.
+	Interface string
 	// Endpoints holds, for each backend with a serviceRef, the ready
 	// endpoints of the Service, in the order they fill the backend's server
 	// slots; an Endpoint with no Address leaves its slot empty. Keeping each
@@ -47,7 +56,7 @@ type Node struct {
 	Name string
 	// Address is the node's InternalIP: the unicast source and peer address.
 	Address string
-	// Interface holding Address; used when spec.interface is empty.
+	// Interface holding Address; used when Input.Interface is empty.
 	Interface string
 	// Priority is the node's VRRP priority, 1 to 254.
 	Priority int32
@@ -102,6 +111,11 @@ func (p Paths) NotifyFIFO() string { return path.Join(p.RunDir, NotifyFIFOFile) 
 // CertificateFile is the PEM (certificate and key) of a TLS listener.
 func (p Paths) CertificateFile(listener string) string {
 	return path.Join(p.RunDir, TLSDir, listener+".pem")
+}
+
+// IPv4 tells the family VRRP runs on: the first virtual IP's.
+func (in *Input) IPv4() bool {
+	return len(in.VirtualIPs) == 0 || in.VirtualIPs[0].Addr().Is4()
 }
 
 func (in *Input) paths() Paths {

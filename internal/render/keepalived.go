@@ -2,11 +2,11 @@ package render
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/validation"
 )
 
 // TrackName is the vrrp_track_file keepalived watches. The agent writes 0
@@ -69,8 +69,8 @@ func KeepalivedConfig(in Input, node string) ([]byte, error) {
 	if i < 0 {
 		return nil, fmt.Errorf("node %q does not run this load balancer", node)
 	}
-	if in.Spec.Interface == "" && in.Nodes[i].Interface == "" {
-		return nil, fmt.Errorf("node %q: no interface: spec.interface is empty and the node has not reported the interface holding its address", node)
+	if in.Interface == "" && in.Nodes[i].Interface == "" {
+		return nil, fmt.Errorf("node %q: no interface: the class names none and the node has not reported the interface holding its address", node)
 	}
 	return execute("keepalived.conf.tmpl", newKeepalivedModel(&in, i))
 }
@@ -85,7 +85,7 @@ func newKeepalivedModel(in *Input, self int) keepalivedModel {
 		Paths:           in.paths(),
 		Version:         v1alpha1.Int32Or(v.Version, v1alpha1.DefaultVRRPVersion),
 		Instance:        InstanceName(in.Namespace, in.Name),
-		Interface:       in.Spec.Interface,
+		Interface:       in.Interface,
 		VirtualRouterID: in.VirtualRouterID,
 		Priority:        node.Priority,
 		AdvertInterval:  seconds(v1alpha1.Int32Or(v.AdvertIntervalMilliseconds, v1alpha1.DefaultAdvertIntervalMilliseconds)),
@@ -108,7 +108,7 @@ func newKeepalivedModel(in *Input, self int) keepalivedModel {
 		}
 		slices.Sort(m.UnicastPeers)
 	}
-	m.VirtualIPs, m.ExcludedIPs = splitByFamily(in.Spec.VirtualIPs)
+	m.VirtualIPs, m.ExcludedIPs = splitByFamily(in.VirtualIPs, in.IPv4())
 	return m
 }
 
@@ -121,11 +121,9 @@ func InstanceName(namespace, name string) string {
 // instance; the others go to virtual_ipaddress_excluded, which keepalived
 // still moves with the instance but does not advertise (a VRRP instance
 // carries one address family).
-func splitByFamily(vips []string) (advertised, excluded []string) {
-	first, _ := validation.ParseVirtualIP(vips[0])
-	for _, s := range vips {
-		prefix, _ := validation.ParseVirtualIP(s)
-		if prefix.Addr().Is4() == first.Addr().Is4() {
+func splitByFamily(vips []netip.Prefix, ipv4 bool) (advertised, excluded []string) {
+	for _, prefix := range vips {
+		if prefix.Addr().Is4() == ipv4 {
 			advertised = append(advertised, prefix.String())
 		} else {
 			excluded = append(excluded, prefix.String())

@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,12 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // sampleCase is a sample from config/samples with the facts the operator
 // would gather for it.
 type sampleCase struct {
-	file      string
+	file string
+	// class, vips and iface are what the sample's class in
+	// config/samples/classes.yaml gives it.
+	class     string
+	vips      []string
+	iface     string
 	nodes     []Node
 	endpoints map[string][]Endpoint
 	routerID  int32
@@ -27,7 +33,9 @@ type sampleCase struct {
 
 var sampleCases = map[string]sampleCase{
 	"website": {
-		file: "website.yaml",
+		file:  "website.yaml",
+		class: "edge",
+		vips:  []string{"198.18.0.100/24"},
 		nodes: []Node{
 			{Name: "edge-a", Address: "198.18.0.11", Interface: "eth0"},
 			{Name: "edge-b", Address: "198.18.0.12", Interface: "eth0"},
@@ -35,10 +43,12 @@ var sampleCases = map[string]sampleCase{
 		endpoints: map[string][]Endpoint{"web": {{"198.18.0.23", 8080}, {"198.18.0.24", 8080}}},
 	},
 	"postgres": {
-		file: "postgres.yaml",
+		file:  "postgres.yaml",
+		class: "edge",
+		vips:  []string{"198.18.0.110/24"},
 		nodes: []Node{
-			{Name: "edge-a", Address: "198.18.0.11"},
-			{Name: "edge-b", Address: "198.18.0.12"},
+			{Name: "edge-a", Address: "198.18.0.11", Interface: "eth0"},
+			{Name: "edge-b", Address: "198.18.0.12", Interface: "eth0"},
 		},
 		// The router ID the operator allocates when the samples are applied
 		// in order (website pins 51): controllers' tests compare with these
@@ -46,7 +56,10 @@ var sampleCases = map[string]sampleCase{
 		routerID: 1,
 	},
 	"cloud-unicast": {
-		file: "cloud-unicast.yaml",
+		file:  "cloud-unicast.yaml",
+		class: "cloud",
+		vips:  []string{"198.18.0.120/24", "2001:db8::120/64"},
+		iface: "ens5",
 		nodes: []Node{
 			{Name: "zone-a-1", Address: "198.18.0.11"},
 			{Name: "zone-b-1", Address: "198.18.0.12"},
@@ -70,9 +83,36 @@ func loadSample(t testing.TB, file string) *v1alpha1.LoadBalancer {
 	return &lb
 }
 
+// loadClass reads one LoadBalancerClass from config/samples/classes.yaml.
+func loadClass(t testing.TB, name string) *v1alpha1.LoadBalancerClass {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "classes.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var class v1alpha1.LoadBalancerClass
+		if err := yaml.UnmarshalStrict([]byte(doc), &class); err != nil {
+			t.Fatalf("classes.yaml: %v", err)
+		}
+		if class.Name == name {
+			return &class
+		}
+	}
+	t.Fatalf("classes.yaml has no class %s", name)
+	return nil
+}
+
 func (c sampleCase) input(t testing.TB) Input {
 	lb := loadSample(t, c.file)
-	in := Input{Name: lb.Name, Namespace: lb.Namespace, Spec: lb.Spec, Endpoints: c.endpoints, VirtualRouterID: c.routerID}
+	if lb.Spec.ClassName != c.class {
+		t.Fatalf("%s uses class %q, the test expects %q", c.file, lb.Spec.ClassName, c.class)
+	}
+	in := Input{Name: lb.Name, Namespace: lb.Namespace, Spec: loadClass(t, c.class).WithClassDefaults(lb.Spec),
+		Interface: c.iface, Endpoints: c.endpoints, VirtualRouterID: c.routerID}
+	for _, v := range c.vips {
+		in.VirtualIPs = append(in.VirtualIPs, netip.MustParsePrefix(v))
+	}
 	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
 		in.VirtualRouterID = *id
 	}
@@ -142,14 +182,23 @@ func TestRenderIsDeterministic(t *testing.T) {
 			in.Nodes[i], in.Nodes[j] = in.Nodes[j], in.Nodes[i]
 		}
 		for range 20 {
-			again, _ := HAProxyConfig(in)
+			again, err := HAProxyConfig(in)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if !bytes.Equal(first, again) {
 				t.Fatalf("%s: haproxy.cfg differs between renders", name)
 			}
 		}
-		a, _ := KeepalivedConfig(c.input(t), in.Nodes[0].Name)
-		b, _ := KeepalivedConfig(in, in.Nodes[0].Name)
-		if !bytes.Equal(a, b) {
+		a, err := KeepalivedConfig(c.input(t), in.Nodes[0].Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := KeepalivedConfig(in, in.Nodes[0].Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a) == 0 || !bytes.Equal(a, b) {
 			t.Fatalf("%s: keepalived.conf depends on node order", name)
 		}
 	}

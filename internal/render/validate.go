@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"regexp"
 	"slices"
 
@@ -28,6 +29,10 @@ func Validate(in *Input) field.ErrorList {
 	// A bad spec.vrrp.virtualRouterID is reported by validation.Spec already.
 	if in.Spec.VRRP.VirtualRouterID == nil && (in.VirtualRouterID < 1 || in.VirtualRouterID > 255) {
 		errs = append(errs, field.Invalid(field.NewPath("virtualRouterID"), in.VirtualRouterID, "must be between 1 and 255"))
+	}
+	errs = append(errs, validateVirtualIPs(in)...)
+	if in.Interface != "" {
+		errs = append(errs, validation.Interface(in.Interface, field.NewPath("interface"))...)
 	}
 	errs = append(errs, validateNodes(in)...)
 	errs = append(errs, validateEndpoints(in)...)
@@ -81,14 +86,34 @@ func nodeAddress(in *Input, s string, p *field.Path) field.ErrorList {
 	if err != nil {
 		return field.ErrorList{field.Invalid(p, s, err.Error())}
 	}
-	if len(in.Spec.VirtualIPs) == 0 {
-		return nil
-	}
-	vip, err := validation.ParseVirtualIP(in.Spec.VirtualIPs[0])
-	if err == nil && in.Spec.VRRP.Mode == v1alpha1.VRRPModeUnicast && vip.Addr().Is4() != addr.Is4() {
+	if in.Spec.VRRP.Mode == v1alpha1.VRRPModeUnicast && in.IPv4() != addr.Is4() {
 		return field.ErrorList{field.Invalid(p, s, "unicast VRRP needs node addresses of the first virtual IP's family")}
 	}
 	return nil
+}
+
+// validateVirtualIPs checks the addresses in use. Whether they may be used
+// (pools, node addresses, other LoadBalancers) was decided by
+// internal/resolve; here they must only be sound for the config files.
+func validateVirtualIPs(in *Input) field.ErrorList {
+	p := field.NewPath("virtualIPs")
+	if len(in.VirtualIPs) == 0 {
+		return field.ErrorList{field.Required(p, "at least one virtual IP is required")}
+	}
+	var errs field.ErrorList
+	seen := map[netip.Addr]bool{}
+	for i, vip := range in.VirtualIPs {
+		switch {
+		case !vip.IsValid() || vip.Addr().Zone() != "":
+			errs = append(errs, field.Invalid(p.Index(i), vip.String(), "must be an IP address with a prefix length"))
+		case !vip.Addr().IsGlobalUnicast():
+			errs = append(errs, field.Invalid(p.Index(i), vip.String(), "must be a unicast address"))
+		case seen[vip.Addr()]:
+			errs = append(errs, field.Duplicate(p.Index(i), vip.String()))
+		}
+		seen[vip.Addr()] = true
+	}
+	return errs
 }
 
 func validateEndpoints(in *Input) field.ErrorList {

@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"slices"
 	"time"
-
-	"github.com/hakeeper/hakeeper/internal/validation"
 )
 
 // Claim is what one LoadBalancer holds on the network: its virtual IPs,
@@ -26,16 +24,9 @@ type Claim struct {
 	Explicit bool
 }
 
-// NewClaim builds a claim from a spec's virtual IPs; invalid ones are
-// skipped (validation reports them).
-func NewClaim(key string, created time.Time, vips []string, ports []int32, nodes []string) Claim {
-	c := Claim{Key: key, Created: created, Ports: ports, Nodes: nodes}
-	for _, v := range vips {
-		if p, err := validation.ParseVirtualIP(v); err == nil {
-			c.VIPs = append(c.VIPs, p.Addr())
-		}
-	}
-	return c
+// NewClaim builds a claim.
+func NewClaim(key string, created time.Time, vips []netip.Addr, ports []int32, nodes []string) Claim {
+	return Claim{Key: key, Created: created, VIPs: vips, Ports: ports, Nodes: nodes}
 }
 
 // earlier orders claims: the older LoadBalancer wins a conflict; equal ages

@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -139,7 +140,11 @@ func TestAssignSlotsKeepsEndpointsInPlace(t *testing.T) {
 }
 
 func claim(key string, age int, vips []string, ports []int32, nodes []string, id int32) Claim {
-	c := NewClaim(key, time.Unix(int64(1000-age), 0), vips, ports, nodes)
+	var addrs []netip.Addr
+	for _, v := range vips {
+		addrs = append(addrs, netip.MustParsePrefix(v).Addr())
+	}
+	c := NewClaim(key, time.Unix(int64(1000-age), 0), addrs, ports, nodes)
 	c.RouterID = id
 	return c
 }

@@ -13,16 +13,18 @@ import (
 // in step: every pattern in the generated CRD must be one of ours, and each
 // of ours must be used by the CRD.
 func TestPatternsMatchCRD(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "config", "crd", "bases", "hakeeper.io_loadbalancers.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var crd map[string]any
-	if err := yaml.Unmarshal(data, &crd); err != nil {
-		t.Fatal(err)
-	}
 	var inCRD []string
-	collectPatterns(crd, &inCRD)
+	for _, file := range []string{"hakeeper.io_loadbalancers.yaml", "hakeeper.io_loadbalancerclasses.yaml"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "config", "crd", "bases", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd map[string]any
+		if err := yaml.Unmarshal(data, &crd); err != nil {
+			t.Fatal(err)
+		}
+		collectPatterns(crd, &inCRD)
+	}
 	ours := []string{NamePattern, SubdomainPattern, ServiceNamePattern, InterfacePattern, HostPattern,
 		PathPrefixPattern, CheckPathPattern, HeaderPattern, CookiePattern}
 	for _, p := range inCRD {
@@ -39,7 +41,8 @@ func TestPatternsMatchCRD(t *testing.T) {
 
 // foreignTypes are fields whose types, and patterns, come from Kubernetes
 // (Toleration, ResourceRequirements, Condition) and never reach a config.
-var foreignTypes = map[string]bool{"tolerations": true, "resources": true, "status": true}
+var foreignTypes = map[string]bool{"tolerations": true, "resources": true, "haproxyResources": true, "keepalivedResources": true,
+	"status": true, "namespaceSelector": true}
 
 func collectPatterns(v any, out *[]string) {
 	switch v := v.(type) {

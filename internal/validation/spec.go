@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -17,10 +18,11 @@ import (
 func Spec(spec *v1alpha1.LoadBalancerSpec) field.ErrorList {
 	p := field.NewPath("spec")
 	var errs field.ErrorList
-	errs = append(errs, virtualIPs(spec.VirtualIPs, p.Child("virtualIPs"))...)
-	if spec.Interface != "" {
-		errs = append(errs, Interface(spec.Interface, p.Child("interface"))...)
+	if spec.ClassName != "" {
+		errs = append(errs, pattern(spec.ClassName, subdomainRE, maxSubdomainLength, p.Child("className"))...)
 	}
+	errs = append(errs, virtualIPs(spec.VirtualIPs, p.Child("virtualIPs"))...)
+	errs = append(errs, ipFamilies(spec, p.Child("ipFamilies"))...)
 	errs = append(errs, vrrp(&spec.VRRP, p.Child("vrrp"))...)
 	errs = append(errs, listeners(spec, p.Child("listeners"))...)
 	errs = append(errs, backends(spec, p.Child("backends"))...)
@@ -28,8 +30,8 @@ func Spec(spec *v1alpha1.LoadBalancerSpec) field.ErrorList {
 	return errs
 }
 
-// ParseVirtualIP parses a virtual IP in CIDR notation, refusing IPv6 zones,
-// which keepalived.conf cannot carry.
+// ParseVirtualIP parses a virtual IP as status and rendering carry it: an
+// address with the prefix length it gets on the interface.
 func ParseVirtualIP(s string) (netip.Prefix, error) {
 	prefix, err := netip.ParsePrefix(s)
 	if err != nil {
@@ -47,25 +49,57 @@ func ParseAddress(s string) (netip.Addr, error) {
 	return addr, nil
 }
 
+// Unicast parses an address a LoadBalancer may use as a virtual IP or a
+// server: canonical, and not loopback, link-local, multicast, broadcast or
+// unspecified (netip's IsGlobalUnicast, as the API's CEL ip library).
+func Unicast(s string) (netip.Addr, error) {
+	addr, err := ParseAddress(s)
+	switch {
+	case err != nil:
+		return netip.Addr{}, err
+	case addr.String() != s:
+		return netip.Addr{}, fmt.Errorf("must be in canonical form: %s", addr)
+	case !addr.IsGlobalUnicast():
+		return netip.Addr{}, fmt.Errorf("must be a unicast address, not loopback, link-local, multicast, broadcast or unspecified")
+	}
+	return addr, nil
+}
+
 func virtualIPs(vips []string, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	switch {
-	case len(vips) == 0:
-		errs = append(errs, field.Required(p, "at least one virtual IP is required"))
-	case len(vips) > maxVirtualIPs:
+	if len(vips) > maxVirtualIPs {
 		errs = append(errs, field.TooMany(p, len(vips), maxVirtualIPs))
 	}
 	seen := map[netip.Addr]bool{}
 	for i, s := range vips {
-		prefix, err := ParseVirtualIP(s)
+		addr, err := Unicast(s)
 		if err != nil {
 			errs = append(errs, field.Invalid(p.Index(i), s, err.Error()))
 			continue
 		}
-		if seen[prefix.Addr()] {
+		if seen[addr] {
 			errs = append(errs, field.Duplicate(p.Index(i), s))
 		}
-		seen[prefix.Addr()] = true
+		seen[addr] = true
+	}
+	return errs
+}
+
+func ipFamilies(spec *v1alpha1.LoadBalancerSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(spec.IPFamilies) > 2 {
+		errs = append(errs, field.TooMany(p, len(spec.IPFamilies), 2))
+	}
+	seen := map[string]bool{}
+	for i, f := range spec.IPFamilies {
+		errs = append(errs, enum(string(f), p.Index(i), "IPv4", "IPv6")...)
+		if seen[string(f)] {
+			errs = append(errs, field.Duplicate(p.Index(i), f))
+		}
+		seen[string(f)] = true
+	}
+	if len(spec.IPFamilies) > 0 && len(spec.VirtualIPs) > 0 {
+		errs = append(errs, field.Forbidden(p, "ipFamilies applies only to allocated addresses: leave it out when virtualIPs are given"))
 	}
 	return errs
 }
@@ -394,16 +428,20 @@ func servers(list []v1alpha1.Server, p *field.Path) field.ErrorList {
 	return errs
 }
 
-// ServerAddress checks a server address: an IP address without a zone, or a
-// lower-case DNS name.
+// ServerAddress checks a server address: a unicast IP address, or a
+// lower-case DNS name other than localhost.
 func ServerAddress(s string, p *field.Path) field.ErrorList {
-	if _, err := ParseAddress(s); err == nil {
+	const msg = "must be a unicast IP address (not loopback, link-local, multicast, broadcast or unspecified) or a lower-case DNS name other than localhost"
+	if addr, err := netip.ParseAddr(s); err == nil {
+		if addr.Zone() == "" && addr.IsGlobalUnicast() {
+			return nil
+		}
+		return field.ErrorList{field.Invalid(p, s, msg)}
+	}
+	if s != "" && len(s) <= maxSubdomainLength && subdomainRE.MatchString(s) && s != "localhost" && !strings.HasSuffix(s, ".localhost") {
 		return nil
 	}
-	if s != "" && len(s) <= maxSubdomainLength && subdomainRE.MatchString(s) {
-		return nil
-	}
-	return field.ErrorList{field.Invalid(p, s, "must be an IP address or a lower-case DNS name")}
+	return field.ErrorList{field.Invalid(p, s, msg)}
 }
 
 func serviceRef(ref *v1alpha1.ServiceReference, p *field.Path) field.ErrorList {

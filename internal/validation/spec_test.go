@@ -1,6 +1,7 @@
 package validation
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ func ptr[T any](v T) *T { return &v }
 // validSpec is a small spec that passes; each case breaks one thing.
 func validSpec() v1alpha1.LoadBalancerSpec {
 	return v1alpha1.LoadBalancerSpec{
-		VirtualIPs: []string{"198.18.0.100/24"},
+		VirtualIPs: []string{"198.18.0.100"},
 		Listeners: []v1alpha1.Listener{
 			{Name: "http", Port: 80, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web",
 				Routes: []v1alpha1.Route{{PathPrefix: "/api", Backend: "api"}}},
@@ -37,13 +38,29 @@ func TestSpec(t *testing.T) {
 		wantErrors []string // each must appear in the aggregated message
 	}{
 		{name: "valid", mutate: func(*v1alpha1.LoadBalancerSpec) {}},
-		{name: "bad IP", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.VirtualIPs = []string{"198.18.0.300/24"} },
-			wantErrors: []string{"spec.virtualIPs[0]", "198.18.0.300/24"}},
-		{name: "VIP without prefix", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.VirtualIPs = []string{"198.18.0.100"} },
-			wantErrors: []string{"spec.virtualIPs[0]", "prefix length"}},
+		{name: "bad IP", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.VirtualIPs = []string{"198.18.0.300"} },
+			wantErrors: []string{"spec.virtualIPs[0]", "198.18.0.300"}},
+		{name: "VIP with a prefix", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.VirtualIPs = []string{"198.18.0.100/24"} },
+			wantErrors: []string{"spec.virtualIPs[0]", "must be an IP address"}},
+		{name: "VIP every address", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.VirtualIPs = []string{"0.0.0.0"} },
+			wantErrors: []string{"spec.virtualIPs[0]", "unicast"}},
+		{name: "VIP loopback", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.VirtualIPs = []string{"127.0.0.1"} },
+			wantErrors: []string{"spec.virtualIPs[0]", "unicast"}},
+		{name: "VIP metadata", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.VirtualIPs = []string{"169.254.169.254"} },
+			wantErrors: []string{"spec.virtualIPs[0]", "unicast"}},
+		{name: "VIP VRRP multicast", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.VirtualIPs = []string{"224.0.0.18"} },
+			wantErrors: []string{"spec.virtualIPs[0]", "unicast"}},
+		{name: "VIP not canonical", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.VirtualIPs = []string{"2001:DB8::1"} },
+			wantErrors: []string{"spec.virtualIPs[0]", "canonical"}},
 		{name: "duplicate VIP", mutate: func(s *v1alpha1.LoadBalancerSpec) {
-			s.VirtualIPs = []string{"198.18.0.100/24", "198.18.0.100/32"}
+			s.VirtualIPs = []string{"198.18.0.100", "198.18.0.100"}
 		}, wantErrors: []string{"spec.virtualIPs[1]: Duplicate"}},
+		{name: "families with VIPs", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol} },
+			wantErrors: []string{"spec.ipFamilies", "leave it out"}},
+		{name: "server on loopback", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.Backends[0].Servers[0].Address = "127.0.0.1" },
+			wantErrors: []string{"spec.backends[0].servers[0].address", "unicast"}},
+		{name: "server localhost", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.Backends[0].Servers[0].Address = "localhost" },
+			wantErrors: []string{"spec.backends[0].servers[0].address", "localhost"}},
 		{name: "router ID 0", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.VRRP.VirtualRouterID = ptr(int32(0)) },
 			wantErrors: []string{"spec.vrrp.virtualRouterID", "between 1 and 255"}},
 		{name: "priority 255", mutate: func(s *v1alpha1.LoadBalancerSpec) {
@@ -94,8 +111,6 @@ func TestSpec(t *testing.T) {
 			wantErrors: []string{"spec.listeners[0].routes[0].host"}},
 		{name: "address with a zone", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.Backends[0].Servers[0].Address = "fe80::1%eth0" },
 			wantErrors: []string{"spec.backends[0].servers[0].address"}},
-		{name: "interface too long", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.Interface = "averyveryverylongname" },
-			wantErrors: []string{"spec.interface", "Too long"}},
 		{name: "weight above 256", mutate: func(s *v1alpha1.LoadBalancerSpec) { s.Backends[0].Servers[0].Weight = ptr(int32(1000)) },
 			wantErrors: []string{"spec.backends[0].servers[0].weight"}},
 	}

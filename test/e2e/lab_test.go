@@ -104,8 +104,7 @@ func website() *v1alpha1.LoadBalancer {
 	return &v1alpha1.LoadBalancer{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
 		Spec: v1alpha1.LoadBalancerSpec{
-			VirtualIPs:   []string{vip + "/24"},
-			NodeSelector: map[string]string{"hakeeper.io/edge": "true"},
+			VirtualIPs: []string{vip},
 			VRRP: v1alpha1.VRRPSpec{
 				// No preempt delay: keepalived 2.2.7 applies preempt_delay
 				// also when the master goes FAULT (priority 0), so a backup
@@ -157,9 +156,9 @@ func waitActive(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string
 // (the kubelet removes the logs with the pods).
 func logPods(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
 	t.Helper()
-	out, err := l.Kubectl(ctx, "get", "pods", "-n", lb.Namespace, "-o", "wide", "-l", desired.LabelLoadBalancer+"="+lb.Name)
+	out, err := l.Kubectl(ctx, "get", "pods", "-n", lab.OperatorNamespace, "-o", "wide", "-l", desired.LabelLoadBalancer+"="+lb.Name)
 	t.Logf("data-plane pods of %s: %v\n%s", lb.Name, err, out)
-	out, err = l.Kubectl(ctx, "logs", "-n", lb.Namespace, "-l", desired.LabelLoadBalancer+"="+lb.Name,
+	out, err = l.Kubectl(ctx, "logs", "-n", lab.OperatorNamespace, "-l", desired.LabelLoadBalancer+"="+lb.Name,
 		"--all-containers", "--prefix", "--tail=60", "--max-log-requests=20")
 	t.Logf("their logs: %v\n%s", err, out)
 }
@@ -225,7 +224,7 @@ func TestTrafficThroughTheVIP(t *testing.T) {
 func failover(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, want string, fault func() error) time.Duration {
 	t.Helper()
 	c := l.NewClient(200 * time.Millisecond)
-	addr := strings.Split(lb.Spec.VirtualIPs[0], "/")[0]
+	addr := lb.Spec.VirtualIPs[0]
 	probe := c.StartProbe("http://"+addr+"/", 10*time.Millisecond, 60*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	if err := fault(); err != nil {
@@ -279,7 +278,7 @@ func TestFailoverWhenKeepalivedDies(t *testing.T) {
 	// Every node up and on the config first: without preemption, whichever
 	// node came up first leads, and a backup that is not up yet cannot
 	// take over.
-	readyPods(t, l, lb.Namespace, map[string]string{desired.LabelLoadBalancer: lb.Name}, 3)
+	readyPods(t, l, lab.OperatorNamespace, map[string]string{desired.LabelLoadBalancer: lb.Name}, 3)
 	settled(t, l, lb)
 	var master string
 	eventually(t, 30*time.Second, "a master", func() error {
@@ -447,7 +446,7 @@ func TestPreemptDelay(t *testing.T) {
 func nodeReport(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string) report.NodeReport {
 	t.Helper()
 	cm := &corev1.ConfigMap{}
-	key := client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).ReportConfigMap}
+	key := client.ObjectKey{Namespace: lab.OperatorNamespace, Name: desired.NamesFor(lb).ReportConfigMap}
 	if err := l.Client.Get(ctx, key, cm); err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +503,7 @@ func TestNoFalseFailoverUnderLoad(t *testing.T) {
 func transitions(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) map[string]int64 {
 	t.Helper()
 	cm := &corev1.ConfigMap{}
-	key := client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).ReportConfigMap}
+	key := client.ObjectKey{Namespace: lab.OperatorNamespace, Name: desired.NamesFor(lb).ReportConfigMap}
 	if err := l.Client.Get(ctx, key, cm); err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +519,7 @@ func transitions(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) map[string
 func variant(name, addr string) *v1alpha1.LoadBalancer {
 	lb := website()
 	lb.Name = name
-	lb.Spec.VirtualIPs = []string{addr + "/24"}
+	lb.Spec.VirtualIPs = []string{addr}
 	return lb
 }
 

@@ -44,6 +44,9 @@ func main() {
 	}
 }
 
+// dataPlaneNamespace holds the data planes, as in config/default.
+const dataPlaneNamespace = "hakeeper-system"
+
 func run(lbs, endpoints, nodes int, binary string, timeout time.Duration) error {
 	if lbs > 250 || endpoints > 250 {
 		return fmt.Errorf("at most 250 LoadBalancers and 250 endpoints each: addresses come from 198.18.0.0/15")
@@ -66,7 +69,8 @@ func run(lbs, endpoints, nodes int, binary string, timeout time.Duration) error 
 		return err
 	}
 	mgr := exec.CommandContext(ctx, binary, "manager", "--kubeconfig="+kubeconfig, "--metrics-bind-address=0",
-		"--health-probe-bind-address=0", "--dataplane-image=hakeeper/dataplane:bench", "--zap-log-level=error")
+		"--health-probe-bind-address=0", "--dataplane-image=hakeeper/dataplane:bench", "--zap-log-level=error",
+		"--dataplane-namespace="+dataPlaneNamespace)
 	mgr.Stderr = os.Stderr
 	if err := mgr.Start(); err != nil {
 		return fmt.Errorf("failed to start %s: %w", binary, err)
@@ -74,7 +78,19 @@ func run(lbs, endpoints, nodes int, binary string, timeout time.Duration) error 
 	defer func() { _ = mgr.Process.Signal(syscall.SIGTERM); _ = mgr.Wait() }()
 
 	const ns = "bench"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	for _, name := range []string{ns, dataPlaneNamespace} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+			return err
+		}
+	}
+	// Every LoadBalancer takes its virtual IP from the class's pool.
+	if err := c.Create(ctx, &v1alpha1.LoadBalancerClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench", Annotations: map[string]string{v1alpha1.AnnotationDefaultClass: "true"}},
+		Spec: v1alpha1.LoadBalancerClassSpec{
+			VirtualIPPools: []v1alpha1.VirtualIPPool{{Name: "bench", CIDR: "198.18.128.0/24"}},
+			DataPlane:      v1alpha1.DataPlaneSpec{NodeSelector: map[string]string{"pool": "bench"}, Interface: "eth0"},
+		},
+	}); err != nil {
 		return err
 	}
 	for i := range nodes {
@@ -166,10 +182,7 @@ func loadBalancer(ns string, i, endpoints int) *v1alpha1.LoadBalancer {
 	return &v1alpha1.LoadBalancer{
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("lb-%d", i), Namespace: ns},
 		Spec: v1alpha1.LoadBalancerSpec{
-			VirtualIPs:   []string{fmt.Sprintf("198.18.%d.100/24", i)},
-			Interface:    "eth0",
-			NodeSelector: map[string]string{"pool": "bench"},
-			Listeners:    []v1alpha1.Listener{{Name: "http", Port: 80, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web"}},
+			Listeners: []v1alpha1.Listener{{Name: "http", Port: 80, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web"}},
 			Backends: []v1alpha1.Backend{{
 				Name:        "web",
 				HealthCheck: &v1alpha1.HealthCheck{Type: v1alpha1.HealthCheckHTTP, Path: "/healthz"},
@@ -205,7 +218,7 @@ func countReady(ctx context.Context, c client.Client, ns string, done func(int, 
 		return 0, err
 	}
 	var cms corev1.ConfigMapList
-	if err := c.List(ctx, &cms, client.InNamespace(ns)); err != nil {
+	if err := c.List(ctx, &cms, client.InNamespace(dataPlaneNamespace)); err != nil {
 		return 0, err
 	}
 	cfg := map[string]string{}
@@ -242,20 +255,28 @@ func printMemory(pid int, when string) {
 }
 
 // checkRouterIDs: every LoadBalancer shares the same nodes, so each must
-// have its own router ID.
+// have its own router ID, and each its own allocated virtual IP.
 func checkRouterIDs(ctx context.Context, c client.Client, ns string, lbs int) error {
 	var list v1alpha1.LoadBalancerList
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return err
 	}
 	seen := map[int32]string{}
+	vips := map[string]string{}
 	for _, lb := range list.Items {
+		if len(lb.Status.VirtualIPs) != 1 {
+			return fmt.Errorf("%s holds virtual IPs %v, want one", lb.Name, lb.Status.VirtualIPs)
+		}
+		if other, ok := vips[lb.Status.VirtualIPs[0]]; ok {
+			return fmt.Errorf("virtual IP %s given to both %s and %s", lb.Status.VirtualIPs[0], other, lb.Name)
+		}
+		vips[lb.Status.VirtualIPs[0]] = lb.Name
 		id := lb.Status.VirtualRouterID
 		if other, ok := seen[id]; ok || id == 0 {
 			return fmt.Errorf("router ID %d given to both %s and %s", id, other, lb.Name)
 		}
 		seen[id] = lb.Name
 	}
-	fmt.Printf("router IDs: %d distinct for %d LoadBalancers on shared nodes\n", len(seen), lbs)
+	fmt.Printf("router IDs and virtual IPs: %d and %d distinct for %d LoadBalancers on shared nodes\n", len(seen), len(vips), lbs)
 	return nil
 }

@@ -1,0 +1,231 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AnnotationDefaultClass marks the LoadBalancerClass that LoadBalancers
+// without spec.className use, as IngressClass and StorageClass mark theirs.
+const AnnotationDefaultClass = "hakeeper.io/is-default-class"
+
+// LoadBalancerClassSpec is what the platform admin decides for every
+// LoadBalancer of the class: the addresses it may use, the nodes and image
+// of its data plane, what its backends may be, and its limits. Tenants can
+// read a class but not write it.
+type LoadBalancerClassSpec struct {
+	// virtualIPPools are the address ranges LoadBalancers of this class take
+	// their virtual IPs from, requested or allocated.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	VirtualIPPools []VirtualIPPool `json:"virtualIPPools"`
+
+	// namespaceSelector picks the namespaces whose LoadBalancers may use the
+	// class. When absent, every namespace may.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// dataPlane places and runs the HAProxy and Keepalived pods.
+	// +optional
+	DataPlane DataPlaneSpec `json:"dataPlane,omitempty,omitzero"`
+
+	// vrrp sets defaults for the LoadBalancers' spec.vrrp fields they leave
+	// empty.
+	// +optional
+	VRRP VRRPDefaults `json:"vrrp,omitempty,omitzero"`
+
+	// backends says what a LoadBalancer's servers may be.
+	// +optional
+	Backends BackendPolicy `json:"backends,omitempty,omitzero"`
+
+	// limits bound what one LoadBalancer may ask of the data plane.
+	// +optional
+	Limits ClassLimits `json:"limits,omitempty,omitzero"`
+}
+
+// VirtualIPPool is one range of virtual IPs.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.prefixLength) || !isCIDR(self.cidr) || self.prefixLength <= cidr(self.cidr).prefixLength()",message="prefixLength must not be longer than the cidr's: the pool lies inside the subnet the addresses get on the interface",fieldPath=".prefixLength"
+// +kubebuilder:validation:XValidation:rule="!has(self.prefixLength) || !isCIDR(self.cidr) || (cidr(self.cidr).ip().family() == 4 ? self.prefixLength <= 32 : self.prefixLength <= 128)",message="prefixLength is longer than the family allows",fieldPath=".prefixLength"
+type VirtualIPPool struct {
+	// name identifies the pool.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// cidr is the range handed out, for example 198.18.0.96/27 or
+	// 2001:db8::100/120. It must be unicast: not loopback, link-local,
+	// multicast or unspecified.
+	// +required
+	// +kubebuilder:validation:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self) == cidr(self).masked() && cidr(self).ip().isGlobalUnicast()",message="must be a unicast network in CIDR notation with no host bits set, for example 198.18.0.96/27"
+	CIDR string `json:"cidr"`
+
+	// prefixLength is the prefix the addresses get on the interface: the
+	// length of the subnet the pool lies in (for example 24 for a /27 pool
+	// inside a /24). Defaults to the cidr's own length. The network and
+	// broadcast addresses of that subnet are never handed out.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=128
+	PrefixLength *int32 `json:"prefixLength,omitempty"`
+}
+
+// DataPlaneSpec places and runs a class's data-plane pods. Only the admin
+// decides these: they choose which code runs with NET_ADMIN on which nodes.
+type DataPlaneSpec struct {
+	// nodeSelector picks the nodes that may run the data plane. A
+	// LoadBalancer's spec.nodeSelector can only narrow it.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations let the data-plane pods run on tainted nodes, for example
+	// dedicated edge nodes.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// interface holds the virtual IPs and carries VRRP adverts. When empty,
+	// each node uses the interface that holds its InternalIP.
+	// +optional
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9_.-]*$`
+	Interface string `json:"interface,omitempty"`
+
+	// image runs HAProxy and Keepalived. Defaults to the operator's
+	// data-plane image (--dataplane-image). The agent always runs the
+	// operator's image.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// haproxyResources of the HAProxy container. Unset, it requests 100m
+	// CPU and 64Mi memory and has no limits.
+	// +optional
+	HAProxyResources corev1.ResourceRequirements `json:"haproxyResources,omitempty,omitzero"`
+
+	// keepalivedResources of the Keepalived container. Unset, it requests
+	// 100m CPU and 16Mi memory and has no limits: keepalived must get the
+	// CPU to send its adverts in time when HAProxy is saturated.
+	// +optional
+	KeepalivedResources corev1.ResourceRequirements `json:"keepalivedResources,omitempty,omitzero"`
+}
+
+// VRRPDefaults are the class's defaults for spec.vrrp.
+type VRRPDefaults struct {
+	// advertIntervalMilliseconds for LoadBalancers that set none; see
+	// LoadBalancer spec.vrrp.advertIntervalMilliseconds.
+	// +optional
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=40950
+	// +kubebuilder:validation:MultipleOf=10
+	AdvertIntervalMilliseconds *int32 `json:"advertIntervalMilliseconds,omitempty"`
+
+	// mode for LoadBalancers that set none: Multicast or Unicast, as the
+	// network allows.
+	// +optional
+	Mode VRRPMode `json:"mode,omitempty"`
+}
+
+// StaticServers says which static servers a class allows.
+// +kubebuilder:validation:Enum=None;IPAddresses;IPAddressesAndDNSNames
+type StaticServers string
+
+const (
+	// StaticServersNone allows only Service endpoints.
+	StaticServersNone StaticServers = "None"
+	// StaticServersIPAddresses allows static servers given by IP address,
+	// which are checked against allowedCIDRs and the refused ranges.
+	StaticServersIPAddresses StaticServers = "IPAddresses"
+	// StaticServersIPAddressesAndDNSNames also allows DNS names. What a
+	// name resolves to cannot be checked: a name may point HAProxy, on the
+	// host's network, at a node-local port or another tenant's Service.
+	StaticServersIPAddressesAndDNSNames StaticServers = "IPAddressesAndDNSNames"
+)
+
+// BackendPolicy says what a class's LoadBalancers may send traffic to. Some
+// addresses are always refused, whatever the policy: loopback, link-local
+// (cloud metadata lives there), multicast, unspecified, every node's own
+// addresses, and the class's virtual IP pools.
+type BackendPolicy struct {
+	// staticServers is IPAddresses (default), IPAddressesAndDNSNames or
+	// None.
+	// +optional
+	StaticServers StaticServers `json:"staticServers,omitempty"`
+
+	// allowedCIDRs, when set, are the only ranges servers and Service
+	// endpoints may be in. Endpoints outside them are left out and reported.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="must be a network in CIDR notation, for example 10.0.0.0/8"
+	// +listType=atomic
+	AllowedCIDRs []string `json:"allowedCIDRs,omitempty"`
+}
+
+// ClassLimits bound what one LoadBalancer may ask of the data plane.
+type ClassLimits struct {
+	// maxServersPerBackend caps a backend's static servers plus its
+	// serviceRef's server slots. Defaults to 256.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2048
+	MaxServersPerBackend *int32 `json:"maxServersPerBackend,omitempty"`
+
+	// maxServerSlots caps a serviceRef's serverSlots. Defaults to 256.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	MaxServerSlots *int32 `json:"maxServerSlots,omitempty"`
+
+	// minHealthCheckIntervalMilliseconds is the shortest health-check
+	// interval allowed: every node probes every server. Defaults to 500.
+	// +optional
+	// +kubebuilder:validation:Minimum=100
+	// +kubebuilder:validation:Maximum=3600000
+	MinHealthCheckIntervalMilliseconds *int32 `json:"minHealthCheckIntervalMilliseconds,omitempty"`
+}
+
+// Class defaults.
+const (
+	DefaultMaxServersPerBackend               = 256
+	DefaultMaxServerSlots                     = 256
+	DefaultMinHealthCheckIntervalMilliseconds = 500
+)
+
+// LoadBalancerClass is written by the platform admin: where LoadBalancers
+// of the class run, which addresses they use, and what they may reach.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=hlbc,categories=hakeeper
+// +kubebuilder:printcolumn:name="Default",type=string,JSONPath=`.metadata.annotations.hakeeper\.io/is-default-class`
+// +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.virtualIPPools[*].cidr`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type LoadBalancerClass struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is what the class decides.
+	// +required
+	Spec LoadBalancerClassSpec `json:"spec"`
+}
+
+// LoadBalancerClassList is a list of LoadBalancerClasses.
+//
+// +kubebuilder:object:root=true
+type LoadBalancerClassList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []LoadBalancerClass `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&LoadBalancerClass{}, &LoadBalancerClassList{})
+}

@@ -1,0 +1,144 @@
+package resolve
+
+import (
+	"fmt"
+	"net/netip"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/render"
+)
+
+// BackendPolicy is what a class lets servers be. HAProxy runs on the
+// host's network, so a server address is reached with the node's own
+// reach: loopback ports, cloud metadata (link-local), the nodes, the
+// virtual IPs. Those are refused whatever the class says.
+type BackendPolicy struct {
+	class         string
+	staticServers v1alpha1.StaticServers
+	allowed       []netip.Prefix
+	pools         []Pool
+	nodes         map[netip.Addr]string
+	maxServers    int32
+	maxSlots      int32
+	minInterval   int32
+}
+
+// NewBackendPolicy reads a class's backend policy and limits.
+func NewBackendPolicy(class *v1alpha1.LoadBalancerClass, pools []Pool, nodes map[netip.Addr]string) (BackendPolicy, error) {
+	p := BackendPolicy{
+		class:         class.Name,
+		staticServers: class.Spec.Backends.StaticServers,
+		pools:         pools,
+		nodes:         nodes,
+		maxServers:    v1alpha1.Int32Or(class.Spec.Limits.MaxServersPerBackend, v1alpha1.DefaultMaxServersPerBackend),
+		maxSlots:      v1alpha1.Int32Or(class.Spec.Limits.MaxServerSlots, v1alpha1.DefaultMaxServerSlots),
+		minInterval:   v1alpha1.Int32Or(class.Spec.Limits.MinHealthCheckIntervalMilliseconds, v1alpha1.DefaultMinHealthCheckIntervalMilliseconds),
+	}
+	if p.staticServers == "" {
+		p.staticServers = v1alpha1.StaticServersIPAddresses
+	}
+	for _, s := range class.Spec.Backends.AllowedCIDRs {
+		prefix, err := netip.ParsePrefix(s)
+		if err != nil {
+			return BackendPolicy{}, fmt.Errorf("LoadBalancerClass %s: backends.allowedCIDRs: %q is not a network", class.Name, s)
+		}
+		p.allowed = append(p.allowed, prefix.Masked())
+	}
+	return p, nil
+}
+
+// Refuses tells why a server may not be at addr, or "".
+func (p BackendPolicy) Refuses(addr netip.Addr) string {
+	addr = addr.Unmap()
+	switch {
+	case addr.IsLoopback():
+		return fmt.Sprintf("%s is a loopback address: on the host's network it reaches the node itself", addr)
+	case addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast():
+		return fmt.Sprintf("%s is link-local (cloud metadata services live there)", addr)
+	case addr.IsMulticast() || addr.IsUnspecified() || !addr.IsGlobalUnicast():
+		return fmt.Sprintf("%s is not a unicast address", addr)
+	}
+	if node, ok := p.nodes[addr]; ok {
+		return fmt.Sprintf("%s is an address of node %s", addr, node)
+	}
+	if pool, ok := poolOf(p.pools, addr); ok {
+		return fmt.Sprintf("%s is in the virtual IP pool %s", addr, pool.Name)
+	}
+	if len(p.allowed) == 0 {
+		return ""
+	}
+	for _, a := range p.allowed {
+		if a.Contains(addr) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%s is outside LoadBalancerClass %s's backends.allowedCIDRs", addr, p.class)
+}
+
+// CheckSpec refuses what the class does not allow in a spec: static
+// servers of a kind or at an address it refuses, more servers or slots
+// than its limits, and health checks more frequent than its minimum.
+func (p BackendPolicy) CheckSpec(spec *v1alpha1.LoadBalancerSpec) field.ErrorList {
+	var errs field.ErrorList
+	for i := range spec.Backends {
+		b := &spec.Backends[i]
+		bp := field.NewPath("spec", "backends").Index(i)
+		total := int32(len(b.Servers))
+		if b.ServiceRef != nil {
+			slots := v1alpha1.Int32Or(b.ServiceRef.ServerSlots, v1alpha1.DefaultServerSlots)
+			if slots > p.maxSlots {
+				errs = append(errs, field.Invalid(bp.Child("serviceRef", "serverSlots"), slots,
+					fmt.Sprintf("LoadBalancerClass %s allows at most %d", p.class, p.maxSlots)))
+			}
+			total += slots
+		}
+		if total > p.maxServers {
+			errs = append(errs, field.Invalid(bp.Child("servers"), total,
+				fmt.Sprintf("servers plus server slots: LoadBalancerClass %s allows at most %d per backend", p.class, p.maxServers)))
+		}
+		if hc := b.HealthCheck; hc != nil {
+			if iv := v1alpha1.Int32Or(hc.IntervalMilliseconds, v1alpha1.DefaultCheckIntervalMilliseconds); iv < p.minInterval {
+				errs = append(errs, field.Invalid(bp.Child("healthCheck", "intervalMilliseconds"), iv,
+					fmt.Sprintf("LoadBalancerClass %s allows no less than %d", p.class, p.minInterval)))
+			}
+		}
+		for j, s := range b.Servers {
+			sp := bp.Child("servers").Index(j).Child("address")
+			addr, err := netip.ParseAddr(s.Address)
+			switch {
+			case p.staticServers == v1alpha1.StaticServersNone:
+				errs = append(errs, field.Forbidden(sp, fmt.Sprintf("LoadBalancerClass %s allows no static servers: use a serviceRef", p.class)))
+			case err != nil && p.staticServers != v1alpha1.StaticServersIPAddressesAndDNSNames:
+				errs = append(errs, field.Forbidden(sp, fmt.Sprintf("%s: LoadBalancerClass %s allows static servers only by IP address", s.Address, p.class)))
+			case err == nil:
+				if why := p.Refuses(addr); why != "" {
+					errs = append(errs, field.Forbidden(sp, why))
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// FilterEndpoints leaves out endpoints the policy refuses (a Service's
+// EndpointSlices are written by whoever may write them in the namespace,
+// and can point anywhere). It returns one message per endpoint left out.
+func (p BackendPolicy) FilterEndpoints(backend string, eps []render.Endpoint) ([]render.Endpoint, []string) {
+	var dropped []string
+	out := make([]render.Endpoint, 0, len(eps))
+	for _, ep := range eps {
+		addr, err := netip.ParseAddr(ep.Address)
+		if err != nil {
+			dropped = append(dropped, fmt.Sprintf("backend %s: endpoint %q is not an IP address", backend, ep.Address))
+			continue
+		}
+		if why := p.Refuses(addr); why != "" {
+			dropped = append(dropped, fmt.Sprintf("backend %s: endpoint left out: %s", backend, why))
+			continue
+		}
+		out = append(out, ep)
+	}
+	return out, dropped
+}

@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/manager"
+)
+
+// TestTenantAttacks acts as a tenant, an impersonated user who may write
+// LoadBalancers and ConfigMaps in their own namespace and read one Secret,
+// and tries each attack the trust-model issue lists. Each must be refused by
+// the API server with a message naming the field or reference, or by the
+// operator with a condition; none may reach a node.
+func TestTenantAttacks(t *testing.T) {
+	l := requireLab(t)
+	ns := tenantNamespace(t, l)
+	tenant := impersonate(t, l, "tenant")
+
+	// A LoadBalancer the tenant may write, broken one way per attack.
+	good := func(name string) string {
+		return fmt.Sprintf(`apiVersion: hakeeper.io/v1alpha1
+kind: LoadBalancer
+metadata: {name: %s, namespace: %s}
+spec:
+  listeners: [{name: http, port: 80, protocol: HTTP, defaultBackend: web}]
+  backends: [{name: web, servers: [{name: b1, address: "%s", port: %d}]}]
+`, name, ns, lab.BackendAddr(0), lab.BackendPort)
+	}
+	refusedByAPI := []struct {
+		name, from, to, want string
+	}{
+		{"any image", "  listeners:", "  haproxy: {image: evil.example/root:latest}\n  listeners:", `unknown field "spec.haproxy.image"`},
+		{"keepalived image", "  listeners:", "  keepalived: {image: evil.example/root:latest}\n  listeners:", `unknown field "spec.keepalived"`},
+		{"tolerate everything", "  listeners:", "  tolerations: [{operator: Exists}]\n  listeners:", `unknown field "spec.tolerations"`},
+		{"VIP every IPv4 address", "  listeners:", "  virtualIPs: [0.0.0.0/0]\n  listeners:", "spec.virtualIPs[0]"},
+		{"VIP every IPv6 address", "  listeners:", "  virtualIPs: ['::/0']\n  listeners:", "spec.virtualIPs[0]"},
+		{"VIP loopback", "  listeners:", "  virtualIPs: [127.0.0.1]\n  listeners:", "spec.virtualIPs[0]"},
+		{"VIP cloud metadata", "  listeners:", "  virtualIPs: [169.254.169.254]\n  listeners:", "spec.virtualIPs[0]"},
+		{"VIP VRRP multicast", "  listeners:", "  virtualIPs: [224.0.0.18]\n  listeners:", "spec.virtualIPs[0]"},
+		{"server on loopback", `address: "` + lab.BackendAddr(0) + `"`, `address: "127.0.0.1"`, "spec.backends[0].servers[0].address"},
+		{"server localhost", `address: "` + lab.BackendAddr(0) + `"`, `address: "localhost"`, "spec.backends[0].servers[0].address"},
+		{"server unspecified", `address: "` + lab.BackendAddr(0) + `"`, `address: "0.0.0.0"`, "spec.backends[0].servers[0].address"},
+		{"server cloud metadata", `address: "` + lab.BackendAddr(0) + `"`, `address: "169.254.169.254"`, "spec.backends[0].servers[0].address"},
+		{"another tenant's Secret", "defaultBackend: web}]", "defaultBackend: web, tls: {secretRef: {name: not-yours}}}]",
+			"not-yours"},
+	}
+	for _, tc := range refusedByAPI {
+		doc := strings.Replace(good("attack"), tc.from, tc.to, 1)
+		if doc == good("attack") {
+			t.Fatalf("%s: the mutation did not apply", tc.name)
+		}
+		err := createStrict(tenant, doc)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want a refusal naming %s", tc.name, err, tc.want)
+			_ = l.Client.Delete(ctx, &v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: "attack", Namespace: ns}})
+			continue
+		}
+		t.Logf("%s: refused: %v", tc.name, err)
+	}
+
+	// Outside the tenant's namespace: the data plane's.
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "evil", Namespace: lab.OperatorNamespace},
+		Data: map[string]string{"haproxy.cfg": "program x\n  command /bin/sh -c id\n"}}
+	if err := tenant.Create(ctx, cm); !apierrors.IsForbidden(err) {
+		t.Errorf("a ConfigMap in %s: got %v, want Forbidden", lab.OperatorNamespace, err)
+	}
+
+	refusedByOperator := []struct {
+		name, from, to, reason, want string
+	}{
+		{"VIP is a node's address", "  listeners:", fmt.Sprintf("  virtualIPs: [%q]\n  listeners:", lab.NodeAddr(1)),
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "spec.virtualIPs[0]"},
+		{"VIP outside the pools", "  listeners:", fmt.Sprintf("  virtualIPs: [%q]\n  listeners:", lab.Prefix+"50"),
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "none of LoadBalancerClass lab's pools"},
+		{"nodes beyond the class's", "  listeners:", "  nodeSelector: {hakeeper.io/edge: \"false\"}\n  listeners:",
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "spec.nodeSelector.hakeeper.io/edge"},
+		{"server is a node", `address: "` + lab.BackendAddr(0) + `"`, fmt.Sprintf("address: %q", lab.NodeAddr(0)),
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "is an address of node " + lab.NodeName(0)},
+		{"server is another namespace's Service", `address: "` + lab.BackendAddr(0) + `"`, `address: "kubernetes.default.svc"`,
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "allows static servers only by IP address"},
+		{"server outside the allowed ranges", `address: "` + lab.BackendAddr(0) + `"`, `address: "198.19.0.10"`,
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "outside LoadBalancerClass lab's backends.allowedCIDRs"},
+		{"a class that does not exist", "  listeners:", "  className: nope\n  listeners:",
+			v1alpha1.LoadBalancerClassNotFoundReason, "LoadBalancerClass nope not found"},
+	}
+	for i, tc := range refusedByOperator {
+		name := fmt.Sprintf("refused-%d", i)
+		doc := strings.Replace(good(name), tc.from, tc.to, 1)
+		if err := createStrict(tenant, doc); err != nil {
+			t.Errorf("%s: the API refused what the operator should: %v", tc.name, err)
+			continue
+		}
+		lb := &v1alpha1.LoadBalancer{}
+		key := client.ObjectKey{Namespace: ns, Name: name}
+		eventually(t, 30*time.Second, tc.name+" refused by the operator", func() error {
+			if err := l.Client.Get(ctx, key, lb); err != nil {
+				return err
+			}
+			c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition)
+			if c == nil || c.Reason != tc.reason || !strings.Contains(c.Message, tc.want) {
+				return fmt.Errorf("Degraded is %+v", c)
+			}
+			return nil
+		})
+		c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition)
+		t.Logf("%s: %s: %s", tc.name, c.Reason, c.Message)
+	}
+
+	// None reached a node: no data plane of the tenant's exists, and every
+	// node keeps its own address (keepalived would have taken it).
+	var dss corev1.PodList
+	if err := l.Client.List(ctx, &dss, client.InNamespace(lab.OperatorNamespace),
+		client.MatchingLabels{desired.LabelLoadBalancerNamespace: ns}); err != nil {
+		t.Fatal(err)
+	}
+	if len(dss.Items) != 0 {
+		t.Errorf("%d data-plane pods of the tenant's refused LoadBalancers exist", len(dss.Items))
+	}
+	time.Sleep(2 * time.Second)
+	for i := range 3 {
+		if !l.HoldsVIP(lab.NodeName(i), lab.NodeAddr(i)) {
+			t.Errorf("%s lost its own address %s", lab.NodeName(i), lab.NodeAddr(i))
+		}
+	}
+}
+
+// tenantNamespace creates a namespace whose only user is "tenant": it may
+// write LoadBalancers and ConfigMaps and read Secret "yours", nothing else.
+func tenantNamespace(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tenant-",
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
+	if err := l.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var lbs v1alpha1.LoadBalancerList
+		_ = l.Client.List(ctx, &lbs, client.InNamespace(ns.Name))
+		for i := range lbs.Items {
+			_ = l.Client.Delete(ctx, &lbs.Items[i])
+		}
+		_ = l.Client.Delete(ctx, ns)
+	})
+	for _, name := range []string{"yours", "not-yours"} {
+		if err := l.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns.Name},
+			Data: map[string][]byte{"tls.crt": []byte("x"), "tls.key": []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns.Name}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"loadbalancers"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{"yours"}},
+	}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns.Name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "tenant"},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "tenant"}}}
+	for _, obj := range []client.Object{role, binding} {
+		if err := l.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns.Name
+}
+
+// impersonate is a client acting as user, with the lab admin's credentials.
+func impersonate(t *testing.T, l *lab.Lab, user string) client.Client {
+	t.Helper()
+	cfg := rest.CopyConfig(l.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:authenticated"}}
+	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// createStrict creates a YAML document the way kubectl does, with strict
+// field validation: an unknown field is an error, not silently dropped.
+func createStrict(c client.Client, doc string) error {
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		return err
+	}
+	return c.Create(ctx, u, client.FieldValidation(metav1.FieldValidationStrict))
+}
