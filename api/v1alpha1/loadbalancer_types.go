@@ -8,8 +8,8 @@ import (
 
 // Every string below that reaches haproxy.cfg or keepalived.conf carries a
 // strict pattern. internal/validation holds the same patterns in Go so that
-// `hakeeper render` and the agent reject what the API server would, and a
-// test keeps the two in step.
+// `hakeeper render` and the operator reject what the API server would, and
+// tests keep the two in step (patterns and numeric bounds).
 
 // LoadBalancerSpec is the desired state of a highly available load balancer:
 // the virtual IPs Keepalived moves between nodes, and the listeners and

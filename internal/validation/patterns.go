@@ -1,7 +1,9 @@
 // Package validation checks a LoadBalancer the way the API server does, so
-// that `hakeeper render`, the operator and the agent refuse the same input
-// the CRD's schema and CEL rules refuse, with errors that name the field.
-// It is also the last gate before a string reaches a config file.
+// that `hakeeper render` and the operator (through internal/render) refuse
+// the same input the CRD's schema and CEL rules refuse, with errors that
+// name the field. It is also the last gate before a string reaches a config
+// file. The agent does not use it: it checks the rendered files instead
+// (internal/configguard, then the daemons' own checks).
 package validation
 
 import "regexp"

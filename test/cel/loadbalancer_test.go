@@ -1,6 +1,6 @@
 // Package cel checks the LoadBalancer CRD's schema and CEL rules on a real
 // kube-apiserver, and that internal/validation (what `hakeeper render` and
-// the agent use) accepts and refuses exactly the same documents.
+// the operator use) accepts and refuses exactly the same documents.
 package cel
 
 import (
