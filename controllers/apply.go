@@ -43,7 +43,7 @@ func (r *LoadBalancerReconciler) apply(ctx context.Context, s *scope) error {
 	if err := r.applyTLSAccess(ctx, s); err != nil || s.stopped() {
 		return err
 	}
-	haproxyCM := desired.HAProxyConfigMap(lb, ns, s.haproxyCfg, slotKeys(s.endpoints))
+	haproxyCM := desired.HAProxyConfigMap(lb, ns, s.haproxyCfg, s.servers, slotKeys(s.endpoints))
 	changed, err := r.applyOwned(ctx, s, haproxyCM)
 	if err != nil || s.stopped() {
 		return err

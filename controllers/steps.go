@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/render"
@@ -60,6 +61,7 @@ type scope struct {
 
 	endpoints    map[string][]render.Endpoint
 	haproxyCfg   []byte
+	servers      contract.ServerSet
 	keepalived   map[string][]byte
 	expectedHash map[string]string
 	serversTotal map[string]int32
@@ -408,6 +410,9 @@ func (r *LoadBalancerReconciler) render(_ context.Context, s *scope) error {
 		return nil
 	}
 	s.haproxyCfg = cfg
+	if s.servers, err = render.HAProxyServers(in); err != nil {
+		return err // the same Input rendered above
+	}
 	s.keepalived = map[string][]byte{}
 	s.expectedHash = map[string]string{}
 	for _, n := range s.nodes {

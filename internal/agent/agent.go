@@ -29,6 +29,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/configcheck"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/render"
 	"github.com/hakeeper/hakeeper/internal/report"
@@ -105,7 +106,10 @@ type Agent struct {
 type appliedConfig struct {
 	haproxyCfg     string
 	keepalivedConf string
-	certs          map[string]string // listener -> PEM
+	// servers describe haproxy.cfg's servers as data: what the runtime API
+	// can change without a reload.
+	servers contract.ServerSet
+	certs   map[string]string // listener -> PEM
 }
 
 // New builds an agent.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/hakeeper/hakeeper/internal/configguard"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
 	"github.com/hakeeper/hakeeper/internal/render"
@@ -70,6 +72,12 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	if want.haproxyCfg == "" || want.keepalivedConf == "" {
 		return nil // waiting for this node's keepalived.conf (the interface report)
+	}
+	if err := json.Unmarshal([]byte(hcm.Data[contract.KeyServers]), &want.servers); err != nil {
+		want.servers = contract.ServerSet{} // an older operator's ConfigMap: reload
+	} else if err := want.servers.Validate(); err != nil {
+		a.update(func(r *report.NodeReport) { r.Message = err.Error() })
+		return err
 	}
 	secrets := desired.ParseTLSSecrets(hcm)
 	a.watchSecrets(ctx, secrets)
@@ -199,7 +207,7 @@ func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 			return err
 		}
 		if a.applied.haproxyCfg != "" { // HAProxy runs: change it live
-			cmds, runtimeOK := runtimeCommands(a.applied.haproxyCfg, want.haproxyCfg)
+			cmds, runtimeOK := contract.RuntimeCommands(a.applied.servers, want.servers)
 			switch {
 			case runtimeOK && sameCerts(want.certs, a.applied.certs):
 				log.Info("Applying server changes through the runtime API", "commands", len(cmds))

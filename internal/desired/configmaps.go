@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 // VRRPRecord is kept in the keepalived ConfigMap: the router ID and the
@@ -62,16 +63,19 @@ func configMap(meta metav1.ObjectMeta, data map[string]string) *corev1.ConfigMap
 	}
 }
 
-// HAProxyConfigMap holds haproxy.cfg, the same for every node, the server
-// slot assignment of Service backends, and which Secret holds each TLS
-// listener's certificate (the agent reads the Secrets itself).
-func HAProxyConfigMap(lb *v1alpha1.LoadBalancer, namespace string, cfg []byte, slots map[string][]string) *corev1.ConfigMap {
+// HAProxyConfigMap holds haproxy.cfg, the same for every node; its servers
+// as data for the runtime API; the server slot assignment of Service
+// backends; and which Secret holds each TLS listener's certificate (the
+// agent reads the Secrets itself).
+func HAProxyConfigMap(lb *v1alpha1.LoadBalancer, namespace string, cfg []byte, servers contract.ServerSet, slots map[string][]string) *corev1.ConfigMap {
 	slotsJSON, _ := json.Marshal(slots) // maps marshal with sorted keys
 	tlsJSON, _ := json.Marshal(TLSSecrets(lb))
+	serversJSON, _ := json.Marshal(servers)
 	return configMap(owned(lb, namespace, NamesFor(lb).HAProxyConfigMap, ComponentConfig), map[string]string{
-		KeyHAProxyConfig: string(cfg),
-		KeySlots:         string(slotsJSON),
-		KeyTLS:           string(tlsJSON),
+		KeyHAProxyConfig:    string(cfg),
+		contract.KeyServers: string(serversJSON),
+		KeySlots:            string(slotsJSON),
+		KeyTLS:              string(tlsJSON),
 	})
 }
 

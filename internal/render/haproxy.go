@@ -1,6 +1,8 @@
 package render
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -8,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/validation"
 )
 
@@ -72,6 +75,9 @@ type server struct {
 	Backup   bool
 	Disabled bool
 	Cookie   string
+	// runtime holds the server as the runtime API changes it, when it is
+	// given by IP address (DNS names are resolved only at start).
+	runtime *contract.Server
 }
 
 // HAProxyConfig renders haproxy.cfg, the same on every node.
@@ -80,6 +86,37 @@ func HAProxyConfig(in Input) ([]byte, error) {
 		return nil, errs.ToAggregate()
 	}
 	return execute("haproxy.cfg.tmpl", newHAProxyModel(&in))
+}
+
+// HAProxyServers describes haproxy.cfg's servers as data for the agent:
+// the servers given by IP address, and the hash of the config rendered
+// with those servers' address, weight and state left out (the skeleton).
+func HAProxyServers(in Input) (contract.ServerSet, error) {
+	if errs := Validate(&in); len(errs) > 0 {
+		return contract.ServerSet{}, errs.ToAggregate()
+	}
+	m := newHAProxyModel(&in)
+	set := contract.ServerSet{Backends: map[string][]contract.Server{}}
+	for i := range m.Backends {
+		b := &m.Backends[i]
+		servers := []contract.Server{}
+		for j := range b.Servers {
+			sv := &b.Servers[j]
+			if sv.runtime == nil {
+				continue
+			}
+			servers = append(servers, *sv.runtime)
+			sv.Address, sv.Weight, sv.Disabled = placeholderAddress, 0, false
+		}
+		set.Backends[b.Name] = servers
+	}
+	skeleton, err := execute("haproxy.cfg.tmpl", m)
+	if err != nil {
+		return contract.ServerSet{}, err
+	}
+	sum := sha256.Sum256(skeleton)
+	set.Skeleton = hex.EncodeToString(sum[:8])
+	return set, nil
 }
 
 func newHAProxyModel(in *Input) haproxyModel {
@@ -257,26 +294,37 @@ func SlotCount(ref *v1alpha1.ServiceReference, endpoints int) int {
 
 // placeholderAddress fills an empty slot. The port is not 0, which HAProxy
 // would read as "the client's port" and then refuse to change at run time.
-const placeholderAddress = "0.0.0.0:1"
+const (
+	placeholderHost    = "0.0.0.0"
+	placeholderPort    = 1
+	placeholderAddress = "0.0.0.0:1"
+)
 
 func servers(b *v1alpha1.Backend, endpoints []Endpoint) []server {
 	var out []server
 	for _, s := range b.Servers {
 		// Validated already: the address is an IP or a DNS name.
-		out = append(out, server{
+		sv := server{
 			Name:    s.Name,
 			Address: serverAddress(s.Address, s.Port),
 			Weight:  v1alpha1.Int32Or(s.Weight, v1alpha1.DefaultServerWeight),
 			Backup:  s.Backup,
-		})
+		}
+		if addr, err := validation.ParseAddress(s.Address); err == nil {
+			sv.runtime = &contract.Server{Name: s.Name, Address: addr.String(), Port: s.Port, Weight: sv.Weight}
+		}
+		out = append(out, sv)
 	}
 	slices.SortFunc(out, func(a, b server) int { return strings.Compare(a.Name, b.Name) })
 	if b.ServiceRef != nil {
 		weight := v1alpha1.Int32Or(b.ServiceRef.Weight, v1alpha1.DefaultServerWeight)
 		for i := range SlotCount(b.ServiceRef, len(endpoints)) {
-			s := server{Name: SlotServerName(i + 1), Address: placeholderAddress, Weight: weight, Disabled: true}
+			s := server{Name: SlotServerName(i + 1), Address: placeholderAddress, Weight: weight, Disabled: true,
+				runtime: &contract.Server{Name: SlotServerName(i + 1), Address: placeholderHost, Port: placeholderPort, Weight: weight, Disabled: true}}
 			if i < len(endpoints) && endpoints[i].Address != "" {
 				s.Address, s.Disabled = serverAddress(endpoints[i].Address, endpoints[i].Port), false
+				addr, _ := validation.ParseAddress(endpoints[i].Address) // validated already
+				s.runtime = &contract.Server{Name: s.Name, Address: addr.String(), Port: endpoints[i].Port, Weight: weight}
 			}
 			out = append(out, s)
 		}

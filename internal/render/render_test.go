@@ -11,7 +11,10 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/priority"
 )
 
@@ -232,5 +235,55 @@ func TestUnknownNode(t *testing.T) {
 	in := sampleCases["website"].input(t)
 	if _, err := KeepalivedConfig(in, "nowhere"); err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Fatalf("got %v, want an error naming the node", err)
+	}
+}
+
+// TestHAProxyServers: the servers the runtime API can change come as data,
+// and the skeleton hash moves exactly when something else changes.
+func TestHAProxyServers(t *testing.T) {
+	in := sampleCases["website"].input(t)
+	base, err := HAProxyServers(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := base.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	web := base.Backends["be_web"]
+	// vm1, vm2 and four slots, two of them filled.
+	if len(web) != 6 || web[0].Name != "vm1" || web[2] != (contract.Server{Name: "ep_1", Address: "198.18.0.23", Port: 8080, Weight: 100}) ||
+		!web[5].Disabled {
+		t.Fatalf("be_web: %+v", web)
+	}
+	skeletonOf := func(mutate func(*Input)) string {
+		t.Helper()
+		in := sampleCases["website"].input(t)
+		mutate(&in)
+		set, err := HAProxyServers(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set.Skeleton
+	}
+	for name, mutate := range map[string]func(*Input){
+		"an endpoint moves": func(in *Input) { in.Endpoints["web"][0].Address = "198.18.0.29" },
+		"a slot fills":      func(in *Input) { in.Endpoints["web"] = append(in.Endpoints["web"], Endpoint{"198.18.0.25", 8080}) },
+		"a static weight":   func(in *Input) { in.Spec.Backends[0].Servers[0].Weight = ptr.To[int32](7) },
+		"a static address":  func(in *Input) { in.Spec.Backends[0].Servers[0].Address = "198.18.0.40" },
+	} {
+		if got := skeletonOf(mutate); got != base.Skeleton {
+			t.Errorf("%s changed the skeleton", name)
+		}
+	}
+	for name, mutate := range map[string]func(*Input){
+		"balance":                 func(in *Input) { in.Spec.Backends[0].Balance = v1alpha1.BalanceLeastConn },
+		"a slot more":             func(in *Input) { in.Spec.Backends[0].ServiceRef.ServerSlots = ptr.To[int32](8) },
+		"a server becomes a name": func(in *Input) { in.Spec.Backends[0].Servers[0].Address = "vm1.example.com" },
+		"a backup flag":           func(in *Input) { in.Spec.Backends[0].Servers[0].Backup = true },
+		"a timeout":               func(in *Input) { in.Spec.HAProxy.Timeouts.ClientSeconds = ptr.To[int32](9) },
+	} {
+		if got := skeletonOf(mutate); got == base.Skeleton {
+			t.Errorf("%s left the skeleton unchanged", name)
+		}
 	}
 }

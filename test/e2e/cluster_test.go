@@ -201,6 +201,20 @@ func TestContainersRunAsDeclared(t *testing.T) {
 	if n := checkContainers(t, l, pods, asSpec); n != 9 {
 		t.Errorf("checked %d data-plane containers, want 9", n)
 	}
+	// Only the agent holds an API token: HAProxy and Keepalived parse what
+	// tenants write and must have no credential to leak.
+	for _, pod := range pods {
+		running, err := l.PodContainers(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range running {
+			_, err := os.Stat(fmt.Sprintf("/proc/%d/root/var/run/secrets/kubernetes.io/serviceaccount/token", c.PID))
+			if has := err == nil; has != (c.Name == desired.ContainerAgent) {
+				t.Errorf("%s/%s: token mounted %v", pod.Name, c.Name, has)
+			}
+		}
+	}
 	managers := readyPods(t, l, lab.OperatorNamespace, map[string]string{"app.kubernetes.io/component": "manager"}, 2)
 	// The manager image's USER is 65532 (nonroot), which the pod's
 	// runAsNonRoot requires.
@@ -210,22 +224,25 @@ func TestContainersRunAsDeclared(t *testing.T) {
 	}
 }
 
-// TestManagerNeedsItsRBAC takes one permission from the manager's
-// ClusterRole (config/rbac/role.yaml, installed by kustomize): the
-// manager runs under that role alone, so a LoadBalancer then fails to
-// apply, and status says why in the API server's words. (The first to
-// fail is the agent's Role: RBAC lets the manager grant only what it
-// holds.) With the permission back, it becomes Ready.
+// TestManagerNeedsItsRBAC takes one permission from the manager's Role in
+// the data-plane namespace (config/rbac/role.yaml, generated from the RBAC
+// markers, installed by kustomize; the manager has no ConfigMap rights
+// anywhere else): the manager runs under its roles alone, so a
+// LoadBalancer then fails to apply, and status says why in the API
+// server's words. (The first to fail is the agent's Role: RBAC lets the
+// manager grant only what it holds.) With the permission back, it becomes
+// Ready.
 func TestManagerNeedsItsRBAC(t *testing.T) {
 	l := requireLab(t)
-	role := &rbacv1.ClusterRole{}
-	if err := l.Client.Get(ctx, client.ObjectKey{Name: "hakeeper-manager"}, role); err != nil {
+	role := &rbacv1.Role{}
+	key := client.ObjectKey{Namespace: lab.OperatorNamespace, Name: "hakeeper-manager"}
+	if err := l.Client.Get(ctx, key, role); err != nil {
 		t.Fatal(err)
 	}
 	original := role.DeepCopy()
 	restore := func() {
-		current := &rbacv1.ClusterRole{}
-		if err := l.Client.Get(ctx, client.ObjectKey{Name: "hakeeper-manager"}, current); err != nil {
+		current := &rbacv1.Role{}
+		if err := l.Client.Get(ctx, key, current); err != nil {
 			t.Error(err)
 			return
 		}

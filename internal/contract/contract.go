@@ -1,0 +1,9 @@
+// Package contract is everything the operator and the node agents must
+// agree on, in one place: the keys of the ConfigMaps the operator renders
+// and the agents read, the servers passed as data for the runtime API, the
+// layout of files on a node, the report agents write back, and the hashes
+// both compute. A change here changes both sides at once.
+package contract
+
+// KeyServers holds the ServerSet (JSON) in the haproxy ConfigMap.
+const KeyServers = "servers.json"
