@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,10 +15,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/render"
 )
@@ -117,36 +119,30 @@ func ownedBy(obj client.Object, lb *v1alpha1.LoadBalancer) bool {
 		l[desired.LabelLoadBalancerNamespace] == lb.Namespace
 }
 
-// writtenKey identifies an owned object in the written record.
-func writtenKey(obj client.Object) string {
-	return fmt.Sprintf("%T/%s/%s", obj, obj.GetNamespace(), obj.GetName())
-}
-
-// version is what changes when someone other than the agents edits an
-// object: a DaemonSet's generation (its status changes all the time), a
-// report ConfigMap's nothing (agents write its data), anything else's
-// resourceVersion.
-func version(obj client.Object) string {
-	switch {
-	case obj.GetLabels()[desired.LabelComponent] == desired.ComponentAgent && strings.HasSuffix(obj.GetName(), "-report"):
-		return "report"
-	case obj.GetObjectKind().GroupVersionKind().Kind == "DaemonSet":
-		return fmt.Sprint(obj.GetGeneration())
-	default:
-		if _, ok := obj.(*appsv1.DaemonSet); ok {
-			return fmt.Sprint(obj.GetGeneration())
+// foreignManagers lists who else has written obj: every field manager of
+// the object itself (not its status) but hakeeper and, on the report
+// ConfigMap, the agents. Any write by hand (kubectl edit, apply, patch)
+// leaves one.
+func foreignManagers(obj client.Object) []string {
+	var out []string
+	for _, m := range obj.GetManagedFields() {
+		if m.Subresource != "" || m.Manager == desired.FieldOwner || m.Manager == contract.AgentFieldManager {
+			continue
 		}
-		return obj.GetResourceVersion()
+		out = append(out, m.Manager)
 	}
+	return out
 }
 
 // applyOwned server-side applies obj, complete, as the hakeeper field
 // owner. It skips the request when the object carries the hash of exactly
-// this desired state and nobody has written it since this process did, so
-// a reconcile that changes nothing writes nothing while a hand edit is put
-// back. It refuses to take over an object that is not this LoadBalancer's
-// (the scope is stopped with a condition naming it). It reports whether it
-// wrote.
+// this desired state and nobody else has written it, so a reconcile that
+// changes nothing writes nothing. An object someone else wrote is first
+// replaced whole and its field ownership cleared, because an apply leaves
+// fields another manager owns in place (a container added by hand would
+// survive it). It refuses to take over an object that is not this
+// LoadBalancer's (the scope is stopped with a condition naming it). It
+// reports whether it wrote.
 func (r *LoadBalancerReconciler) applyOwned(ctx context.Context, s *scope, obj client.Object) (bool, error) {
 	hash, err := desiredHash(obj)
 	if err != nil {
@@ -183,18 +179,26 @@ func (r *LoadBalancerReconciler) applyOwned(ctx context.Context, s *scope, obj c
 			desired.LabelLoadBalancer, current.GetLabels()[desired.LabelLoadBalancer]))
 		return false, nil
 	}
-	key := writtenKey(obj)
-	if current != nil && current.GetAnnotations()[desired.AnnotationApplied] == hash {
-		if last, ok := r.written.Load(key); ok && last == version(current) {
-			return false, nil
-		}
-	}
 	annotations := obj.GetAnnotations()
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
 	annotations[desired.AnnotationApplied] = hash
 	obj.SetAnnotations(annotations)
+	replaced := false
+	if current != nil {
+		foreign := foreignManagers(current)
+		if len(foreign) == 0 && current.GetAnnotations()[desired.AnnotationApplied] == hash {
+			return false, nil
+		}
+		if len(foreign) > 0 {
+			if err := r.replace(ctx, obj, current); err != nil {
+				return false, fmt.Errorf("failed to put back %s %s, written by %v: %w", kind, obj.GetName(), foreign, err)
+			}
+			ctrl.LoggerFrom(ctx).Info("Put back an object written by someone else", "kind", kind, "name", obj.GetName(), "managers", foreign)
+			replaced = true
+		}
+	}
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return false, err
@@ -210,8 +214,50 @@ func (r *LoadBalancerReconciler) applyOwned(ctx context.Context, s *scope, obj c
 	if err != nil {
 		return false, fmt.Errorf("failed to apply %s %s: %w", u["kind"], obj.GetName(), err)
 	}
-	r.written.Store(key, version(applied))
-	return current == nil || current.GetAnnotations()[desired.AnnotationApplied] != hash, nil
+	if replaced {
+		return true, r.keepApplyOwnership(ctx, applied)
+	}
+	return true, nil
+}
+
+// keepApplyOwnership drops the field ownership the replacing update left
+// behind (to hakeeper's update, and to "before-first-apply", which the API
+// server names the owner of what an object held when first applied after
+// a reset), so the apply alone owns the fields and a field the desired
+// state later leaves out is removed.
+func (r *LoadBalancerReconciler) keepApplyOwnership(ctx context.Context, applied *unstructured.Unstructured) error {
+	var keep []metav1.ManagedFieldsEntry
+	for _, m := range applied.GetManagedFields() {
+		if m.Subresource != "" || m.Manager == contract.AgentFieldManager ||
+			(m.Manager == desired.FieldOwner && m.Operation == metav1.ManagedFieldsOperationApply) {
+			keep = append(keep, m)
+		}
+	}
+	if len(keep) == len(applied.GetManagedFields()) {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": applied.GetResourceVersion(), "managedFields": keep}})
+	if err != nil {
+		return err
+	}
+	return r.Client.Patch(ctx, applied, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(desired.FieldOwner))
+}
+
+// replace overwrites current with exactly the desired object and clears
+// every field manager (the API's documented way: managedFields set to one
+// empty entry), so the apply that follows owns everything and nothing
+// added by hand remains. The report ConfigMap keeps the agents' keys.
+func (r *LoadBalancerReconciler) replace(ctx context.Context, obj, current client.Object) error {
+	replacement := obj.DeepCopyObject().(client.Object)
+	replacement.SetResourceVersion(current.GetResourceVersion())
+	replacement.SetManagedFields([]metav1.ManagedFieldsEntry{{}})
+	if cm, ok := replacement.(*corev1.ConfigMap); ok && cm.Labels[desired.LabelComponent] == desired.ComponentAgent {
+		if live, ok := current.(*corev1.ConfigMap); ok {
+			cm.Data = live.Data
+		}
+	}
+	return r.Client.Update(ctx, replacement, client.FieldOwner(desired.FieldOwner))
 }
 
 // desiredHash identifies a desired object's content.

@@ -45,7 +45,6 @@ func (r *LoadBalancerReconciler) finalize(ctx context.Context, lb *v1alpha1.Load
 			if err := client.IgnoreNotFound(r.Client.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground))); err != nil {
 				return fmt.Errorf("failed to delete %s: %w", obj.GetName(), err)
 			}
-			r.written.Delete(writtenKey(obj))
 		}
 	}
 	patch := client.MergeFrom(lb.DeepCopy())

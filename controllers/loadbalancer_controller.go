@@ -41,9 +41,6 @@ type LoadBalancerReconciler struct {
 	// without it two LoadBalancers reconciled in quick succession could
 	// both take the same free one from a cache that lags the status patch.
 	allocations sync.Map
-	// written remembers, per owned object, the version this process last
-	// applied, so an object edited by hand since is put back.
-	written sync.Map
 }
 
 // allocation is what allocations holds for one LoadBalancer.
@@ -58,7 +55,8 @@ type allocation struct {
 // namespace (which the API server lets it create only where it may read
 // the Secrets itself: see docs/security.md). Everything else it writes
 // lives in the data-plane namespace, through the namespaced Role below.
-// Owned objects are server-side applied (create and patch, never update).
+// Owned objects are server-side applied (create and patch); update only
+// puts back an object someone else wrote (see applyOwned).
 //
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers/status,verbs=get;patch
@@ -66,9 +64,9 @@ type allocation struct {
 // +kubebuilder:rbac:groups="",resources=services;nodes;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups="",namespace=hakeeper-system,resources=configmaps;serviceaccounts,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=apps,namespace=hakeeper-system,resources=daemonsets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch;update;delete
+// +kubebuilder:rbac:groups="",namespace=hakeeper-system,resources=configmaps;serviceaccounts,verbs=get;list;watch;create;patch;update;delete
+// +kubebuilder:rbac:groups=apps,namespace=hakeeper-system,resources=daemonsets,verbs=get;list;watch;create;patch;update;delete
 
 // Reconcile brings one LoadBalancer's owned objects and status up to date.
 func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -110,6 +108,9 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.gatherClass,
 		r.gatherNodes,
 		r.checkClassPolicy,
+		r.gatherClaims,
+		r.assignVirtualIPs,
+		r.selectNodes,
 		r.checkConflicts,
 		r.gatherEndpoints,
 		r.render,

@@ -42,6 +42,9 @@ type scope struct {
 	nodeAddrs  map[netip.Addr]string
 	policy     resolve.BackendPolicy
 	virtualIPs []netip.Prefix
+	// others are the other LoadBalancers' claims; taken their addresses.
+	others []resolve.Claim
+	taken  map[netip.Addr]string
 
 	allNodes []corev1.Node
 	nodes    []render.Node // selected, with address and priority
@@ -138,8 +141,8 @@ func getOptional[T client.Object](ctx context.Context, c client.Client, key clie
 	return obj, nil
 }
 
-// gatherNodes selects the nodes that run the data plane, their addresses,
-// stable priorities and reported interfaces.
+// gatherNodes reads what the data plane reported and every node with its
+// addresses.
 func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) error {
 	lb := s.lb
 	names := desired.NamesFor(lb)
@@ -165,7 +168,15 @@ func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) erro
 	}
 	s.allNodes = list.Items
 	s.nodeAddrs = resolve.NodeAddresses(list.Items)
-	selected := resolve.SelectNodes(list.Items, s.placement.NodeSelector, s.placement.Tolerations)
+	return nil
+}
+
+// selectNodes picks the class's nodes the LoadBalancer narrows to, with
+// their address of the VRRP family, stable priorities and reported
+// interfaces.
+func (r *LoadBalancerReconciler) selectNodes(_ context.Context, s *scope) error {
+	lb := s.lb
+	selected := resolve.SelectNodes(s.allNodes, s.placement.NodeSelector, s.placement.Tolerations)
 	record := desired.ParseVRRPRecord(s.existingKeepalived)
 	nodeNames := make([]string, len(selected))
 	for i, n := range selected {
@@ -173,7 +184,8 @@ func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) erro
 	}
 	prios := priority.Assign(lb.Spec.VRRP.Priorities, nodeNames, record.Priorities)
 	unicast := s.spec.VRRP.Mode == v1alpha1.VRRPModeUnicast
-	ipv4 := vrrpFamilyIPv4(s)
+	// VRRP runs on the first virtual IP's family.
+	ipv4 := s.virtualIPs[0].Addr().Is4()
 	for _, n := range selected {
 		addr := resolve.InternalIP(n, ipv4)
 		if addr == "" && unicast {
@@ -190,19 +202,6 @@ func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) erro
 		s.nodes = append(s.nodes, render.Node{Name: n.Name, Address: addr, Interface: iface, Priority: prios[n.Name]})
 	}
 	return nil
-}
-
-// vrrpFamilyIPv4 tells the family VRRP will run on before the addresses
-// are settled: the first requested or held address's, else the family the
-// allocation will take.
-func vrrpFamilyIPv4(s *scope) bool {
-	if addrs := claimedAddrs(s.lb); len(addrs) > 0 {
-		return addrs[0].Is4()
-	}
-	if len(s.lb.Spec.IPFamilies) > 0 {
-		return s.lb.Spec.IPFamilies[0] == corev1.IPv4Protocol
-	}
-	return len(s.pools) == 0 || s.pools[0].Range.Addr().Is4()
 }
 
 // claimedAddrs are the addresses a LoadBalancer requests, or else holds
@@ -255,28 +254,25 @@ func claimOf(lb *v1alpha1.LoadBalancer, vips []netip.Addr, nodes []string) resol
 	return c
 }
 
-// checkConflicts settles the virtual IPs (requested, kept, or allocated
-// from the class's pools), stops a LoadBalancer that claims what an older
-// one holds, and settles the router ID.
-func (r *LoadBalancerReconciler) checkConflicts(ctx context.Context, s *scope) error {
+// gatherClaims lists what every other LoadBalancer holds or requests, for
+// allocation and conflicts.
+func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) error {
 	var list v1alpha1.LoadBalancerList
 	if err := r.Client.List(ctx, &list); err != nil {
 		return fmt.Errorf("failed to list LoadBalancers: %w", err)
 	}
-	key := s.lb.Namespace + "/" + s.lb.Name
-	others := make([]resolve.Claim, 0, len(list.Items))
-	taken := map[netip.Addr]string{}
+	s.others = make([]resolve.Claim, 0, len(list.Items))
+	s.taken = map[netip.Addr]string{}
 	for i := range list.Items {
 		other := &list.Items[i]
 		if other.UID == s.lb.UID {
 			continue
 		}
-		vips := claimedAddrs(other)
 		var nodes []string
 		for _, n := range other.Status.Nodes {
 			nodes = append(nodes, n.Name)
 		}
-		claim := claimOf(other, vips, nodes)
+		claim := claimOf(other, claimedAddrs(other), nodes)
 		if a, ok := r.allocations.Load(claim.Key); ok {
 			// Newer than the cached status.
 			if !claim.Explicit {
@@ -290,17 +286,24 @@ func (r *LoadBalancerReconciler) checkConflicts(ctx context.Context, s *scope) e
 			}
 		}
 		for _, v := range claim.VIPs {
-			taken[v] = claim.Key
+			s.taken[v] = claim.Key
 		}
-		others = append(others, claim)
+		s.others = append(s.others, claim)
 	}
+	return nil
+}
+
+// assignVirtualIPs settles the virtual IPs: requested and checked against
+// the class's pools and every node's addresses, or kept, or allocated from
+// the pools.
+func (r *LoadBalancerReconciler) assignVirtualIPs(_ context.Context, s *scope) error {
 	previous := s.lb.Status.VirtualIPs
-	if a, ok := r.allocations.Load(key); ok {
+	if a, ok := r.allocations.Load(keyOf(s.lb)); ok {
 		previous = a.(allocation).virtualIPs
 	}
 	vips, err := resolve.AssignVirtualIPs(resolve.VIPInput{
 		Class: s.class.Name, Requested: s.lb.Spec.VirtualIPs, Families: s.lb.Spec.IPFamilies, Previous: previous,
-		Pools: s.pools, NodeAddresses: s.nodeAddrs, Taken: taken,
+		Pools: s.pools, NodeAddresses: s.nodeAddrs, Taken: s.taken,
 	})
 	if err != nil {
 		reason := v1alpha1.LoadBalancerNotAllowedByClassReason
@@ -312,8 +315,16 @@ func (r *LoadBalancerReconciler) checkConflicts(ctx context.Context, s *scope) e
 		return nil
 	}
 	s.virtualIPs = vips
-	addrs := make([]netip.Addr, len(vips))
-	for i, v := range vips {
+	return nil
+}
+
+func keyOf(lb *v1alpha1.LoadBalancer) string { return lb.Namespace + "/" + lb.Name }
+
+// checkConflicts stops a LoadBalancer that claims what an older one holds,
+// settles the router ID, and records this reconcile's allocations.
+func (r *LoadBalancerReconciler) checkConflicts(_ context.Context, s *scope) error {
+	addrs := make([]netip.Addr, len(s.virtualIPs))
+	for i, v := range s.virtualIPs {
 		addrs[i] = v.Addr()
 	}
 	nodeNames := make([]string, len(s.nodes))
@@ -324,7 +335,7 @@ func (r *LoadBalancerReconciler) checkConflicts(ctx context.Context, s *scope) e
 	if !self.Explicit {
 		self.RouterID = 0 // allocated below; an allocation never conflicts
 	}
-	if conflicts := resolve.Conflicts(self, others); len(conflicts) > 0 {
+	if conflicts := resolve.Conflicts(self, s.others); len(conflicts) > 0 {
 		s.stop(v1alpha1.LoadBalancerConflictReason, strings.Join(conflicts, "; ")+"; nothing of this LoadBalancer is applied until the conflict ends")
 		return nil
 	}
@@ -335,21 +346,21 @@ func (r *LoadBalancerReconciler) checkConflicts(ctx context.Context, s *scope) e
 		if prevID == 0 {
 			prevID = desired.ParseVRRPRecord(s.existingKeepalived).VirtualRouterID
 		}
-		if a, ok := r.allocations.Load(key); ok {
+		if a, ok := r.allocations.Load(self.Key); ok {
 			prevID = a.(allocation).routerID
 		}
-		id, err := resolve.AllocateRouterID(self, others, prevID)
+		id, err := resolve.AllocateRouterID(self, s.others, prevID)
 		if err != nil {
 			s.stop(v1alpha1.LoadBalancerConflictReason, err.Error())
 			return nil
 		}
 		s.routerID = id
 	}
-	held := make([]string, len(vips))
-	for i, v := range vips {
+	held := make([]string, len(s.virtualIPs))
+	for i, v := range s.virtualIPs {
 		held[i] = v.String()
 	}
-	r.allocations.Store(key, allocation{routerID: s.routerID, virtualIPs: held})
+	r.allocations.Store(self.Key, allocation{routerID: s.routerID, virtualIPs: held})
 	return nil
 }
 

@@ -9,10 +9,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 // fieldManager owns the agents' keys in the report ConfigMap.
-const fieldManager = "hakeeper-agent"
+const fieldManager = contract.AgentFieldManager
 
 // reportLoop writes the node's report whenever it changed, at most every
 // 200 ms, so a burst of health changes makes one write.

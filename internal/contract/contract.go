@@ -7,3 +7,7 @@ package contract
 
 // KeyServers holds the ServerSet (JSON) in the haproxy ConfigMap.
 const KeyServers = "servers.json"
+
+// AgentFieldManager is the field manager the agents write their report
+// ConfigMap's keys with; the operator leaves those keys alone.
+const AgentFieldManager = "hakeeper-agent"
