@@ -101,9 +101,9 @@ func (r *LoadBalancerReconciler) forNode(ctx context.Context, obj client.Object)
 	})
 }
 
-// contendersOf enqueues the LoadBalancers whose conflict state may change
-// because obj changed: those in conflict now, and those sharing a virtual
-// IP or router ID with it.
+// contendersOf enqueues the LoadBalancers whose conflict or allocation
+// may change because obj changed: those in conflict or waiting for an
+// address now, and those sharing a virtual IP or router ID with it.
 func (r *LoadBalancerReconciler) contendersOf(ctx context.Context, obj client.Object) []reconcile.Request {
 	changed, ok := obj.(*v1alpha1.LoadBalancer)
 	if !ok {
@@ -119,7 +119,10 @@ func (r *LoadBalancerReconciler) contendersOf(ctx context.Context, obj client.Ob
 		if lb.UID == changed.UID {
 			return false
 		}
-		if c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition); c != nil && c.Reason == v1alpha1.LoadBalancerConflictReason {
+		// In conflict, or waiting for an address of an exhausted pool: one
+		// may just have been freed.
+		if c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition); c != nil &&
+			(c.Reason == v1alpha1.LoadBalancerConflictReason || c.Reason == v1alpha1.LoadBalancerAddressUnavailableReason) {
 			return true
 		}
 		if id := routerIDOf(lb); id != 0 && id == changedID {
