@@ -21,9 +21,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/report"
 	"github.com/hakeeper/hakeeper/internal/testenv"
@@ -108,15 +110,17 @@ func lineDiff(got, want string) string {
 	return strings.Join(out, "\n")
 }
 
-// reportNode plays one node's agent: it writes the node's report.
+// reportNode plays one node's agent: it writes the node's report, as the
+// agent does, with the agents' field manager (the operator leaves what it
+// writes alone, where it puts back anyone else's writes).
 func reportNode(t *testing.T, lb *v1alpha1.LoadBalancer, node string, r report.NodeReport) {
 	t.Helper()
 	data, _ := json.Marshal(r)
 	patch := fmt.Appendf(nil, `{"data":{%q:%q}}`, node, data)
 	name := desired.NamesFor(lb).ReportConfigMap
 	eventually(t, "report ConfigMap", func() error {
-		return k8s.Patch(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: lb.Namespace, Name: name}},
-			client.RawPatch("application/merge-patch+json", patch))
+		return k8s.Patch(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: dataPlaneNamespace, Name: name}},
+			client.RawPatch("application/merge-patch+json", patch), client.FieldOwner(contract.AgentFieldManager))
 	})
 }
 
@@ -126,8 +130,9 @@ func edgeNodes(t *testing.T) {
 	node(t, "edge-b", "198.18.0.12", edge)
 }
 
-// TestSamples applies the three samples with the facts their goldens were
-// rendered from, and expects the operator's ConfigMaps to hold exactly the
+// TestSamples applies the three samples, with the sample classes the suite
+// installed and the facts their goldens were rendered from, and expects the
+// operator's ConfigMaps in the data-plane namespace to hold exactly the
 // reviewed goldens (which the render tests run through the real haproxy and
 // keepalived).
 func TestSamples(t *testing.T) {
@@ -141,21 +146,26 @@ func TestSamples(t *testing.T) {
 	namespace(t, "default")
 	service(t, "default", "web", "http", 80, 8080, "198.18.0.23", "198.18.0.24")
 	website := loadSample(t, "website.yaml")
-	create(t, website)
+	createLB(t, website)
 	names := desired.NamesFor(website)
-	// website names no interface: the nodes' agents report theirs.
+	// Class edge names no interface: the nodes' agents report theirs.
 	reportNode(t, website, "edge-a", report.NodeReport{Interface: "eth0"})
 	reportNode(t, website, "edge-b", report.NodeReport{Interface: "eth0"})
-	waitForData(t, "default", names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "website", "haproxy.cfg.golden"))
-	waitForData(t, "default", names.KeepalivedConfigMap, "edge-a.conf", golden(t, "website", "edge-a.keepalived.conf.golden"))
-	waitForData(t, "default", names.KeepalivedConfigMap, "edge-b.conf", golden(t, "website", "edge-b.keepalived.conf.golden"))
+	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "website", "haproxy.cfg.golden"))
+	waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, "edge-a.conf", golden(t, "website", "edge-a.keepalived.conf.golden"))
+	waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, "edge-b.conf", golden(t, "website", "edge-b.keepalived.conf.golden"))
+	waitForClassAndVIPs(t, website, "edge", "198.18.0.100/24")
 
 	namespace(t, "databases")
 	postgres := loadSample(t, "postgres.yaml")
-	create(t, postgres)
+	createLB(t, postgres)
 	names = desired.NamesFor(postgres)
-	waitForData(t, "databases", names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "postgres", "haproxy.cfg.golden"))
-	waitForData(t, "databases", names.KeepalivedConfigMap, "edge-a.conf", golden(t, "postgres", "edge-a.keepalived.conf.golden"))
+	reportNode(t, postgres, "edge-a", report.NodeReport{Interface: "eth0"})
+	reportNode(t, postgres, "edge-b", report.NodeReport{Interface: "eth0"})
+	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "postgres", "haproxy.cfg.golden"))
+	waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, "edge-a.conf", golden(t, "postgres", "edge-a.keepalived.conf.golden"))
+	waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, "edge-b.conf", golden(t, "postgres", "edge-b.keepalived.conf.golden"))
+	waitForClassAndVIPs(t, postgres, "edge", "198.18.0.110/24")
 	eventually(t, "router ID allocated", func() error {
 		if id := getLB(t, postgres).Status.VirtualRouterID; id != 1 {
 			return fmt.Errorf("router ID %d", id)
@@ -167,15 +177,16 @@ func TestSamples(t *testing.T) {
 	service(t, "shop", "storefront", "http", 8080, 8080, "198.18.0.61", "198.18.0.62", "2001:db8::63")
 	secret(t, "shop", "storefront-tls")
 	cloud := loadSample(t, "cloud-unicast.yaml")
-	create(t, cloud)
+	createLB(t, cloud)
 	names = desired.NamesFor(cloud)
-	waitForData(t, "shop", names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "cloud-unicast", "haproxy.cfg.golden"))
+	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "cloud-unicast", "haproxy.cfg.golden"))
 	for _, n := range []string{"zone-a-1", "zone-b-1", "zone-c-1"} {
-		waitForData(t, "shop", names.KeepalivedConfigMap, n+".conf", golden(t, "cloud-unicast", n+".keepalived.conf.golden"))
+		waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, n+".conf", golden(t, "cloud-unicast", n+".keepalived.conf.golden"))
 	}
+	waitForClassAndVIPs(t, cloud, "cloud", "198.18.0.120/24", "2001:db8::120/64")
 	checkDaemonSet(t, cloud)
 	checkAgentRBAC(t, cloud)
-	checkOwnerReferences(t, cloud)
+	checkOwnership(t, cloud)
 	eventually(t, "cloud status", func() error {
 		got := getLB(t, cloud)
 		if got.Status.ObservedGeneration != got.Generation || len(got.Status.Nodes) != 3 {
@@ -186,9 +197,19 @@ func TestSamples(t *testing.T) {
 		}
 		return nil
 	})
-	for _, lb := range []*v1alpha1.LoadBalancer{website, postgres, cloud} {
-		_ = k8s.Delete(ctx, lb)
-	}
+}
+
+// waitForClassAndVIPs waits until status names the class and the virtual
+// IPs in use, with their prefix lengths.
+func waitForClassAndVIPs(t *testing.T, lb *v1alpha1.LoadBalancer, class string, vips ...string) {
+	t.Helper()
+	eventually(t, lb.Name+" class and virtual IPs in status", func() error {
+		st := getLB(t, lb).Status
+		if st.ClassName != class || fmt.Sprint(st.VirtualIPs) != fmt.Sprint(vips) {
+			return fmt.Errorf("status.className %q, status.virtualIPs %v; want %q, %v", st.ClassName, st.VirtualIPs, class, vips)
+		}
+		return nil
+	})
 }
 
 func create(t *testing.T, obj client.Object) {
@@ -196,6 +217,33 @@ func create(t *testing.T, obj client.Object) {
 	if err := k8s.Create(ctx, obj); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// createLB creates a LoadBalancer and, at cleanup, deletes it and waits
+// until its finalizer has let it go, so no test sees another's leftovers.
+func createLB(t *testing.T, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	create(t, lb)
+	t.Cleanup(func() { deleteAndWait(t, lb) })
+}
+
+// deleteAndWait deletes an object and waits until the API server no longer
+// has it.
+func deleteAndWait(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := k8s.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	eventually(t, fmt.Sprintf("%T %s gone", obj, obj.GetName()), func() error {
+		err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj.DeepCopyObject().(client.Object))
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return err
+		}
+		return fmt.Errorf("still there")
+	})
 }
 
 func secret(t *testing.T, ns, name string) {
@@ -211,14 +259,16 @@ func checkDaemonSet(t *testing.T, lb *v1alpha1.LoadBalancer) {
 	t.Helper()
 	ds := &appsv1.DaemonSet{}
 	eventually(t, "DaemonSet", func() error {
-		return k8s.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).DaemonSet}, ds)
+		return k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: desired.NamesFor(lb).DaemonSet}, ds)
 	})
 	pod := ds.Spec.Template.Spec
 	if !pod.HostNetwork || pod.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
 		t.Errorf("pod must use the host network with ClusterFirstWithHostNet: %v %v", pod.HostNetwork, pod.DNSPolicy)
 	}
-	if pod.NodeSelector["node-role.kubernetes.io/edge"] != "" || len(pod.NodeSelector) != 1 || len(pod.Tolerations) != 1 {
-		t.Errorf("node selector %v, tolerations %v", pod.NodeSelector, pod.Tolerations)
+	// The class's placement: the sample's LoadBalancer sets none.
+	if v, ok := pod.NodeSelector["node-role.kubernetes.io/edge"]; !ok || v != "" || len(pod.NodeSelector) != 1 ||
+		len(pod.Tolerations) != 1 || pod.Tolerations[0].Key != "node-role.kubernetes.io/edge" {
+		t.Errorf("node selector %v, tolerations %v: want class cloud's", pod.NodeSelector, pod.Tolerations)
 	}
 	wantCaps := map[string][]corev1.Capability{
 		desired.ContainerAgent:      nil,
@@ -250,11 +300,16 @@ func checkDaemonSet(t *testing.T, lb *v1alpha1.LoadBalancer) {
 	}
 }
 
+// checkAgentRBAC: the agents' Role, in the data-plane namespace, names
+// every object it grants and grants no create, update or delete; the TLS
+// Role in the LoadBalancer's namespace grants reading exactly the listeners'
+// Secrets to the agents' ServiceAccount.
 func checkAgentRBAC(t *testing.T, lb *v1alpha1.LoadBalancer) {
 	t.Helper()
+	names := desired.NamesFor(lb)
 	role := &rbacv1.Role{}
 	eventually(t, "agent Role", func() error {
-		return k8s.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).Role}, role)
+		return k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: names.Role}, role)
 	})
 	for _, rule := range role.Rules {
 		if len(rule.ResourceNames) == 0 {
@@ -265,47 +320,142 @@ func checkAgentRBAC(t *testing.T, lb *v1alpha1.LoadBalancer) {
 				t.Errorf("agent rule %+v grants %s", rule, v)
 			}
 		}
+		for _, r := range rule.Resources {
+			if r != "configmaps" {
+				t.Errorf("agent rule %+v grants %s in the data-plane namespace", rule, r)
+			}
+		}
 	}
-	if !strings.Contains(fmt.Sprint(role.Rules), "storefront-tls") {
-		t.Errorf("agent cannot read its TLS Secret: %+v", role.Rules)
+	for _, cm := range []string{names.HAProxyConfigMap, names.KeepalivedConfigMap, names.ReportConfigMap} {
+		if !strings.Contains(fmt.Sprint(role.Rules), cm) {
+			t.Errorf("agent Role does not grant ConfigMap %s: %+v", cm, role.Rules)
+		}
+	}
+
+	tlsRole := &rbacv1.Role{}
+	eventually(t, "TLS Role", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: names.TLSRole}, tlsRole)
+	})
+	if len(tlsRole.Rules) != 1 || fmt.Sprint(tlsRole.Rules[0].Resources) != "[secrets]" ||
+		fmt.Sprint(tlsRole.Rules[0].ResourceNames) != "[storefront-tls]" || fmt.Sprint(tlsRole.Rules[0].Verbs) != "[get list watch]" {
+		t.Errorf("TLS Role must let the agents read storefront-tls only: %+v", tlsRole.Rules)
+	}
+	binding := &rbacv1.RoleBinding{}
+	eventually(t, "TLS RoleBinding", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: names.TLSRole}, binding)
+	})
+	want := rbacv1.Subject{Kind: "ServiceAccount", Name: names.ServiceAccount, Namespace: dataPlaneNamespace}
+	if binding.RoleRef.Name != names.TLSRole || len(binding.Subjects) != 1 || binding.Subjects[0] != want {
+		t.Errorf("TLS RoleBinding %+v %+v, want Role %s for %+v", binding.RoleRef, binding.Subjects, names.TLSRole, want)
 	}
 }
 
-// checkOwnerReferences: every owned object points at the LoadBalancer as
-// its controller, so the garbage collector deletes it with the
-// LoadBalancer (envtest runs no garbage collector to show it).
-func checkOwnerReferences(t *testing.T, lb *v1alpha1.LoadBalancer) {
-	t.Helper()
-	current := getLB(t, lb)
+// dataPlaneObjects are the objects of a LoadBalancer in the data-plane
+// namespace, by the names desired.NamesFor gives them.
+func dataPlaneObjects(lb *v1alpha1.LoadBalancer) []client.Object {
 	names := desired.NamesFor(lb)
-	objs := map[string]client.Object{
-		names.HAProxyConfigMap:    &corev1.ConfigMap{},
-		names.KeepalivedConfigMap: &corev1.ConfigMap{},
-		names.ReportConfigMap:     &corev1.ConfigMap{},
-		names.DaemonSet:           &appsv1.DaemonSet{},
-		names.ServiceAccount:      &corev1.ServiceAccount{},
+	meta := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: dataPlaneNamespace, Name: name}
 	}
-	objs["rolebinding"] = &rbacv1.RoleBinding{}
-	for name, obj := range objs {
-		key := client.ObjectKey{Namespace: lb.Namespace, Name: name}
-		if name == "rolebinding" {
-			key.Name = names.Role
+	return []client.Object{
+		&corev1.ConfigMap{ObjectMeta: meta(names.HAProxyConfigMap)},
+		&corev1.ConfigMap{ObjectMeta: meta(names.KeepalivedConfigMap)},
+		&corev1.ConfigMap{ObjectMeta: meta(names.ReportConfigMap)},
+		&appsv1.DaemonSet{ObjectMeta: meta(names.DaemonSet)},
+		&corev1.ServiceAccount{ObjectMeta: meta(names.ServiceAccount)},
+		&rbacv1.Role{ObjectMeta: meta(names.Role)},
+		&rbacv1.RoleBinding{ObjectMeta: meta(names.Role)},
+	}
+}
+
+// checkLabels: obj carries the labels that say it is lb's.
+func checkLabels(t *testing.T, obj client.Object, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	l := obj.GetLabels()
+	if l[desired.LabelLoadBalancer] != lb.Name || l[desired.LabelLoadBalancerNamespace] != lb.Namespace || l[desired.LabelManagedBy] != desired.ManagedBy {
+		t.Errorf("%T %s/%s: labels %v do not say it is %s/%s's", obj, obj.GetNamespace(), obj.GetName(), l, lb.Namespace, lb.Name)
+	}
+}
+
+// checkOwnership: every object in the data-plane namespace carries the
+// LoadBalancer's labels and no owner reference (one cannot cross
+// namespaces: the finalizer deletes them); the TLS Role and RoleBinding in
+// the LoadBalancer's own namespace, present only for TLS listeners, point
+// at it as their controller, so the garbage collector deletes them with it
+// (envtest runs no garbage collector to show it).
+func checkOwnership(t *testing.T, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	objs := dataPlaneObjects(lb)
+	for _, obj := range objs {
+		key := client.ObjectKeyFromObject(obj)
+		eventually(t, fmt.Sprintf("%T %s", obj, key.Name), func() error { return k8s.Get(ctx, key, obj) })
+	}
+	// Read once its objects exist: the finalizer comes before them.
+	current := getLB(t, lb)
+	for _, obj := range objs {
+		key := client.ObjectKeyFromObject(obj)
+		checkLabels(t, obj, current)
+		if refs := obj.GetOwnerReferences(); len(refs) != 0 {
+			t.Errorf("%T %s: owner references %+v in the data-plane namespace", obj, key.Name, refs)
 		}
-		eventually(t, key.Name, func() error { return k8s.Get(ctx, key, obj) })
+	}
+	if !controllerutil.ContainsFinalizer(current, desired.Finalizer) {
+		t.Errorf("LoadBalancer lacks finalizer %s: finalizers %v", desired.Finalizer, current.Finalizers)
+	}
+	for _, obj := range []client.Object{&rbacv1.Role{}, &rbacv1.RoleBinding{}} {
+		key := client.ObjectKey{Namespace: lb.Namespace, Name: desired.NamesFor(lb).TLSRole}
+		if len(desired.TLSSecretNames(lb)) == 0 {
+			// No TLS listener: no access to the namespace's Secrets.
+			if err := k8s.Get(ctx, key, obj); !apierrors.IsNotFound(err) {
+				t.Errorf("%T %s exists (err %v), though no listener uses TLS", obj, key.Name, err)
+			}
+			continue
+		}
+		eventually(t, fmt.Sprintf("%T %s", obj, key.Name), func() error { return k8s.Get(ctx, key, obj) })
+		checkLabels(t, obj, current)
 		ref := metav1.GetControllerOf(obj)
-		if ref == nil || ref.UID != current.UID || ref.Kind != "LoadBalancer" || ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
+		if ref == nil || ref.UID != current.UID || ref.Kind != "LoadBalancer" || ref.Name != current.Name ||
+			ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
 			t.Errorf("%T %s: controller reference %+v does not point at LoadBalancer %s", obj, key.Name, ref, current.UID)
 		}
 	}
 }
 
-// smallLB is a LoadBalancer for one test: its own namespace, VIP and nodes.
-func smallLB(ns, vip, selector string) *v1alpha1.LoadBalancer {
+// testClass is a LoadBalancerClass for one test: virtual IPs from pool
+// (with prefix length 24 on the interface), interface eth0, data-plane
+// nodes picked by each LoadBalancer's own selector, and any static server.
+// Tests change it before createClass.
+func testClass(name, pool string) *v1alpha1.LoadBalancerClass {
+	return &v1alpha1.LoadBalancerClass{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.LoadBalancerClassSpec{
+			VirtualIPPools: []v1alpha1.VirtualIPPool{{Name: name, CIDR: pool, PrefixLength: ptr.To(int32(24))}},
+			DataPlane:      v1alpha1.DataPlaneSpec{Interface: "eth0"},
+		},
+	}
+}
+
+// createClass creates a class and deletes it at cleanup (after the
+// LoadBalancers created later, which are cleaned up first).
+func createClass(t *testing.T, class *v1alpha1.LoadBalancerClass) *v1alpha1.LoadBalancerClass {
+	t.Helper()
+	create(t, class)
+	t.Cleanup(func() { deleteAndWait(t, class) })
+	return class
+}
+
+// smallLB is a LoadBalancer for one test: its own namespace, class, VIP
+// (none: allocated) and nodes.
+func smallLB(ns, class, vip, selector string) *v1alpha1.LoadBalancer {
+	var vips []string
+	if vip != "" {
+		vips = []string{vip}
+	}
 	return &v1alpha1.LoadBalancer{
 		ObjectMeta: metav1.ObjectMeta{Name: "lb", Namespace: ns},
 		Spec: v1alpha1.LoadBalancerSpec{
-			VirtualIPs:   []string{vip},
-			Interface:    "eth0",
+			ClassName:    class,
+			VirtualIPs:   vips,
 			NodeSelector: map[string]string{"pool": selector},
 			Listeners:    []v1alpha1.Listener{{Name: "http", Port: 80, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web"}},
 			Backends: []v1alpha1.Backend{{
@@ -323,13 +473,13 @@ func resourceVersions(t *testing.T, lb *v1alpha1.LoadBalancer) map[string]string
 	out := map[string]string{}
 	for _, n := range []string{names.HAProxyConfigMap, names.KeepalivedConfigMap} {
 		cm := &corev1.ConfigMap{}
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: n}, cm); err != nil {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: n}, cm); err != nil {
 			t.Fatal(err)
 		}
 		out[n] = cm.ResourceVersion
 	}
 	ds := &appsv1.DaemonSet{}
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: lb.Namespace, Name: names.DaemonSet}, ds); err != nil {
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: names.DaemonSet}, ds); err != nil {
 		t.Fatal(err)
 	}
 	out[names.DaemonSet] = ds.ResourceVersion
@@ -378,11 +528,12 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 	node(t, "pool-a", "198.18.1.1", map[string]string{"pool": "changes"})
 	node(t, "pool-b", "198.18.1.2", map[string]string{"pool": "changes"})
 	service(t, ns, "web", "http", 80, 8080, "198.18.2.11", "198.18.2.12")
-	lb := smallLB(ns, "198.18.1.100/24", "changes")
-	create(t, lb)
+	createClass(t, testClass("changes", "198.18.1.96/27"))
+	lb := smallLB(ns, "changes", "198.18.1.100", "changes")
+	createLB(t, lb)
 	names := desired.NamesFor(lb)
 	eventually(t, "both endpoints in haproxy.cfg", func() error {
-		cfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		cfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
 		if !strings.Contains(cfg, "198.18.2.12:8080") {
 			return fmt.Errorf("no endpoint yet")
 		}
@@ -393,24 +544,24 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 
 	t.Run("weight change rewrites one server line only", func(t *testing.T) {
 		before := resourceVersions(t, lb)
-		oldCfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		oldCfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
 		current := getLB(t, lb)
 		current.Spec.Backends[0].Servers[0].Weight = ptr.To(int32(50))
 		if err := k8s.Update(ctx, current); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, "new weight", func() error {
-			if !strings.Contains(configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig], "server vm1 198.18.2.1:8080 weight 50") {
+			if !strings.Contains(configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig], "server vm1 198.18.2.1:8080 weight 50") {
 				return fmt.Errorf("weight not applied")
 			}
 			return nil
 		})
-		assertOneHAProxyLineChanged(t, ns, lb, before, oldCfg)
+		assertOneHAProxyLineChanged(t, lb, before, oldCfg)
 	})
 
 	t.Run("new endpoint fills a slot and moves nothing", func(t *testing.T) {
 		before := resourceVersions(t, lb)
-		oldCfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		oldCfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
 		s := &discoveryv1.EndpointSlice{}
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-v4"}, s); err != nil {
 			t.Fatal(err)
@@ -420,12 +571,12 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "endpoint in haproxy.cfg", func() error {
-			if !strings.Contains(configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig], "server ep_3 198.18.2.10:8080 weight 100\n") {
+			if !strings.Contains(configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig], "server ep_3 198.18.2.10:8080 weight 100\n") {
 				return fmt.Errorf("endpoint not in slot 3")
 			}
 			return nil
 		})
-		assertOneHAProxyLineChanged(t, ns, lb, before, oldCfg)
+		assertOneHAProxyLineChanged(t, lb, before, oldCfg)
 	})
 
 	t.Run("labelling a node adds it to keepalived only", func(t *testing.T) {
@@ -436,14 +587,14 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "pool-c in keepalived", func() error {
-			if _, ok := configMap(t, ns, names.KeepalivedConfigMap).Data["pool-c.conf"]; !ok {
+			if _, ok := configMap(t, dataPlaneNamespace, names.KeepalivedConfigMap).Data["pool-c.conf"]; !ok {
 				return fmt.Errorf("no pool-c.conf")
 			}
 			return nil
 		})
 		settle(t)
 		assertChanged(t, changedKeys(before, resourceVersions(t, lb)), names.KeepalivedConfigMap, "status")
-		record := desired.ParseVRRPRecord(configMap(t, ns, names.KeepalivedConfigMap))
+		record := desired.ParseVRRPRecord(configMap(t, dataPlaneNamespace, names.KeepalivedConfigMap))
 		if record.Priorities["pool-a"] != 100 || record.Priorities["pool-b"] != 50 || record.Priorities["pool-c"] != 25 {
 			t.Errorf("a new node reordered priorities: %v", record.Priorities)
 		}
@@ -453,6 +604,10 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 		before := resourceVersions(t, lb)
 		writesBefore := settle(t)
 		create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}, Data: map[string]string{"a": "b"}})
+		// Beside the data plane, but not hakeeper's.
+		unrelated := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: dataPlaneNamespace, Name: "unrelated"}, Data: map[string]string{"a": "b"}}
+		create(t, unrelated)
+		t.Cleanup(func() { _ = k8s.Delete(ctx, unrelated) })
 		service(t, ns, "other", "http", 80, 8080, "198.18.2.99")
 		node(t, "elsewhere", "198.18.1.9", map[string]string{"pool": "elsewhere"})
 		// A kubelet heartbeat: node status rewritten.
@@ -473,7 +628,6 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 			t.Errorf("unrelated objects changed %v", changed)
 		}
 	})
-	_ = k8s.Delete(ctx, lb)
 }
 
 func assertChanged(t *testing.T, got []string, want ...string) {
@@ -502,16 +656,22 @@ func TestConflicts(t *testing.T) {
 	ns := namespace(t, "conflicts")
 	node(t, "c-1", "198.18.3.1", map[string]string{"pool": "conflicts"})
 	service(t, ns, "web", "http", 80, 8080, "198.18.3.11")
-	first := smallLB(ns, "198.18.3.100/24", "conflicts")
+	createClass(t, testClass("conflicts", "198.18.3.96/27"))
+	// Another class whose pool gives the same address another prefix: the
+	// address conflicts all the same.
+	host := testClass("conflicts-host", "198.18.3.100/32")
+	host.Spec.VirtualIPPools[0].PrefixLength = nil
+	createClass(t, host)
+	first := smallLB(ns, "conflicts", "198.18.3.100", "conflicts")
 	first.Name = "first"
-	create(t, first)
+	createLB(t, first)
 	eventually(t, "first applied", func() error {
-		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: desired.NamesFor(first).HAProxyConfigMap}, &corev1.ConfigMap{})
+		return k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: desired.NamesFor(first).HAProxyConfigMap}, &corev1.ConfigMap{})
 	})
 	time.Sleep(1100 * time.Millisecond) // creation timestamps have one-second resolution
-	second := smallLB(ns, "198.18.3.100/32", "conflicts")
+	second := smallLB(ns, "conflicts-host", "198.18.3.100", "conflicts")
 	second.Name = "second"
-	create(t, second)
+	createLB(t, second)
 	eventually(t, "second in conflict", func() error {
 		c := condition(getLB(t, second), v1alpha1.LoadBalancerDegradedCondition)
 		if c == nil || c.Reason != v1alpha1.LoadBalancerConflictReason || !strings.Contains(c.Message, "conflicts/first") {
@@ -519,7 +679,7 @@ func TestConflicts(t *testing.T) {
 		}
 		return nil
 	})
-	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: desired.NamesFor(second).HAProxyConfigMap}, &corev1.ConfigMap{})
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: desired.NamesFor(second).HAProxyConfigMap}, &corev1.ConfigMap{})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("the conflicting LoadBalancer got its ConfigMap: %v", err)
 	}
@@ -531,24 +691,32 @@ func TestConflicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "second applied once first is gone", func() error {
-		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: desired.NamesFor(second).HAProxyConfigMap}, &corev1.ConfigMap{})
+		cm := &corev1.ConfigMap{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: desired.NamesFor(second).HAProxyConfigMap}, cm); err != nil {
+			return err
+		}
+		if !strings.Contains(cm.Data[desired.KeyHAProxyConfig], "bind 198.18.3.100:80") {
+			return fmt.Errorf("haproxy.cfg does not bind 198.18.3.100:80")
+		}
+		return nil
 	})
+	waitForClassAndVIPs(t, second, "conflicts-host", "198.18.3.100/32")
 
 	// Router IDs: the same explicit ID on a shared node conflicts.
 	withID := func(name, vip string, id int32) *v1alpha1.LoadBalancer {
-		lb := smallLB(ns, vip, "conflicts")
+		lb := smallLB(ns, "conflicts", vip, "conflicts")
 		lb.Name = name
 		lb.Spec.VRRP.VirtualRouterID = ptr.To(id)
 		return lb
 	}
-	third := withID("third", "198.18.3.103/24", 77)
-	create(t, third)
+	third := withID("third", "198.18.3.103", 77)
+	createLB(t, third)
 	eventually(t, "third applied", func() error {
-		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: desired.NamesFor(third).HAProxyConfigMap}, &corev1.ConfigMap{})
+		return k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: desired.NamesFor(third).HAProxyConfigMap}, &corev1.ConfigMap{})
 	})
 	time.Sleep(1100 * time.Millisecond)
-	fourth := withID("fourth", "198.18.3.104/24", 77)
-	create(t, fourth)
+	fourth := withID("fourth", "198.18.3.104", 77)
+	createLB(t, fourth)
 	eventually(t, "fourth in conflict", func() error {
 		c := condition(getLB(t, fourth), v1alpha1.LoadBalancerDegradedCondition)
 		if c == nil || c.Reason != v1alpha1.LoadBalancerConflictReason || !strings.Contains(c.Message, "virtual router ID 77") || !strings.Contains(c.Message, "conflicts/third") {
@@ -556,8 +724,8 @@ func TestConflicts(t *testing.T) {
 		}
 		return nil
 	})
-	for _, lb := range []*v1alpha1.LoadBalancer{second, third, fourth} {
-		_ = k8s.Delete(ctx, lb)
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: desired.NamesFor(fourth).HAProxyConfigMap}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the LoadBalancer with a conflicting router ID got its ConfigMap: %v", err)
 	}
 }
 
@@ -565,9 +733,10 @@ func TestConflicts(t *testing.T) {
 // cannot render is reported and never applied.
 func TestInvalidSpecIsNotApplied(t *testing.T) {
 	ns := namespace(t, "invalid")
-	lb := smallLB(ns, "198.18.4.100/24", "invalid")
+	createClass(t, testClass("invalid", "198.18.4.96/27"))
+	lb := smallLB(ns, "invalid", "198.18.4.100", "invalid")
 	lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "raw", Port: 81, Protocol: v1alpha1.ProtocolTCP, DefaultBackend: "web"})
-	create(t, lb)
+	createLB(t, lb)
 	eventually(t, "InvalidSpec", func() error {
 		c := condition(getLB(t, lb), v1alpha1.LoadBalancerDegradedCondition)
 		if c == nil || c.Reason != v1alpha1.LoadBalancerInvalidSpecReason || !strings.Contains(c.Message, "spec.backends[0].name") {
@@ -575,11 +744,28 @@ func TestInvalidSpecIsNotApplied(t *testing.T) {
 		}
 		return nil
 	})
-	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: desired.NamesFor(lb).HAProxyConfigMap}, &corev1.ConfigMap{})
-	if !apierrors.IsNotFound(err) {
-		t.Errorf("an invalid LoadBalancer got its ConfigMap: %v", err)
+	assertNothingApplied(t, lb)
+}
+
+// assertNothingApplied: none of the LoadBalancer's objects exists in the
+// data-plane namespace, by name or by label. Call it once status says why:
+// the reconcile that wrote that status had stopped before applying.
+func assertNothingApplied(t *testing.T, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	for _, obj := range dataPlaneObjects(lb) {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); !apierrors.IsNotFound(err) {
+			t.Errorf("%T %s exists (err %v), though nothing of %s may be applied", obj, obj.GetName(), err, lb.Name)
+		}
 	}
-	_ = k8s.Delete(ctx, lb)
+	sel := client.MatchingLabels{desired.LabelLoadBalancer: lb.Name, desired.LabelLoadBalancerNamespace: lb.Namespace}
+	for _, list := range []client.ObjectList{&corev1.ConfigMapList{}, &appsv1.DaemonSetList{}, &corev1.ServiceAccountList{}, &rbacv1.RoleList{}, &rbacv1.RoleBindingList{}} {
+		if err := k8s.List(ctx, list, client.InNamespace(dataPlaneNamespace), sel); err != nil {
+			t.Fatal(err)
+		}
+		if n := meta.LenList(list); n != 0 {
+			t.Errorf("%d %T of %s exist in %s, though nothing may be applied", n, list, lb.Name, dataPlaneNamespace)
+		}
+	}
 }
 
 // TestStatusFoldsNodeReports: what the agents report becomes activeNode,
@@ -589,11 +775,12 @@ func TestStatusFoldsNodeReports(t *testing.T) {
 	node(t, "s-1", "198.18.5.1", map[string]string{"pool": "status"})
 	node(t, "s-2", "198.18.5.2", map[string]string{"pool": "status"})
 	service(t, ns, "web", "http", 80, 8080, "198.18.5.11")
-	lb := smallLB(ns, "198.18.5.100/24", "status")
-	create(t, lb)
+	createClass(t, testClass("status", "198.18.5.96/27"))
+	lb := smallLB(ns, "status", "198.18.5.100", "status")
+	createLB(t, lb)
 	names := desired.NamesFor(lb)
 	eventually(t, "configs", func() error {
-		cm := configMap(t, ns, names.KeepalivedConfigMap)
+		cm := configMap(t, dataPlaneNamespace, names.KeepalivedConfigMap)
 		if len(cm.Data) != 3 {
 			return fmt.Errorf("keys %d", len(cm.Data))
 		}
@@ -607,8 +794,8 @@ func TestStatusFoldsNodeReports(t *testing.T) {
 		return nil
 	})
 	hash := func(node string) string {
-		h := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
-		k := configMap(t, ns, names.KeepalivedConfigMap).Data[node+".conf"]
+		h := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		k := configMap(t, dataPlaneNamespace, names.KeepalivedConfigMap).Data[node+".conf"]
 		return desired.NodeConfigHash([]byte(h), []byte(k))
 	}
 	backends := map[string]report.BackendCount{"web": {Up: 2, Total: 2}}
@@ -636,7 +823,6 @@ func TestStatusFoldsNodeReports(t *testing.T) {
 		}
 		return nil
 	})
-	_ = k8s.Delete(ctx, lb)
 }
 
 // TestKubectlApplySamples applies config/samples with kubectl built from
@@ -674,11 +860,12 @@ func TestAllocatedRouterIDsAreDistinct(t *testing.T) {
 	ns := namespace(t, "routerids")
 	node(t, "r-1", "198.18.6.1", map[string]string{"pool": "routerids"})
 	service(t, ns, "web", "http", 80, 8080, "198.18.6.11")
+	createClass(t, testClass("routerids", "198.18.6.96/27"))
 	var lbs []*v1alpha1.LoadBalancer
 	for i := range 8 {
-		lb := smallLB(ns, fmt.Sprintf("198.18.6.%d/24", 100+i), "routerids")
+		lb := smallLB(ns, "routerids", fmt.Sprintf("198.18.6.%d", 100+i), "routerids")
 		lb.Name = fmt.Sprintf("burst-%d", i)
-		create(t, lb)
+		createLB(t, lb)
 		lbs = append(lbs, lb)
 	}
 	eventually(t, "distinct router IDs", func() error {
@@ -693,26 +880,23 @@ func TestAllocatedRouterIDsAreDistinct(t *testing.T) {
 				return fmt.Errorf("%s and %s share router ID %d", other, lb.Name, id)
 			}
 			seen[id] = lb.Name
-			record := desired.ParseVRRPRecord(configMap(t, ns, desired.NamesFor(lb).KeepalivedConfigMap))
+			record := desired.ParseVRRPRecord(configMap(t, dataPlaneNamespace, desired.NamesFor(lb).KeepalivedConfigMap))
 			if record.VirtualRouterID != id {
 				return fmt.Errorf("%s: keepalived renders router ID %d, status says %d", lb.Name, record.VirtualRouterID, id)
 			}
 		}
 		return nil
 	})
-	for _, lb := range lbs {
-		_ = k8s.Delete(ctx, lb)
-	}
 }
 
 // assertOneHAProxyLineChanged waits for the operator to settle, then checks
 // that haproxy.cfg differs from oldCfg in one line and that only the
 // HAProxy ConfigMap and the status were written.
-func assertOneHAProxyLineChanged(t *testing.T, ns string, lb *v1alpha1.LoadBalancer, before map[string]string, oldCfg string) {
+func assertOneHAProxyLineChanged(t *testing.T, lb *v1alpha1.LoadBalancer, before map[string]string, oldCfg string) {
 	t.Helper()
 	settle(t)
 	names := desired.NamesFor(lb)
-	newCfg := configMap(t, ns, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+	newCfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
 	if d := lineDiff(newCfg, oldCfg); strings.Count(d, "\n") != 0 {
 		t.Errorf("more than one line changed:\n%s", d)
 	}

@@ -1,9 +1,14 @@
 package controllers_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,15 +27,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
 
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/manager"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
 
 // The suite runs the real manager against a real kube-apiserver and etcd
 // (envtest). envtest runs no kube-controller-manager: no DaemonSet pods and
-// no garbage collector, so tests check owner references rather than
-// cascading deletion.
+// no garbage collector. The data plane lives in dataPlaneNamespace, where
+// only the LoadBalancer's finalizer deletes it; the TLS Role in the
+// LoadBalancer's own namespace is checked for its owner reference.
+
+// dataPlaneNamespace holds every data plane, as in config/.
+const dataPlaneNamespace = "hakeeper-system"
 
 var (
 	env    *testenv.Env
@@ -119,11 +131,16 @@ func runSuite(m *testing.M) int {
 	}
 	defer func() { _ = env.Stop() }()
 	k8s = env.Client
+	if err := setupCluster(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	mgr, err := manager.New(env.Config, manager.Options{
-		MetricsAddr:    "0",
-		ProbeAddr:      "0",
-		DataPlaneImage: "hakeeper/dataplane:test",
-		WrapClient:     countingClient,
+		MetricsAddr:        "0",
+		ProbeAddr:          "0",
+		DataPlaneNamespace: dataPlaneNamespace,
+		DataPlaneImage:     operatorImage,
+		WrapClient:         countingClient,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -139,6 +156,76 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	return code
+}
+
+// operatorImage is the manager's --dataplane-image: the agent's always, and
+// HAProxy's and Keepalived's where the class names no image.
+const operatorImage = "hakeeper/dataplane:test"
+
+// setupCluster creates what the platform admin installs before the
+// operator runs: the data-plane namespace and the sample classes.
+func setupCluster(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: dataPlaneNamespace}}
+	if err := k8s.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("failed to create namespace %s: %w", dataPlaneNamespace, err)
+	}
+	classes, err := sampleClasses()
+	if err != nil {
+		return err
+	}
+	for i := range classes {
+		if err := k8s.Create(ctx, &classes[i]); err != nil {
+			return fmt.Errorf("failed to create LoadBalancerClass %s: %w", classes[i].Name, err)
+		}
+	}
+	return nil
+}
+
+// sampleClasses reads every LoadBalancerClass of config/samples/classes.yaml,
+// strictly: a field the API does not know fails the suite.
+func sampleClasses() ([]v1alpha1.LoadBalancerClass, error) {
+	path := filepath.Join(testenv.RepoRoot(), "config", "samples", "classes.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []v1alpha1.LoadBalancerClass
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		var class v1alpha1.LoadBalancerClass
+		if err := yaml.UnmarshalStrict(doc, &class); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if class.Kind != "LoadBalancerClass" || class.Name == "" {
+			return nil, fmt.Errorf("%s: a document is not a named LoadBalancerClass: %s", path, doc)
+		}
+		out = append(out, class)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no LoadBalancerClass", path)
+	}
+	return out, nil
+}
+
+// stripComments drops YAML comment lines, to tell an empty document.
+func stripComments(doc []byte) []byte {
+	var out [][]byte
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			out = append(out, line)
+		}
+	}
+	return bytes.Join(out, []byte("\n"))
 }
 
 // zapLevel keeps the manager quiet unless HAKEEPER_TEST_LOG is set.
