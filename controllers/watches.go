@@ -85,19 +85,39 @@ func (r *LoadBalancerReconciler) forSecret(ctx context.Context, obj client.Objec
 }
 
 // forNode enqueues the LoadBalancers a node matters to: those whose
-// selector matches it, and those that list it in status (it may just have
-// stopped matching).
+// selector matches it, those that list it in status (it may just have
+// stopped matching), those refused for an address (the node may hold or
+// have freed it), and those whose virtual IPs or static servers are one of
+// its addresses. Selectors are narrowed by the class; matching the
+// LoadBalancer's own is enough to be asked.
 func (r *LoadBalancerReconciler) forNode(ctx context.Context, obj client.Object) []reconcile.Request {
 	var list v1alpha1.LoadBalancerList
 	if err := r.Client.List(ctx, &list); err != nil {
 		return nil
 	}
 	set := labels.Set(obj.GetLabels())
+	var addrs []string
+	if n, ok := obj.(*corev1.Node); ok {
+		for _, a := range n.Status.Addresses {
+			addrs = append(addrs, a.Address)
+		}
+	}
 	return requests(list.Items, func(lb *v1alpha1.LoadBalancer) bool {
 		if labels.SelectorFromSet(lb.Spec.NodeSelector).Matches(set) {
 			return true
 		}
-		return slices.ContainsFunc(lb.Status.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == obj.GetName() })
+		if slices.ContainsFunc(lb.Status.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == obj.GetName() }) {
+			return true
+		}
+		if c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition); c != nil &&
+			(c.Reason == v1alpha1.LoadBalancerAddressUnavailableReason || c.Reason == v1alpha1.LoadBalancerNotAllowedByClassReason) {
+			return true
+		}
+		return slices.ContainsFunc(addrs, func(a string) bool {
+			return slices.Contains(vipAddrs(lb), a) || slices.ContainsFunc(lb.Spec.Backends, func(b v1alpha1.Backend) bool {
+				return slices.ContainsFunc(b.Servers, func(s v1alpha1.Server) bool { return s.Address == a })
+			})
+		})
 	})
 }
 

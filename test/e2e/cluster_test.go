@@ -209,8 +209,14 @@ func TestContainersRunAsDeclared(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range running {
-			_, err := os.Stat(fmt.Sprintf("/proc/%d/root/var/run/secrets/kubernetes.io/serviceaccount/token", c.PID))
-			if has := err == nil; has != (c.Name == desired.ContainerAgent) {
+			// From the container's mount table: its /var/run is a symlink
+			// that /proc/PID/root would resolve on the host.
+			mounts, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.PID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			has := strings.Contains(string(mounts), "/secrets/kubernetes.io/serviceaccount ")
+			if has != (c.Name == desired.ContainerAgent) {
 				t.Errorf("%s/%s: token mounted %v", pod.Name, c.Name, has)
 			}
 		}
