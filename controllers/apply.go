@@ -54,7 +54,7 @@ func (r *LoadBalancerReconciler) apply(ctx context.Context, s *scope) error {
 		r.Recorder.Eventf(lb, haproxyCM, corev1.EventTypeNormal, "ConfigUpdated", "Apply",
 			"haproxy.cfg updated (%d bytes, servers: %v)", len(s.haproxyCfg), s.serversTotal)
 	}
-	record := desired.VRRPRecord{VirtualRouterID: s.routerID, Priorities: priorities(s.nodes),
+	record := contract.VRRPRecord{VirtualRouterID: s.routerID, Priorities: priorities(s.nodes),
 		PreemptDelaySeconds: render.PreemptHoldSeconds(&s.spec.VRRP)}
 	keepalivedCM := desired.KeepalivedConfigMap(lb, ns, s.keepalived, record)
 	if changed, err = r.applyOwned(ctx, s, keepalivedCM); err != nil || s.stopped() {

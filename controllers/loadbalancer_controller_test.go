@@ -27,7 +27,6 @@ import (
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/report"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
 
@@ -113,7 +112,7 @@ func lineDiff(got, want string) string {
 // reportNode plays one node's agent: it writes the node's report, as the
 // agent does, with the agents' field manager (the operator leaves what it
 // writes alone, where it puts back anyone else's writes).
-func reportNode(t *testing.T, lb *v1alpha1.LoadBalancer, node string, r report.NodeReport) {
+func reportNode(t *testing.T, lb *v1alpha1.LoadBalancer, node string, r contract.NodeReport) {
 	t.Helper()
 	data, _ := json.Marshal(r)
 	patch := fmt.Appendf(nil, `{"data":{%q:%q}}`, node, data)
@@ -149,9 +148,9 @@ func TestSamples(t *testing.T) {
 	createLB(t, website)
 	names := desired.NamesFor(website)
 	// Class edge names no interface: the nodes' agents report theirs.
-	reportNode(t, website, "edge-a", report.NodeReport{Interface: "eth0"})
-	reportNode(t, website, "edge-b", report.NodeReport{Interface: "eth0"})
-	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "website", "haproxy.cfg.golden"))
+	reportNode(t, website, "edge-a", contract.NodeReport{Interface: "eth0"})
+	reportNode(t, website, "edge-b", contract.NodeReport{Interface: "eth0"})
+	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, contract.KeyHAProxyConfig, golden(t, "website", "haproxy.cfg.golden"))
 	waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, "edge-a.conf", golden(t, "website", "edge-a.keepalived.conf.golden"))
 	waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, "edge-b.conf", golden(t, "website", "edge-b.keepalived.conf.golden"))
 	waitForClassAndVIPs(t, website, "edge", "198.18.0.100/24")
@@ -160,9 +159,9 @@ func TestSamples(t *testing.T) {
 	postgres := loadSample(t, "postgres.yaml")
 	createLB(t, postgres)
 	names = desired.NamesFor(postgres)
-	reportNode(t, postgres, "edge-a", report.NodeReport{Interface: "eth0"})
-	reportNode(t, postgres, "edge-b", report.NodeReport{Interface: "eth0"})
-	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "postgres", "haproxy.cfg.golden"))
+	reportNode(t, postgres, "edge-a", contract.NodeReport{Interface: "eth0"})
+	reportNode(t, postgres, "edge-b", contract.NodeReport{Interface: "eth0"})
+	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, contract.KeyHAProxyConfig, golden(t, "postgres", "haproxy.cfg.golden"))
 	waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, "edge-a.conf", golden(t, "postgres", "edge-a.keepalived.conf.golden"))
 	waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, "edge-b.conf", golden(t, "postgres", "edge-b.keepalived.conf.golden"))
 	waitForClassAndVIPs(t, postgres, "edge", "198.18.0.110/24")
@@ -179,7 +178,7 @@ func TestSamples(t *testing.T) {
 	cloud := loadSample(t, "cloud-unicast.yaml")
 	createLB(t, cloud)
 	names = desired.NamesFor(cloud)
-	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, desired.KeyHAProxyConfig, golden(t, "cloud-unicast", "haproxy.cfg.golden"))
+	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, contract.KeyHAProxyConfig, golden(t, "cloud-unicast", "haproxy.cfg.golden"))
 	for _, n := range []string{"zone-a-1", "zone-b-1", "zone-c-1"} {
 		waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, n+".conf", golden(t, "cloud-unicast", n+".keepalived.conf.golden"))
 	}
@@ -533,7 +532,7 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 	createLB(t, lb)
 	names := desired.NamesFor(lb)
 	eventually(t, "both endpoints in haproxy.cfg", func() error {
-		cfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		cfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[contract.KeyHAProxyConfig]
 		if !strings.Contains(cfg, "198.18.2.12:8080") {
 			return fmt.Errorf("no endpoint yet")
 		}
@@ -544,14 +543,14 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 
 	t.Run("weight change rewrites one server line only", func(t *testing.T) {
 		before := resourceVersions(t, lb)
-		oldCfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		oldCfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[contract.KeyHAProxyConfig]
 		current := getLB(t, lb)
 		current.Spec.Backends[0].Servers[0].Weight = ptr.To(int32(50))
 		if err := k8s.Update(ctx, current); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, "new weight", func() error {
-			if !strings.Contains(configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig], "server vm1 198.18.2.1:8080 weight 50") {
+			if !strings.Contains(configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[contract.KeyHAProxyConfig], "server vm1 198.18.2.1:8080 weight 50") {
 				return fmt.Errorf("weight not applied")
 			}
 			return nil
@@ -561,7 +560,7 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 
 	t.Run("new endpoint fills a slot and moves nothing", func(t *testing.T) {
 		before := resourceVersions(t, lb)
-		oldCfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		oldCfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[contract.KeyHAProxyConfig]
 		s := &discoveryv1.EndpointSlice{}
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-v4"}, s); err != nil {
 			t.Fatal(err)
@@ -571,7 +570,7 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "endpoint in haproxy.cfg", func() error {
-			if !strings.Contains(configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig], "server ep_3 198.18.2.10:8080 weight 100\n") {
+			if !strings.Contains(configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[contract.KeyHAProxyConfig], "server ep_3 198.18.2.10:8080 weight 100\n") {
 				return fmt.Errorf("endpoint not in slot 3")
 			}
 			return nil
@@ -594,7 +593,7 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 		})
 		settle(t)
 		assertChanged(t, changedKeys(before, resourceVersions(t, lb)), names.KeepalivedConfigMap, "status")
-		record := desired.ParseVRRPRecord(configMap(t, dataPlaneNamespace, names.KeepalivedConfigMap))
+		record := contract.ParseVRRPRecord(configMap(t, dataPlaneNamespace, names.KeepalivedConfigMap))
 		if record.Priorities["pool-a"] != 100 || record.Priorities["pool-b"] != 50 || record.Priorities["pool-c"] != 25 {
 			t.Errorf("a new node reordered priorities: %v", record.Priorities)
 		}
@@ -695,7 +694,7 @@ func TestConflicts(t *testing.T) {
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: desired.NamesFor(second).HAProxyConfigMap}, cm); err != nil {
 			return err
 		}
-		if !strings.Contains(cm.Data[desired.KeyHAProxyConfig], "bind 198.18.3.100:80") {
+		if !strings.Contains(cm.Data[contract.KeyHAProxyConfig], "bind 198.18.3.100:80") {
 			return fmt.Errorf("haproxy.cfg does not bind 198.18.3.100:80")
 		}
 		return nil
@@ -794,13 +793,13 @@ func TestStatusFoldsNodeReports(t *testing.T) {
 		return nil
 	})
 	hash := func(node string) string {
-		h := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+		h := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[contract.KeyHAProxyConfig]
 		k := configMap(t, dataPlaneNamespace, names.KeepalivedConfigMap).Data[node+".conf"]
-		return desired.NodeConfigHash([]byte(h), []byte(k))
+		return contract.NodeConfigHash([]byte(h), []byte(k))
 	}
-	backends := map[string]report.BackendCount{"web": {Up: 2, Total: 2}}
-	reportNode(t, lb, "s-1", report.NodeReport{Role: v1alpha1.VRRPRoleMaster, ConfigHash: hash("s-1"), Healthy: true, Backends: backends})
-	reportNode(t, lb, "s-2", report.NodeReport{Role: v1alpha1.VRRPRoleBackup, ConfigHash: "stale", Healthy: true, Message: "haproxy rejected the config: [ALERT] unknown keyword 'frobnicate'"})
+	backends := map[string]contract.BackendCount{"web": {Up: 2, Total: 2}}
+	reportNode(t, lb, "s-1", contract.NodeReport{Role: v1alpha1.VRRPRoleMaster, ConfigHash: hash("s-1"), Healthy: true, Backends: backends})
+	reportNode(t, lb, "s-2", contract.NodeReport{Role: v1alpha1.VRRPRoleBackup, ConfigHash: "stale", Healthy: true, Message: "haproxy rejected the config: [ALERT] unknown keyword 'frobnicate'"})
 	eventually(t, "status from reports", func() error {
 		got := getLB(t, lb)
 		st := got.Status
@@ -880,7 +879,7 @@ func TestAllocatedRouterIDsAreDistinct(t *testing.T) {
 				return fmt.Errorf("%s and %s share router ID %d", other, lb.Name, id)
 			}
 			seen[id] = lb.Name
-			record := desired.ParseVRRPRecord(configMap(t, dataPlaneNamespace, desired.NamesFor(lb).KeepalivedConfigMap))
+			record := contract.ParseVRRPRecord(configMap(t, dataPlaneNamespace, desired.NamesFor(lb).KeepalivedConfigMap))
 			if record.VirtualRouterID != id {
 				return fmt.Errorf("%s: keepalived renders router ID %d, status says %d", lb.Name, record.VirtualRouterID, id)
 			}
@@ -896,7 +895,7 @@ func assertOneHAProxyLineChanged(t *testing.T, lb *v1alpha1.LoadBalancer, before
 	t.Helper()
 	settle(t)
 	names := desired.NamesFor(lb)
-	newCfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+	newCfg := configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[contract.KeyHAProxyConfig]
 	if d := lineDiff(newCfg, oldCfg); strings.Count(d, "\n") != 0 {
 		t.Errorf("more than one line changed:\n%s", d)
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 )
 
@@ -42,7 +43,7 @@ func waitDegraded(t *testing.T, lb *v1alpha1.LoadBalancer, reason string, parts 
 // data-plane namespace and returns it.
 func waitApplied(t *testing.T, lb *v1alpha1.LoadBalancer) string {
 	t.Helper()
-	return configMap(t, dataPlaneNamespace, desired.NamesFor(lb).HAProxyConfigMap).Data[desired.KeyHAProxyConfig]
+	return configMap(t, dataPlaneNamespace, desired.NamesFor(lb).HAProxyConfigMap).Data[contract.KeyHAProxyConfig]
 }
 
 // TestRequestedVIPIsANodeAddress: a virtual IP that is a node's address

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 )
 
@@ -59,8 +60,8 @@ func TestHandEditsArePutBack(t *testing.T) {
 	renderedDS := getDaemonSet(t, lb).DeepCopy()
 
 	edited := rendered.DeepCopy()
-	edited.Data[desired.KeyHAProxyConfig] = "global\n    # edited by hand\n"
-	edited.Data[desired.KeySlots] = "{}"
+	edited.Data[contract.KeyHAProxyConfig] = "global\n    # edited by hand\n"
+	edited.Data[contract.KeySlots] = "{}"
 	if err := k8s.Update(ctx, edited); err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +78,8 @@ func TestHandEditsArePutBack(t *testing.T) {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(rendered), cm); err != nil {
 			return err
 		}
-		if cm.Data[desired.KeyHAProxyConfig] != rendered.Data[desired.KeyHAProxyConfig] {
-			return fmt.Errorf("haproxy.cfg differs:\n%s", lineDiff(cm.Data[desired.KeyHAProxyConfig], rendered.Data[desired.KeyHAProxyConfig]))
+		if cm.Data[contract.KeyHAProxyConfig] != rendered.Data[contract.KeyHAProxyConfig] {
+			return fmt.Errorf("haproxy.cfg differs:\n%s", lineDiff(cm.Data[contract.KeyHAProxyConfig], rendered.Data[contract.KeyHAProxyConfig]))
 		}
 		if !reflect.DeepEqual(cm.Data, rendered.Data) {
 			return fmt.Errorf("data keys %v, want %v", keys(cm.Data), keys(rendered.Data))
@@ -207,7 +208,7 @@ func TestAdoptionRefused(t *testing.T) {
 			name := desired.NamesFor(lb).HAProxyConfigMap
 			foreign := &corev1.ConfigMap{
 				ObjectMeta: metav1.ObjectMeta{Namespace: dataPlaneNamespace, Name: name, Labels: tc.labels},
-				Data:       map[string]string{desired.KeyHAProxyConfig: "# not hakeeper's\n", "owner": "someone"},
+				Data:       map[string]string{contract.KeyHAProxyConfig: "# not hakeeper's\n", "owner": "someone"},
 			}
 			create(t, foreign)
 			t.Cleanup(func() { deleteAndWait(t, foreign) })

@@ -19,7 +19,6 @@ import (
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/render"
-	"github.com/hakeeper/hakeeper/internal/report"
 	"github.com/hakeeper/hakeeper/internal/resolve"
 	"github.com/hakeeper/hakeeper/internal/validation"
 )
@@ -58,7 +57,7 @@ type scope struct {
 	refused []string
 
 	routerID int32
-	reports  map[string]report.NodeReport
+	reports  map[string]contract.NodeReport
 
 	existingHAProxy, existingKeepalived, existingReport *corev1.ConfigMap
 
@@ -157,9 +156,9 @@ func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) erro
 	if s.existingReport, err = getOptional(ctx, r.Client, client.ObjectKey{Namespace: ns, Name: names.ReportConfigMap}, &corev1.ConfigMap{}); err != nil {
 		return err
 	}
-	s.reports = map[string]report.NodeReport{}
+	s.reports = map[string]contract.NodeReport{}
 	if s.existingReport != nil {
-		s.reports = report.Parse(s.existingReport.Data)
+		s.reports = contract.ParseReports(s.existingReport.Data)
 	}
 
 	var list corev1.NodeList
@@ -177,7 +176,7 @@ func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) erro
 func (r *LoadBalancerReconciler) selectNodes(_ context.Context, s *scope) error {
 	lb := s.lb
 	selected := resolve.SelectNodes(s.allNodes, s.placement.NodeSelector, s.placement.Tolerations)
-	record := desired.ParseVRRPRecord(s.existingKeepalived)
+	record := contract.ParseVRRPRecord(s.existingKeepalived)
 	nodeNames := make([]string, len(selected))
 	for i, n := range selected {
 		nodeNames[i] = n.Name
@@ -344,7 +343,7 @@ func (r *LoadBalancerReconciler) checkConflicts(_ context.Context, s *scope) err
 	} else {
 		prevID := s.lb.Status.VirtualRouterID
 		if prevID == 0 {
-			prevID = desired.ParseVRRPRecord(s.existingKeepalived).VirtualRouterID
+			prevID = contract.ParseVRRPRecord(s.existingKeepalived).VirtualRouterID
 		}
 		if a, ok := r.allocations.Load(self.Key); ok {
 			prevID = a.(allocation).routerID
@@ -368,7 +367,7 @@ func (r *LoadBalancerReconciler) checkConflicts(_ context.Context, s *scope) err
 // in the server slot it had.
 func (r *LoadBalancerReconciler) gatherEndpoints(ctx context.Context, s *scope) error {
 	s.endpoints = map[string][]render.Endpoint{}
-	previous := desired.ParseSlots(s.existingHAProxy)
+	previous := contract.ParseSlots(s.existingHAProxy)
 	for i := range s.lb.Spec.Backends {
 		b := &s.lb.Spec.Backends[i]
 		if b.ServiceRef == nil {
@@ -436,7 +435,7 @@ func (r *LoadBalancerReconciler) render(_ context.Context, s *scope) error {
 			return nil
 		}
 		s.keepalived[n.Name] = conf
-		s.expectedHash[n.Name] = desired.NodeConfigHash(cfg, conf)
+		s.expectedHash[n.Name] = contract.NodeConfigHash(cfg, conf)
 	}
 	s.serversTotal = serversTotal(s.lb, s.endpoints)
 	return nil

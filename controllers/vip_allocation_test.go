@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 )
 
@@ -104,7 +105,7 @@ func TestAllocationBurst(t *testing.T) {
 	checkBinds := func() error {
 		for _, lb := range lbs {
 			cm := configMap(t, dataPlaneNamespace, desired.NamesFor(lb).HAProxyConfigMap)
-			if want := fmt.Sprintf("bind %s:80 ", first[lb.Name]); !strings.Contains(cm.Data[desired.KeyHAProxyConfig], want) {
+			if want := fmt.Sprintf("bind %s:80 ", first[lb.Name]); !strings.Contains(cm.Data[contract.KeyHAProxyConfig], want) {
 				return fmt.Errorf("%s: haproxy.cfg lacks %q", lb.Name, want)
 			}
 		}

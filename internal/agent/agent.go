@@ -31,8 +31,6 @@ import (
 	"github.com/hakeeper/hakeeper/internal/configcheck"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/render"
-	"github.com/hakeeper/hakeeper/internal/report"
 )
 
 // Options configure the agent. The DaemonSet sets them from the downward
@@ -47,7 +45,7 @@ type Options struct {
 	// are.
 	LoadBalancerNamespace string
 	HostIP                string
-	Paths                 render.Paths
+	Paths                 contract.Paths
 	Checker               configcheck.Checker
 	// HealthInterval is how often HAProxy's health is read. It bounds how
 	// long a dead HAProxy keeps the virtual IPs.
@@ -60,16 +58,16 @@ type Options struct {
 func (o *Options) Validate() error {
 	var errs []error
 	for name, v := range map[string]string{
-		desired.EnvNodeName: o.Node, desired.EnvPodNamespace: o.Namespace,
-		desired.EnvLoadBalancer: o.LoadBalancer, desired.EnvHostIP: o.HostIP,
-		desired.EnvLoadBalancerNamespace: o.LoadBalancerNamespace,
+		contract.EnvNodeName: o.Node, contract.EnvPodNamespace: o.Namespace,
+		contract.EnvLoadBalancer: o.LoadBalancer, contract.EnvHostIP: o.HostIP,
+		contract.EnvLoadBalancerNamespace: o.LoadBalancerNamespace,
 	} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("%s is not set", name))
 		}
 	}
 	if net.ParseIP(o.HostIP) == nil && o.HostIP != "" {
-		errs = append(errs, fmt.Errorf("%s %q is not an IP address", desired.EnvHostIP, o.HostIP))
+		errs = append(errs, fmt.Errorf("%s %q is not an IP address", contract.EnvHostIP, o.HostIP))
 	}
 	if o.HealthInterval <= 0 || o.ResyncInterval <= 0 {
 		errs = append(errs, errors.New("intervals must be positive"))
@@ -96,7 +94,7 @@ type Agent struct {
 	secretWatches map[string]context.CancelFunc
 
 	mu       sync.Mutex
-	state    report.NodeReport
+	state    contract.NodeReport
 	applied  appliedConfig
 	reported string
 	changed  chan struct{}
@@ -142,7 +140,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.update(func(r *report.NodeReport) { r.Interface = iface; r.Role = v1alpha1.VRRPRoleUnknown })
+	a.update(func(r *contract.NodeReport) { r.Interface = iface; r.Role = v1alpha1.VRRPRoleUnknown })
 	a.haproxy = a.watchConfigMap(ctx, a.names.HAProxyConfigMap)
 	a.keep = a.watchConfigMap(ctx, a.names.KeepalivedConfigMap)
 	log.Info("Agent started", "interface", iface)
@@ -209,7 +207,7 @@ func (a *Agent) kick() {
 }
 
 // update changes the report and wakes the reporter when it changed.
-func (a *Agent) update(f func(*report.NodeReport)) {
+func (a *Agent) update(f func(*contract.NodeReport)) {
 	a.mu.Lock()
 	f(&a.state)
 	a.mu.Unlock()
@@ -219,11 +217,11 @@ func (a *Agent) update(f func(*report.NodeReport)) {
 	}
 }
 
-func (a *Agent) snapshot() report.NodeReport {
+func (a *Agent) snapshot() contract.NodeReport {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.state
-	r.Backends = make(map[string]report.BackendCount, len(a.state.Backends))
+	r.Backends = make(map[string]contract.BackendCount, len(a.state.Backends))
 	for k, v := range a.state.Backends {
 		r.Backends[k] = v
 	}

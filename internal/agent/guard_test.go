@@ -13,9 +13,8 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/configcheck"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/render"
-	"github.com/hakeeper/hakeeper/internal/report"
 )
 
 // newGuardFixture is newSyncFixture without the real daemons: the checker
@@ -28,7 +27,7 @@ func newGuardFixture(t *testing.T) *syncFixture {
 	missing := configcheck.Checker{HAProxy: filepath.Join(dir, "no-haproxy"), Keepalived: filepath.Join(dir, "no-keepalived")}
 	f.agent = &Agent{
 		o: Options{Node: "n1", Namespace: "ns", LoadBalancer: "web", Checker: missing,
-			Paths: render.Paths{RunDir: filepath.Join(dir, "run"), ConfigDir: filepath.Join(dir, "etc")}},
+			Paths: contract.Paths{RunDir: filepath.Join(dir, "run"), ConfigDir: filepath.Join(dir, "etc")}},
 		names: f.names, client: fake.NewClientset(), haproxy: f.haproxy, keep: f.keep,
 		trigger: make(chan struct{}, 1), changed: make(chan struct{}, 1), secretWatches: map[string]context.CancelFunc{},
 	}
@@ -60,14 +59,14 @@ func TestSyncRefusesWhatHakeeperDoesNotRender(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newGuardFixture(t)
 			// What runs: a config applied earlier.
-			for name, data := range map[string]string{render.HAProxyConfigFile: goodHAProxy, render.KeepalivedConfigFile: goodKeepalived} {
+			for name, data := range map[string]string{contract.HAProxyConfigFile: goodHAProxy, contract.KeepalivedConfigFile: goodKeepalived} {
 				if err := os.WriteFile(filepath.Join(f.agent.o.Paths.ConfigDir, name), []byte(data), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
 			f.agent.applied = appliedConfig{haproxyCfg: goodHAProxy, keepalivedConf: goodKeepalived, certs: map[string]string{}}
-			hash := desired.NodeConfigHash([]byte(goodHAProxy), []byte(goodKeepalived))
-			f.agent.update(func(r *report.NodeReport) { r.ConfigHash = hash })
+			hash := contract.NodeConfigHash([]byte(goodHAProxy), []byte(goodKeepalived))
+			f.agent.update(func(r *contract.NodeReport) { r.ConfigHash = hash })
 
 			f.publish(t, tc.haproxyCfg, tc.keepalivedCfg, `{}`)
 			if err := f.agent.sync(context.Background()); err != nil {
@@ -80,10 +79,10 @@ func TestSyncRefusesWhatHakeeperDoesNotRender(t *testing.T) {
 			if r.ConfigHash != hash {
 				t.Errorf("the report's hash moved to a config that does not run: %s", r.ConfigHash)
 			}
-			if f.onDisk(t, render.HAProxyConfigFile) != goodHAProxy || f.onDisk(t, render.KeepalivedConfigFile) != goodKeepalived {
+			if f.onDisk(t, contract.HAProxyConfigFile) != goodHAProxy || f.onDisk(t, contract.KeepalivedConfigFile) != goodKeepalived {
 				t.Error("a refused config replaced the running one")
 			}
-			for _, name := range []string{render.HAProxyConfigFile, render.KeepalivedConfigFile} {
+			for _, name := range []string{contract.HAProxyConfigFile, contract.KeepalivedConfigFile} {
 				candidate := filepath.Join(f.agent.o.Paths.ConfigDir, ".candidate-"+name)
 				if _, err := os.Stat(candidate); !os.IsNotExist(err) {
 					t.Errorf("%s was written for a refused config (%v)", candidate, err)
@@ -106,14 +105,14 @@ func TestCheckPassesRenderedConfigsToTheDaemons(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.ReplaceAll(string(data), render.DefaultPaths().RunDir+"/", f.agent.o.Paths.RunDir+"/")
+		return strings.ReplaceAll(string(data), contract.DefaultPaths().RunDir+"/", f.agent.o.Paths.RunDir+"/")
 	}
-	want := appliedConfig{haproxyCfg: golden(render.HAProxyConfigFile + ".golden"), keepalivedConf: golden("*." + render.KeepalivedConfigFile + ".golden")}
+	want := appliedConfig{haproxyCfg: golden(contract.HAProxyConfigFile + ".golden"), keepalivedConf: golden("*." + contract.KeepalivedConfigFile + ".golden")}
 	err := f.agent.check(context.Background(), want)
 	if err == nil || !strings.Contains(err.Error(), "failed to run haproxy") {
 		t.Fatalf("got %v, want the guard to pass and running the missing haproxy to fail", err)
 	}
-	if got := f.onDisk(t, ".candidate-"+render.HAProxyConfigFile); got != want.haproxyCfg {
+	if got := f.onDisk(t, ".candidate-"+contract.HAProxyConfigFile); got != want.haproxyCfg {
 		t.Error("the candidate haproxy.cfg was not written")
 	}
 }

@@ -11,9 +11,9 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
 	"github.com/hakeeper/hakeeper/internal/render"
-	"github.com/hakeeper/hakeeper/internal/report"
 )
 
 // healthLoop reads HAProxy's stats every HealthInterval and writes the
@@ -56,7 +56,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		} else if changed {
 			log.Info("Preempt hold changed", "held", held)
 		}
-		a.update(func(r *report.NodeReport) { r.Healthy, r.Backends = !faulty, backends })
+		a.update(func(r *contract.NodeReport) { r.Healthy, r.Backends = !faulty, backends })
 		select {
 		case <-ctx.Done():
 			return
@@ -145,7 +145,7 @@ func (a *Agent) unhealthy(dead bool, failures int) bool {
 // probe reads HAProxy's stats. dead means nothing listens on the runtime
 // socket any more (connection refused or the socket is gone); why says
 // what was wrong, for the log.
-func (a *Agent) probe(ctx context.Context) (healthy, dead bool, backends map[string]report.BackendCount, why string) {
+func (a *Agent) probe(ctx context.Context) (healthy, dead bool, backends map[string]contract.BackendCount, why string) {
 	timeout := min(a.o.HealthInterval*3, time.Second)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -170,7 +170,7 @@ func (a *Agent) probe(ctx context.Context) (healthy, dead bool, backends map[str
 
 // parseStats counts servers up and in total per backend from `show stat`.
 // Servers in maintenance (empty slots, drained) do not count.
-func parseStats(out string) (map[string]report.BackendCount, bool) {
+func parseStats(out string) (map[string]contract.BackendCount, bool) {
 	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
 	r.FieldsPerRecord = -1
 	rows, err := r.ReadAll()
@@ -185,7 +185,7 @@ func parseStats(out string) (map[string]report.BackendCount, bool) {
 	if st == 0 {
 		return nil, false
 	}
-	counts := map[string]report.BackendCount{}
+	counts := map[string]contract.BackendCount{}
 	for _, row := range rows[1:] {
 		if len(row) <= st || row[sv] == "FRONTEND" || row[sv] == "BACKEND" {
 			continue

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/report"
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 func TestParseStats(t *testing.T) {
@@ -21,7 +21,7 @@ be_pg,db,0,0,0,0,,0,0,0,,0,,0,0,0,0,no check,100
 	if !ok {
 		t.Fatal("did not parse")
 	}
-	want := map[string]report.BackendCount{"web": {Up: 2, Total: 3}, "pg": {Up: 1, Total: 1}}
+	want := map[string]contract.BackendCount{"web": {Up: 2, Total: 3}, "pg": {Up: 1, Total: 1}}
 	if len(got) != len(want) || got["web"] != want["web"] || got["pg"] != want["pg"] {
 		t.Errorf("got %v, want %v", got, want)
 	}

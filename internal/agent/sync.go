@@ -18,10 +18,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/internal/configguard"
 	"github.com/hakeeper/hakeeper/internal/contract"
-	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
-	"github.com/hakeeper/hakeeper/internal/render"
-	"github.com/hakeeper/hakeeper/internal/report"
 )
 
 func (a *Agent) syncLoop(ctx context.Context) {
@@ -64,11 +61,11 @@ func (a *Agent) sync(ctx context.Context) error {
 	if hcm == nil || kcm == nil {
 		return nil // the operator has not rendered yet
 	}
-	delay := time.Duration(desired.ParseVRRPRecord(kcm).PreemptDelaySeconds) * time.Second
+	delay := time.Duration(contract.ParseVRRPRecord(kcm).PreemptDelaySeconds) * time.Second
 	a.preemptDelay.Store(int64(delay))
 	want := appliedConfig{
-		haproxyCfg:     hcm.Data[desired.KeyHAProxyConfig],
-		keepalivedConf: kcm.Data[a.o.Node+desired.KeepalivedKeySuffix],
+		haproxyCfg:     hcm.Data[contract.KeyHAProxyConfig],
+		keepalivedConf: kcm.Data[a.o.Node+contract.KeepalivedKeySuffix],
 	}
 	if want.haproxyCfg == "" || want.keepalivedConf == "" {
 		return nil // waiting for this node's keepalived.conf (the interface report)
@@ -76,35 +73,35 @@ func (a *Agent) sync(ctx context.Context) error {
 	if err := json.Unmarshal([]byte(hcm.Data[contract.KeyServers]), &want.servers); err != nil {
 		want.servers = contract.ServerSet{} // an older operator's ConfigMap: reload
 	} else if err := want.servers.Validate(); err != nil {
-		a.update(func(r *report.NodeReport) { r.Message = err.Error() })
+		a.update(func(r *contract.NodeReport) { r.Message = err.Error() })
 		return err
 	}
-	secrets := desired.ParseTLSSecrets(hcm)
+	secrets := contract.ParseTLSSecrets(hcm)
 	a.watchSecrets(ctx, secrets)
 	certs, err := a.readCertificates(ctx, secrets)
 	if err != nil {
-		a.update(func(r *report.NodeReport) { r.Message = err.Error() })
+		a.update(func(r *contract.NodeReport) { r.Message = err.Error() })
 		return err
 	}
 	want.certs = certs
 	if a.applied.haproxyCfg == want.haproxyCfg && a.applied.keepalivedConf == want.keepalivedConf && sameCerts(a.applied.certs, certs) {
 		// What runs is what is wanted: a rejection reported earlier (the
 		// spec was reverted since) no longer holds.
-		a.update(func(r *report.NodeReport) { r.Message = "" })
+		a.update(func(r *contract.NodeReport) { r.Message = "" })
 		return nil
 	}
 	if err := a.check(ctx, want); err != nil {
 		ctrl.LoggerFrom(ctx).Info("Refusing a config the daemons reject; the last good one keeps serving", "error", err.Error())
-		a.update(func(r *report.NodeReport) { r.Message = err.Error() })
+		a.update(func(r *contract.NodeReport) { r.Message = err.Error() })
 		return nil
 	}
 	if err := a.apply(ctx, want); err != nil {
-		a.update(func(r *report.NodeReport) { r.Message = err.Error() })
+		a.update(func(r *contract.NodeReport) { r.Message = err.Error() })
 		return err
 	}
 	a.applied = want
-	hash := desired.NodeConfigHash([]byte(want.haproxyCfg), []byte(want.keepalivedConf))
-	a.update(func(r *report.NodeReport) { r.ConfigHash, r.Message = hash, "" })
+	hash := contract.NodeConfigHash([]byte(want.haproxyCfg), []byte(want.keepalivedConf))
+	a.update(func(r *contract.NodeReport) { r.ConfigHash, r.Message = hash, "" })
 	return nil
 }
 
@@ -178,8 +175,8 @@ func (a *Agent) check(ctx context.Context, want appliedConfig) error {
 		}
 	}
 	dir := a.o.Paths.ConfigDir
-	hcand := filepath.Join(dir, ".candidate-"+render.HAProxyConfigFile)
-	kcand := filepath.Join(dir, ".candidate-"+render.KeepalivedConfigFile)
+	hcand := filepath.Join(dir, ".candidate-"+contract.HAProxyConfigFile)
+	kcand := filepath.Join(dir, ".candidate-"+contract.KeepalivedConfigFile)
 	if err := writeFileAtomic(hcand, []byte(want.haproxyCfg), 0o644); err != nil {
 		return err
 	}
@@ -200,8 +197,8 @@ func (a *Agent) check(ctx context.Context, want appliedConfig) error {
 func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 	log := ctrl.LoggerFrom(ctx)
 	p := a.o.Paths
-	haproxyPath := filepath.Join(p.ConfigDir, render.HAProxyConfigFile)
-	keepalivedPath := filepath.Join(p.ConfigDir, render.KeepalivedConfigFile)
+	haproxyPath := filepath.Join(p.ConfigDir, contract.HAProxyConfigFile)
+	keepalivedPath := filepath.Join(p.ConfigDir, contract.KeepalivedConfigFile)
 	if want.haproxyCfg != a.applied.haproxyCfg || !sameCerts(want.certs, a.applied.certs) {
 		if err := writeFileAtomic(haproxyPath, []byte(want.haproxyCfg), 0o644); err != nil {
 			return err

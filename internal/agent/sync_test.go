@@ -16,8 +16,8 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/configcheck"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/render"
 )
 
 // The checks run the real haproxy and keepalived; nothing is running, so
@@ -53,7 +53,7 @@ func newSyncFixture(t *testing.T) *syncFixture {
 	f := &syncFixture{haproxy: cache.NewStore(cache.MetaNamespaceKeyFunc), keep: cache.NewStore(cache.MetaNamespaceKeyFunc), names: desired.NamesFor(lb)}
 	f.agent = &Agent{
 		o: Options{Node: "n1", Namespace: "ns", LoadBalancer: "web", Checker: configcheck.Default(),
-			Paths: render.Paths{RunDir: filepath.Join(dir, "run"), ConfigDir: filepath.Join(dir, "etc")}},
+			Paths: contract.Paths{RunDir: filepath.Join(dir, "run"), ConfigDir: filepath.Join(dir, "etc")}},
 		names: f.names, client: fake.NewClientset(), haproxy: f.haproxy, keep: f.keep,
 		trigger: make(chan struct{}, 1), changed: make(chan struct{}, 1), secretWatches: map[string]context.CancelFunc{},
 	}
@@ -71,8 +71,8 @@ func (f *syncFixture) publish(t *testing.T, haproxyCfg, keepalivedConf, vrrpJSON
 			t.Fatal(err)
 		}
 	}
-	put(f.haproxy, f.names.HAProxyConfigMap, map[string]string{desired.KeyHAProxyConfig: haproxyCfg})
-	put(f.keep, f.names.KeepalivedConfigMap, map[string]string{"n1" + desired.KeepalivedKeySuffix: keepalivedConf, desired.KeyVRRP: vrrpJSON})
+	put(f.haproxy, f.names.HAProxyConfigMap, map[string]string{contract.KeyHAProxyConfig: haproxyCfg})
+	put(f.keep, f.names.KeepalivedConfigMap, map[string]string{"n1" + contract.KeepalivedKeySuffix: keepalivedConf, contract.KeyVRRP: vrrpJSON})
 }
 
 func (f *syncFixture) onDisk(t *testing.T, name string) string {
@@ -92,10 +92,10 @@ func TestSyncAppliesCheckedConfigsAndRefusesRejectedOnes(t *testing.T) {
 	if err := f.agent.sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f.onDisk(t, render.HAProxyConfigFile) != goodHAProxy || f.onDisk(t, render.KeepalivedConfigFile) != goodKeepalived {
+	if f.onDisk(t, contract.HAProxyConfigFile) != goodHAProxy || f.onDisk(t, contract.KeepalivedConfigFile) != goodKeepalived {
 		t.Fatal("the checked configs were not installed")
 	}
-	wantHash := desired.NodeConfigHash([]byte(goodHAProxy), []byte(goodKeepalived))
+	wantHash := contract.NodeConfigHash([]byte(goodHAProxy), []byte(goodKeepalived))
 	if r := f.agent.snapshot(); r.ConfigHash != wantHash || r.Message != "" {
 		t.Errorf("report %+v, want hash %s and no message", r, wantHash)
 	}
@@ -107,7 +107,7 @@ func TestSyncAppliesCheckedConfigsAndRefusesRejectedOnes(t *testing.T) {
 	if err := f.agent.sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f.onDisk(t, render.HAProxyConfigFile) != goodHAProxy {
+	if f.onDisk(t, contract.HAProxyConfigFile) != goodHAProxy {
 		t.Error("a rejected config replaced the running one")
 	}
 	r := f.agent.snapshot()
@@ -137,7 +137,7 @@ func TestSyncWaitsForThisNodesKeepalivedConfig(t *testing.T) {
 	if err := f.agent.sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(f.agent.o.Paths.ConfigDir, render.HAProxyConfigFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(f.agent.o.Paths.ConfigDir, contract.HAProxyConfigFile)); !os.IsNotExist(err) {
 		t.Error("HAProxy's config was installed before this node's keepalived.conf existed")
 	}
 }

@@ -10,7 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/report"
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 func makeFIFO(path string) error {
@@ -37,7 +37,7 @@ func (a *Agent) vrrpLoop(ctx context.Context) {
 	for scanner.Scan() {
 		if role, ok := parseNotify(scanner.Text()); ok {
 			log.Info("VRRP state changed", "role", role)
-			a.update(func(r *report.NodeReport) {
+			a.update(func(r *contract.NodeReport) {
 				if r.Role != role {
 					r.Transitions++
 				}

@@ -8,22 +8,21 @@ import (
 
 	"github.com/hakeeper/hakeeper/internal/agent"
 	"github.com/hakeeper/hakeeper/internal/configcheck"
-	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 func runAgent(ctx context.Context, args []string, s Streams) error {
 	o := agent.Options{
-		Node:                  os.Getenv(desired.EnvNodeName),
-		Namespace:             os.Getenv(desired.EnvPodNamespace),
-		LoadBalancer:          os.Getenv(desired.EnvLoadBalancer),
-		LoadBalancerNamespace: os.Getenv(desired.EnvLoadBalancerNamespace),
-		HostIP:                os.Getenv(desired.EnvHostIP),
+		Node:                  os.Getenv(contract.EnvNodeName),
+		Namespace:             os.Getenv(contract.EnvPodNamespace),
+		LoadBalancer:          os.Getenv(contract.EnvLoadBalancer),
+		LoadBalancerNamespace: os.Getenv(contract.EnvLoadBalancerNamespace),
+		HostIP:                os.Getenv(contract.EnvHostIP),
 		Checker:               configcheck.Default(),
 	}
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(s.Err)
-	defaults := render.DefaultPaths()
+	defaults := contract.DefaultPaths()
 	fs.StringVar(&o.Paths.RunDir, "run-dir", defaults.RunDir, "sockets, track file, notify FIFO, TLS material")
 	fs.StringVar(&o.Paths.ConfigDir, "config-dir", defaults.ConfigDir, "haproxy.cfg and keepalived.conf")
 	fs.DurationVar(&o.HealthInterval, "health-interval", 100*time.Millisecond, "how often HAProxy's health is read")

@@ -6,8 +6,8 @@ import (
 	"flag"
 	"time"
 
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
-	"github.com/hakeeper/hakeeper/internal/render"
 )
 
 // runProbe is the data-plane containers' liveness check: `hakeeper probe
@@ -15,7 +15,7 @@ import (
 func runProbe(ctx context.Context, args []string, s Streams) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(s.Err)
-	socket := fs.String("socket", render.DefaultPaths().RuntimeSocket(), "HAProxy runtime API socket")
+	socket := fs.String("socket", contract.DefaultPaths().RuntimeSocket(), "HAProxy runtime API socket")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for an answer")
 	if len(args) == 0 || args[0] != "haproxy" {
 		return errors.New("usage: hakeeper probe haproxy [--socket=PATH] [--timeout=2s]")

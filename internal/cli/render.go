@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/render"
 	"github.com/hakeeper/hakeeper/internal/resolve"
@@ -290,14 +291,14 @@ func renderAll(in render.Input) ([]renderedFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := []renderedFile{{render.HAProxyConfigFile, "haproxy.cfg, the same on every node", cfg}}
+	files := []renderedFile{{contract.HAProxyConfigFile, "haproxy.cfg, the same on every node", cfg}}
 	for _, n := range in.Nodes {
 		conf, err := render.KeepalivedConfig(in, n.Name)
 		if err != nil {
 			return nil, err
 		}
 		files = append(files, renderedFile{
-			path:    filepath.Join(n.Name, render.KeepalivedConfigFile),
+			path:    filepath.Join(n.Name, contract.KeepalivedConfigFile),
 			comment: "keepalived.conf on node " + n.Name + ", priority " + strconv.Itoa(int(n.Priority)),
 			data:    conf,
 		})

@@ -25,7 +25,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 // refusal is one line the guard refuses.
@@ -89,9 +89,9 @@ func checkCharacters(file string, l line, special string) error {
 	return nil
 }
 
-func pathsFor(runDir string) render.Paths {
+func pathsFor(runDir string) contract.Paths {
 	if runDir == "" {
-		return render.DefaultPaths()
+		return contract.DefaultPaths()
 	}
-	return render.Paths{RunDir: runDir}
+	return contract.Paths{RunDir: runDir}
 }

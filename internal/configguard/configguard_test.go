@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 // goldenDir holds the renderer's golden files; every one must pass.
@@ -16,7 +16,7 @@ var goldenDir = filepath.Join("..", "render", "testdata")
 // TestGoldensPass runs every golden file the renderer's tests keep through
 // the guard: an allowlist that lags behind the templates fails here.
 func TestGoldensPass(t *testing.T) {
-	runDir := render.DefaultPaths().RunDir
+	runDir := contract.DefaultPaths().RunDir
 	counts := map[string]int{}
 	err := filepath.WalkDir(goldenDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".golden") {
@@ -27,12 +27,12 @@ func TestGoldensPass(t *testing.T) {
 			return err
 		}
 		switch name := d.Name(); {
-		case name == render.HAProxyConfigFile+".golden":
+		case name == contract.HAProxyConfigFile+".golden":
 			counts["haproxy"]++
 			if err := HAProxy(string(data), runDir); err != nil {
 				t.Errorf("%s: %v", path, err)
 			}
-		case strings.HasSuffix(name, render.KeepalivedConfigFile+".golden"):
+		case strings.HasSuffix(name, contract.KeepalivedConfigFile+".golden"):
 			counts["keepalived"]++
 			if err := Keepalived(string(data), runDir); err != nil {
 				t.Errorf("%s: %v", path, err)

@@ -5,15 +5,15 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 // HAProxy checks a haproxy.cfg. runDir is the run directory the agent
-// shares with HAProxy (render.Paths.RunDir; empty means
-// render.DefaultPaths): the runtime socket, the server state file and the
+// shares with HAProxy (contract.Paths.RunDir; empty means
+// contract.DefaultPaths): the runtime socket, the server state file and the
 // certificates the config names must be the renderer's paths under it.
 func HAProxy(cfg, runDir string) error {
-	const file = render.HAProxyConfigFile
+	const file = contract.HAProxyConfigFile
 	p := pathsFor(runDir)
 	lines, err := directives(file, cfg, "#", 0)
 	if err != nil {
@@ -39,7 +39,7 @@ func HAProxy(cfg, runDir string) error {
 
 // haproxyRule checks a directive's arguments. It returns the words it
 // refuses (empty: none) and, optionally, why.
-type haproxyRule func(args []string, p render.Paths) (what, why string)
+type haproxyRule func(args []string, p contract.Paths) (what, why string)
 
 // haproxyKeywords is every keyword templates/haproxy.cfg.tmpl prints, with
 // the rule for its arguments (nil: any argument is harmless: numbers,
@@ -59,7 +59,7 @@ var haproxyKeywords = map[string]haproxyRule{
 	"nbthread":                 nil,
 	"hard-stop-after":          nil,
 	"stats":                    stats,
-	"server-state-file":        exactPath(func(p render.Paths) string { return p.ServerState() }),
+	"server-state-file":        exactPath(func(p contract.Paths) string { return p.ServerState() }),
 	"ssl-default-bind-options": nil,
 
 	// defaults
@@ -85,7 +85,7 @@ var haproxyKeywords = map[string]haproxyRule{
 
 // firstOf allows the directive only with one of these first arguments.
 func firstOf(allowed ...string) haproxyRule {
-	return func(args []string, _ render.Paths) (string, string) {
+	return func(args []string, _ contract.Paths) (string, string) {
 		if len(args) == 0 {
 			return "(nothing)", ""
 		}
@@ -96,8 +96,8 @@ func firstOf(allowed ...string) haproxyRule {
 	}
 }
 
-func exactPath(want func(render.Paths) string) haproxyRule {
-	return func(args []string, p render.Paths) (string, string) {
+func exactPath(want func(contract.Paths) string) haproxyRule {
+	return func(args []string, p contract.Paths) (string, string) {
 		if len(args) != 1 || args[0] != want(p) {
 			return strings.Join(args, " "), "is not a path hakeeper renders (want " + want(p) + ")"
 		}
@@ -106,7 +106,7 @@ func exactPath(want func(render.Paths) string) haproxyRule {
 }
 
 // stats allows `stats timeout` and the runtime API socket at its path.
-func stats(args []string, p render.Paths) (string, string) {
+func stats(args []string, p contract.Paths) (string, string) {
 	switch {
 	case len(args) == 2 && args[0] == "timeout":
 		return "", ""
@@ -151,7 +151,7 @@ func address(s string) bool {
 
 // bind allows the renderer's bind options; crt must be a listener's
 // certificate in the run directory's TLS directory.
-func bind(args []string, p render.Paths) (string, string) {
+func bind(args []string, p contract.Paths) (string, string) {
 	if len(args) == 0 || !address(args[0]) {
 		return strings.Join(args, " "), "is not an address hakeeper renders"
 	}
@@ -172,11 +172,11 @@ var serverArity = map[string]int{
 	"check": 0, "inter": 1, "rise": 1, "fall": 1, "port": 1, "init-addr": 1,
 }
 
-func serverOptions(args []string, _ render.Paths) (string, string) {
+func serverOptions(args []string, _ contract.Paths) (string, string) {
 	return options(args, serverArity, nil), ""
 }
 
-func server(args []string, _ render.Paths) (string, string) {
+func server(args []string, _ contract.Paths) (string, string) {
 	if len(args) < 2 || !address(args[1]) {
 		return strings.Join(args, " "), "is not a server hakeeper renders"
 	}

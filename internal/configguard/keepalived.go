@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 // maxKeepalivedLine keeps every line whole for keepalived, which reads a
@@ -14,11 +14,11 @@ import (
 const maxKeepalivedLine = 1000
 
 // Keepalived checks a keepalived.conf. runDir is the run directory the
-// agent shares with Keepalived (render.Paths.RunDir; empty means
-// render.DefaultPaths): the notify FIFO and tracked files the config names
+// agent shares with Keepalived (contract.Paths.RunDir; empty means
+// contract.DefaultPaths): the notify FIFO and tracked files the config names
 // must be the renderer's paths under it.
 func Keepalived(conf, runDir string) error {
-	const file = render.KeepalivedConfigFile
+	const file = contract.KeepalivedConfigFile
 	p := pathsFor(runDir)
 	lines, err := directives(file, conf, "#!", maxKeepalivedLine)
 	if err != nil {
@@ -101,7 +101,7 @@ type keepalivedBlock struct {
 type keepalivedKeyword struct {
 	min, max int
 	block    string
-	paths    func(render.Paths) []string
+	paths    func(contract.Paths) []string
 }
 
 // keepalivedBlocks is every block and keyword
@@ -118,12 +118,12 @@ var keepalivedBlocks = map[string]keepalivedBlock{
 	"global_defs": {keywords: map[string]keepalivedKeyword{
 		"router_id":    {min: 1, max: 1},
 		"vrrp_version": {min: 1, max: 1},
-		"notify_fifo": {min: 1, max: 1, paths: func(p render.Paths) []string {
+		"notify_fifo": {min: 1, max: 1, paths: func(p contract.Paths) []string {
 			return []string{p.NotifyFIFO()}
 		}},
 	}},
 	"vrrp_track_file": {keywords: map[string]keepalivedKeyword{
-		"file": {min: 1, max: 1, paths: func(p render.Paths) []string {
+		"file": {min: 1, max: 1, paths: func(p contract.Paths) []string {
 			return []string{p.TrackFile(), p.PreemptHold()}
 		}},
 		"init_file": {min: 0, max: 2},

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/render"
 )
@@ -63,7 +64,7 @@ func inputFor(lb *v1alpha1.LoadBalancer, runDir string) render.Input {
 	in := render.Input{Name: lb.Name, Namespace: lb.Namespace, Spec: *lb.Spec.DeepCopy(), VirtualRouterID: 7,
 		Endpoints: map[string][]render.Endpoint{}}
 	if runDir != "" {
-		in.Paths = render.Paths{RunDir: runDir, ConfigDir: "/etc/elsewhere"}
+		in.Paths = contract.Paths{RunDir: runDir, ConfigDir: "/etc/elsewhere"}
 	}
 	var names []string
 	for _, p := range lb.Spec.VRRP.Priorities {

@@ -12,33 +12,6 @@ import (
 	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
-// VRRPRecord is kept in the keepalived ConfigMap: the router ID and the
-// priorities in use, so the next reconcile keeps them stable, and the
-// preempt delay, which the agents enforce (see render.HoldTrackName).
-type VRRPRecord struct {
-	VirtualRouterID     int32            `json:"virtualRouterID"`
-	Priorities          map[string]int32 `json:"priorities"`
-	PreemptDelaySeconds int32            `json:"preemptDelaySeconds,omitempty"`
-}
-
-// ParseVRRPRecord reads the record back; a missing or bad one is empty.
-func ParseVRRPRecord(cm *corev1.ConfigMap) VRRPRecord {
-	var r VRRPRecord
-	if cm != nil {
-		_ = json.Unmarshal([]byte(cm.Data[KeyVRRP]), &r)
-	}
-	return r
-}
-
-// ParseSlots reads the slot assignment back: backend to slot keys.
-func ParseSlots(cm *corev1.ConfigMap) map[string][]string {
-	out := map[string][]string{}
-	if cm != nil {
-		_ = json.Unmarshal([]byte(cm.Data[KeySlots]), &out)
-	}
-	return out
-}
-
 // owned is the metadata of an object in the data-plane namespace. It
 // carries no owner reference (they cannot cross namespaces): the labels say
 // whose it is, and the LoadBalancer's finalizer deletes it.
@@ -72,10 +45,10 @@ func HAProxyConfigMap(lb *v1alpha1.LoadBalancer, namespace string, cfg []byte, s
 	tlsJSON, _ := json.Marshal(TLSSecrets(lb))
 	serversJSON, _ := json.Marshal(servers)
 	return configMap(owned(lb, namespace, NamesFor(lb).HAProxyConfigMap, ComponentConfig), map[string]string{
-		KeyHAProxyConfig:    string(cfg),
-		contract.KeyServers: string(serversJSON),
-		KeySlots:            string(slotsJSON),
-		KeyTLS:              string(tlsJSON),
+		contract.KeyHAProxyConfig: string(cfg),
+		contract.KeyServers:       string(serversJSON),
+		contract.KeySlots:         string(slotsJSON),
+		contract.KeyTLS:           string(tlsJSON),
 	})
 }
 
@@ -90,24 +63,15 @@ func TLSSecrets(lb *v1alpha1.LoadBalancer) map[string]string {
 	return out
 }
 
-// ParseTLSSecrets reads the listener-to-Secret map back.
-func ParseTLSSecrets(cm *corev1.ConfigMap) map[string]string {
-	out := map[string]string{}
-	if cm != nil {
-		_ = json.Unmarshal([]byte(cm.Data[KeyTLS]), &out)
-	}
-	return out
-}
-
 // KeepalivedConfigMap holds each node's keepalived.conf under "<node>.conf"
 // and the VRRP record.
-func KeepalivedConfigMap(lb *v1alpha1.LoadBalancer, namespace string, confs map[string][]byte, record VRRPRecord) *corev1.ConfigMap {
+func KeepalivedConfigMap(lb *v1alpha1.LoadBalancer, namespace string, confs map[string][]byte, record contract.VRRPRecord) *corev1.ConfigMap {
 	data := map[string]string{}
 	for _, node := range slices.Sorted(maps.Keys(confs)) {
-		data[node+KeepalivedKeySuffix] = string(confs[node])
+		data[node+contract.KeepalivedKeySuffix] = string(confs[node])
 	}
 	recordJSON, _ := json.Marshal(record)
-	data[KeyVRRP] = string(recordJSON)
+	data[contract.KeyVRRP] = string(recordJSON)
 	return configMap(owned(lb, namespace, NamesFor(lb).KeepalivedConfigMap, ComponentConfig), data)
 }
 

@@ -12,7 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 // DataPlaneOptions are the operator's settings for every data plane.
@@ -36,20 +36,6 @@ type DataPlaneInput struct {
 	NodeSelector map[string]string
 }
 
-// Environment variables the agent reads; the downward API fills them.
-const (
-	EnvNodeName     = "NODE_NAME"
-	EnvPodNamespace = "POD_NAMESPACE"
-	EnvHostIP       = "HOST_IP"
-	EnvLoadBalancer = "HAKEEPER_LOADBALANCER"
-	// EnvLoadBalancerNamespace is the LoadBalancer's own namespace, where
-	// its TLS Secrets are; the pod runs in the data-plane namespace.
-	EnvLoadBalancerNamespace = "HAKEEPER_LOADBALANCER_NAMESPACE"
-)
-
-// Binary is where the data-plane image installs hakeeper.
-const Binary = "/usr/local/bin/hakeeper"
-
 // layoutVersion names the contract between the rendered files, the
 // container commands and the agent (paths, file names, flags). Bump it when
 // that contract changes incompatibly: the pods then roll instead of
@@ -67,7 +53,7 @@ const (
 // on the host's network, with only the capabilities each needs.
 func DaemonSet(lb *v1alpha1.LoadBalancer, in DataPlaneInput) *appsv1.DaemonSet {
 	names := NamesFor(lb)
-	paths := render.DefaultPaths()
+	paths := contract.DefaultPaths()
 	selector := map[string]string{LabelLoadBalancer: lb.Name, LabelLoadBalancerNamespace: lb.Namespace, LabelComponent: ComponentDataPlane}
 	podLabels := Labels(lb, ComponentDataPlane)
 	return &appsv1.DaemonSet{
@@ -97,7 +83,7 @@ func DaemonSet(lb *v1alpha1.LoadBalancer, in DataPlaneInput) *appsv1.DaemonSet {
 // a credential.
 const tokenVolume = "agent-token"
 
-func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths render.Paths) corev1.PodSpec {
+func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths contract.Paths) corev1.PodSpec {
 	opts := in.Options
 	return corev1.PodSpec{
 		HostNetwork: true,
@@ -134,7 +120,7 @@ func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths render.Paths) c
 	}
 }
 
-func mounts(paths render.Paths) []corev1.VolumeMount {
+func mounts(paths contract.Paths) []corev1.VolumeMount {
 	return []corev1.VolumeMount{{Name: "run", MountPath: paths.RunDir}, {Name: "config", MountPath: paths.ConfigDir}}
 }
 
@@ -187,9 +173,9 @@ func execProbe(period, failures int32, command ...string) *corev1.Probe {
 	}
 }
 
-func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths render.Paths) corev1.Container {
-	haproxyCfg := path.Join(paths.ConfigDir, render.HAProxyConfigFile)
-	keepalivedConf := path.Join(paths.ConfigDir, render.KeepalivedConfigFile)
+func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths contract.Paths) corev1.Container {
+	haproxyCfg := path.Join(paths.ConfigDir, contract.HAProxyConfigFile)
+	keepalivedConf := path.Join(paths.ConfigDir, contract.KeepalivedConfigFile)
 	fieldEnv := func(name, fieldPath string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: fieldPath}}}
 	}
@@ -197,13 +183,13 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths rend
 		Name:            ContainerAgent,
 		Image:           opts.Image,
 		ImagePullPolicy: opts.ImagePullPolicy,
-		Command:         []string{Binary, "agent", "--run-dir=" + paths.RunDir, "--config-dir=" + paths.ConfigDir},
+		Command:         []string{contract.Binary, "agent", "--run-dir=" + paths.RunDir, "--config-dir=" + paths.ConfigDir},
 		Env: []corev1.EnvVar{
-			fieldEnv(EnvNodeName, "spec.nodeName"),
-			fieldEnv(EnvPodNamespace, "metadata.namespace"),
-			fieldEnv(EnvHostIP, "status.hostIP"),
-			{Name: EnvLoadBalancer, Value: lb.Name},
-			{Name: EnvLoadBalancerNamespace, Value: lb.Namespace},
+			fieldEnv(contract.EnvNodeName, "spec.nodeName"),
+			fieldEnv(contract.EnvPodNamespace, "metadata.namespace"),
+			fieldEnv(contract.EnvHostIP, "status.hostIP"),
+			{Name: contract.EnvLoadBalancer, Value: lb.Name},
+			{Name: contract.EnvLoadBalancerNamespace, Value: lb.Namespace},
 		},
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		StartupProbe: execProbe(1, 600, "sh", "-c",
@@ -218,7 +204,7 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths rend
 	}
 }
 
-func haproxyContainer(in DataPlaneInput, paths render.Paths) corev1.Container {
+func haproxyContainer(in DataPlaneInput, paths contract.Paths) corev1.Container {
 	return corev1.Container{
 		Name:            ContainerHAProxy,
 		Image:           daemonImage(in),
@@ -227,8 +213,8 @@ func haproxyContainer(in DataPlaneInput, paths render.Paths) corev1.Container {
 		// socket is only reachable inside the pod's volume.
 		Command: []string{"haproxy", "-W", "-db",
 			"-S", paths.MasterSocket() + ",mode,600",
-			"-f", path.Join(paths.ConfigDir, render.HAProxyConfigFile)},
-		LivenessProbe: execProbe(10, 3, Binary, "probe", "haproxy", "--socket="+paths.RuntimeSocket()),
+			"-f", path.Join(paths.ConfigDir, contract.HAProxyConfigFile)},
+		LivenessProbe: execProbe(10, 3, contract.Binary, "probe", "haproxy", "--socket="+paths.RuntimeSocket()),
 		Resources:     orDefault(in.Class.HAProxyResources, defaultHAProxyResources),
 		VolumeMounts:  mounts(paths),
 		// NET_BIND_SERVICE for ports below 1024; NET_ADMIN for binding the
@@ -237,7 +223,7 @@ func haproxyContainer(in DataPlaneInput, paths render.Paths) corev1.Container {
 	}
 }
 
-func keepalivedContainer(in DataPlaneInput, paths render.Paths) corev1.Container {
+func keepalivedContainer(in DataPlaneInput, paths contract.Paths) corev1.Container {
 	pid := path.Join(paths.RunDir, "keepalived.pid")
 	return corev1.Container{
 		Name:            ContainerKeepalived,
@@ -247,7 +233,7 @@ func keepalivedContainer(in DataPlaneInput, paths render.Paths) corev1.Container
 		// this pod's own run directory.
 		Command: []string{"keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
 			"--pid=" + pid, "--vrrp_pid=" + path.Join(paths.RunDir, "keepalived-vrrp.pid"),
-			"--use-file=" + path.Join(paths.ConfigDir, render.KeepalivedConfigFile)},
+			"--use-file=" + path.Join(paths.ConfigDir, contract.KeepalivedConfigFile)},
 		LivenessProbe: execProbe(10, 3, "sh", "-c", fmt.Sprintf(`kill -0 "$(cat %s)"`, pid)),
 		Resources:     orDefault(in.Class.KeepalivedResources, defaultKeepalivedResources),
 		VolumeMounts:  mounts(paths),

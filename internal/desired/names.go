@@ -36,16 +36,6 @@ const (
 	ComponentAgent     = "agent"
 )
 
-// Keys inside the ConfigMaps.
-const (
-	KeyHAProxyConfig = "haproxy.cfg"
-	KeySlots         = "slots.json"
-	KeyTLS           = "tls.json"
-	KeyVRRP          = "vrrp.json"
-	// KeepalivedKeySuffix follows the node name: "<node>.conf".
-	KeepalivedKeySuffix = ".conf"
-)
-
 // Names of the objects owned by one LoadBalancer.
 type Names struct {
 	HAProxyConfigMap    string
@@ -87,16 +77,6 @@ func Labels(lb *v1alpha1.LoadBalancer, component string) map[string]string {
 		// Namespace names are DNS labels: always a valid label value.
 		LabelLoadBalancerNamespace: lb.Namespace,
 	}
-}
-
-// NodeConfigHash is the hash of what one node runs: haproxy.cfg and its
-// keepalived.conf. Agents report it; status compares it to find drift.
-func NodeConfigHash(haproxyCfg, keepalivedConf []byte) string {
-	h := sha256.New()
-	h.Write(haproxyCfg)
-	h.Write([]byte{0})
-	h.Write(keepalivedConf)
-	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func hashOf(parts ...[]byte) string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,10 +21,12 @@ import (
 
 // Where config/default installs the operator.
 const (
-	OperatorNamespace  = "hakeeper-system"
-	ManagerDeployment  = "hakeeper-controller-manager"
-	publishedManager   = "ghcr.io/hakeeper/manager"
-	publishedDataPlane = "--dataplane-image=ghcr.io/hakeeper/dataplane:latest"
+	OperatorNamespace = "hakeeper-system"
+	ManagerDeployment = "hakeeper-controller-manager"
+	// ManagerServiceAccount is the manager's identity (config/rbac).
+	ManagerServiceAccount = "hakeeper-controller-manager"
+	publishedManager      = "ghcr.io/hakeeper/manager"
+	publishedDataPlane    = "--dataplane-image=ghcr.io/hakeeper/dataplane:latest"
 )
 
 // overlay is the kustomization a user would write to install hakeeper
@@ -67,6 +70,17 @@ func Class(nodeLabels map[string]string) *v1alpha1.LoadBalancerClass {
 			Backends:       v1alpha1.BackendPolicy{AllowedCIDRs: []string{Prefix + "0/24"}},
 			Limits:         v1alpha1.ClassLimits{MinHealthCheckIntervalMilliseconds: ptr.To[int32](100)},
 		},
+	}
+}
+
+// TLSDelegation is what the admin writes to let LoadBalancers in namespace
+// use TLS listeners (config/rbac/tls_delegation_role.yaml): the manager may
+// then give their agents the Secrets they name.
+func TLSDelegation(namespace string) *rbacv1.RoleBinding {
+	return &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "hakeeper-tls-delegation", Namespace: namespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "hakeeper-tls-delegation"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: ManagerServiceAccount, Namespace: OperatorNamespace}},
 	}
 }
 

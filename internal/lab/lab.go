@@ -149,7 +149,10 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if err := l.InstallOperator(ctx); err != nil {
 		return l, err
 	}
-	return l, l.Client.Create(ctx, Class(cfg.NodeLabels))
+	if err := l.Client.Create(ctx, Class(cfg.NodeLabels)); err != nil {
+		return l, err
+	}
+	return l, l.Client.Create(ctx, TLSDelegation("default"))
 }
 
 func (l *Lab) connect() error {

@@ -18,7 +18,7 @@ import (
 // decided here, the template only lays it out.
 type haproxyModel struct {
 	Name, Namespace string
-	Paths           Paths
+	Paths           contract.Paths
 	MaxConnections  int32
 	Threads         int32
 	Timeouts        timeouts

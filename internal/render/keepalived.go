@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 // TrackName is the vrrp_track_file keepalived watches. The agent writes 0
@@ -40,7 +41,7 @@ func PreemptHoldSeconds(v *v1alpha1.VRRPSpec) int32 {
 type keepalivedModel struct {
 	Name, Namespace string
 	Node            string
-	Paths           Paths
+	Paths           contract.Paths
 	Version         int32
 	Instance        string
 	Interface       string

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hakeeper/hakeeper/internal/configcheck"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/testcert"
 )
 
@@ -80,7 +81,7 @@ func mountnsChecker(t *testing.T, tlsListeners ...string) configcheck.Checker {
 	if err := os.WriteFile(hosts, []byte(sampleHosts), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := DefaultPaths()
+	p := contract.DefaultPaths()
 	script := fmt.Sprintf(`set -e
 mount -t tmpfs hakeeper-test /run
 mount --bind %[4]s /etc/hosts
@@ -116,7 +117,7 @@ func tlsListenersIn(cfg []byte) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, field := range strings.Fields(string(cfg)) {
-		dir := filepath.Dir(DefaultPaths().CertificateFile("x"))
+		dir := filepath.Dir(contract.DefaultPaths().CertificateFile("x"))
 		if name, ok := strings.CutPrefix(field, dir+"/"); ok && !seen[name] {
 			seen[name] = true
 			out = append(out, strings.TrimSuffix(name, ".pem"))

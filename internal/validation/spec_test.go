@@ -1,10 +1,10 @@
 package validation
 
 import (
-	corev1 "k8s.io/api/core/v1"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"

@@ -34,11 +34,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
 	"github.com/hakeeper/hakeeper/internal/lab"
-	"github.com/hakeeper/hakeeper/internal/render"
-	"github.com/hakeeper/hakeeper/internal/report"
 	"github.com/hakeeper/hakeeper/internal/testcert"
 )
 
@@ -375,7 +374,7 @@ func TestPreemptDelay(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			hold := filepath.Join(run, render.PreemptHoldFile)
+			hold := filepath.Join(run, contract.PreemptHoldFile)
 			if data, err := os.ReadFile(hold); err != nil || string(data) != "0\n" {
 				return fmt.Errorf("%s: %q %v", lab.NodeName(i), data, err)
 			}
@@ -443,14 +442,14 @@ func TestPreemptDelay(t *testing.T) {
 }
 
 // nodeReport is what a node's agent reports now.
-func nodeReport(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string) report.NodeReport {
+func nodeReport(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string) contract.NodeReport {
 	t.Helper()
 	cm := &corev1.ConfigMap{}
 	key := client.ObjectKey{Namespace: lab.OperatorNamespace, Name: desired.NamesFor(lb).ReportConfigMap}
 	if err := l.Client.Get(ctx, key, cm); err != nil {
 		t.Fatal(err)
 	}
-	return report.Parse(cm.Data)[node]
+	return contract.ParseReports(cm.Data)[node]
 }
 
 // TestNoFalseFailoverUnderLoad: with the default advert interval, wrk
@@ -508,7 +507,7 @@ func transitions(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) map[string
 		t.Fatal(err)
 	}
 	out := map[string]int64{}
-	for node, r := range report.Parse(cm.Data) {
+	for node, r := range contract.ParseReports(cm.Data) {
 		out[node] = r.Transitions
 	}
 	return out
@@ -625,7 +624,7 @@ func reloads(t *testing.T, l *lab.Lab, node string, lb *v1alpha1.LoadBalancer) i
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(run, render.MasterSocketFile)
+	sock := filepath.Join(run, contract.MasterSocketFile)
 	out, err := haproxyapi.MasterCommand(ctx, sock, "show proc")
 	if err != nil {
 		t.Fatal(err)

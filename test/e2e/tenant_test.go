@@ -98,6 +98,10 @@ spec:
 			v1alpha1.LoadBalancerNotAllowedByClassReason, "outside LoadBalancerClass lab's backends.allowedCIDRs"},
 		{"a class that does not exist", "  listeners:", "  className: nope\n  listeners:",
 			v1alpha1.LoadBalancerClassNotFoundReason, "LoadBalancerClass nope not found"},
+		// The tenant may read this Secret, but the admin has not opted the
+		// namespace in to TLS: the agents get no access to it.
+		{"TLS before the admin's delegation", "defaultBackend: web}]", "defaultBackend: web, tls: {secretRef: {name: yours}}}]",
+			v1alpha1.LoadBalancerReferenceNotFoundReason, "attempting to grant RBAC permissions not currently held"},
 	}
 	for i, tc := range refusedByOperator {
 		name := fmt.Sprintf("refused-%d", i)
@@ -124,13 +128,17 @@ spec:
 
 	// None reached a node: no data plane of the tenant's exists, and every
 	// node keeps its own address (keepalived would have taken it).
-	var dss corev1.PodList
-	if err := l.Client.List(ctx, &dss, client.InNamespace(lab.OperatorNamespace),
+	// (The TLS case is applied without its listener's certificate.)
+	applied := fmt.Sprintf("refused-%d", len(refusedByOperator)-1)
+	var pods corev1.PodList
+	if err := l.Client.List(ctx, &pods, client.InNamespace(lab.OperatorNamespace),
 		client.MatchingLabels{desired.LabelLoadBalancerNamespace: ns}); err != nil {
 		t.Fatal(err)
 	}
-	if len(dss.Items) != 0 {
-		t.Errorf("%d data-plane pods of the tenant's refused LoadBalancers exist", len(dss.Items))
+	for _, p := range pods.Items {
+		if p.Labels[desired.LabelLoadBalancer] != applied {
+			t.Errorf("data-plane pod %s of a refused LoadBalancer exists", p.Name)
+		}
 	}
 	time.Sleep(2 * time.Second)
 	for i := range 3 {

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
@@ -223,7 +224,7 @@ func countReady(ctx context.Context, c client.Client, ns string, done func(int, 
 	}
 	cfg := map[string]string{}
 	for _, cm := range cms.Items {
-		cfg[cm.Name] = cm.Data[desired.KeyHAProxyConfig]
+		cfg[cm.Name] = cm.Data[contract.KeyHAProxyConfig]
 	}
 	ready := 0
 	for i := range list.Items {

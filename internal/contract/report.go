@@ -1,15 +1,16 @@
-// Package report is the format in which each node's agent tells the
-// operator what it runs. Agents write one key per node into the
-// LoadBalancer's report ConfigMap; the operator folds them into status.
-// The agent may write only that one ConfigMap (its Role names it), so a
-// compromised node cannot touch anything else.
-package report
+package contract
 
 import (
 	"encoding/json"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 )
+
+// The report: the format in which each node's agent tells the
+// operator what it runs. Agents write one key per node into the
+// LoadBalancer's report ConfigMap; the operator folds them into status.
+// The agent may write only that one ConfigMap (its Role names it), so a
+// compromised node cannot touch anything else.
 
 // NodeReport is one node's view.
 type NodeReport struct {
@@ -38,9 +39,9 @@ type BackendCount struct {
 	Total int32 `json:"total"`
 }
 
-// Parse reads a report ConfigMap's data: node name to report. Entries that
+// ParseReports reads a report ConfigMap's data: node name to report. Entries that
 // do not parse are skipped; a node that wrote garbage has not reported.
-func Parse(data map[string]string) map[string]NodeReport {
+func ParseReports(data map[string]string) map[string]NodeReport {
 	out := make(map[string]NodeReport, len(data))
 	for node, text := range data {
 		var r NodeReport

@@ -1,0 +1,70 @@
+package contract
+
+import (
+	"encoding/json"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// The ConfigMaps the operator renders for each LoadBalancer, which the
+// agents read.
+
+// Keys inside the ConfigMaps.
+const (
+	KeyHAProxyConfig = "haproxy.cfg"
+	KeySlots         = "slots.json"
+	KeyTLS           = "tls.json"
+	KeyVRRP          = "vrrp.json"
+	// KeepalivedKeySuffix follows the node name: "<node>.conf".
+	KeepalivedKeySuffix = ".conf"
+)
+
+// Environment variables the agent reads; the downward API fills them.
+const (
+	EnvNodeName     = "NODE_NAME"
+	EnvPodNamespace = "POD_NAMESPACE"
+	EnvHostIP       = "HOST_IP"
+	EnvLoadBalancer = "HAKEEPER_LOADBALANCER"
+	// EnvLoadBalancerNamespace is the LoadBalancer's own namespace, where
+	// its TLS Secrets are; the pod runs in the data-plane namespace.
+	EnvLoadBalancerNamespace = "HAKEEPER_LOADBALANCER_NAMESPACE"
+)
+
+// Binary is where the data-plane image installs hakeeper.
+const Binary = "/usr/local/bin/hakeeper"
+
+// VRRPRecord is kept in the keepalived ConfigMap: the router ID and the
+// priorities in use, so the next reconcile keeps them stable, and the
+// preempt delay, which the agents enforce (see the renderer's HoldTrackName).
+type VRRPRecord struct {
+	VirtualRouterID     int32            `json:"virtualRouterID"`
+	Priorities          map[string]int32 `json:"priorities"`
+	PreemptDelaySeconds int32            `json:"preemptDelaySeconds,omitempty"`
+}
+
+// ParseVRRPRecord reads the record back; a missing or bad one is empty.
+func ParseVRRPRecord(cm *corev1.ConfigMap) VRRPRecord {
+	var r VRRPRecord
+	if cm != nil {
+		_ = json.Unmarshal([]byte(cm.Data[KeyVRRP]), &r)
+	}
+	return r
+}
+
+// ParseSlots reads the slot assignment back: backend to slot keys.
+func ParseSlots(cm *corev1.ConfigMap) map[string][]string {
+	out := map[string][]string{}
+	if cm != nil {
+		_ = json.Unmarshal([]byte(cm.Data[KeySlots]), &out)
+	}
+	return out
+}
+
+// ParseTLSSecrets reads the listener-to-Secret map back.
+func ParseTLSSecrets(cm *corev1.ConfigMap) map[string]string {
+	out := map[string]string{}
+	if cm != nil {
+		_ = json.Unmarshal([]byte(cm.Data[KeyTLS]), &out)
+	}
+	return out
+}

@@ -1,0 +1,54 @@
+package contract
+
+import "path"
+
+// Paths locate the files HAProxy and Keepalived share with the agent.
+type Paths struct {
+	// RunDir holds sockets, the track file, the notify FIFO and TLS
+	// material: a tmpfs in the pod, so private keys never touch a disk.
+	RunDir string
+	// ConfigDir holds the rendered configs.
+	ConfigDir string
+}
+
+// DefaultPaths are the paths inside the data-plane containers.
+func DefaultPaths() Paths {
+	return Paths{RunDir: "/var/run/hakeeper", ConfigDir: "/etc/hakeeper"}
+}
+
+// File names inside Paths, shared with the agent and the DaemonSet.
+const (
+	HAProxyConfigFile    = "haproxy.cfg"
+	KeepalivedConfigFile = "keepalived.conf"
+	RuntimeSocketFile    = "haproxy.sock"
+	MasterSocketFile     = "haproxy-master.sock"
+	ServerStateFile      = "haproxy.state"
+	TrackFile            = "haproxy.health"
+	PreemptHoldFile      = "preempt.hold"
+	NotifyFIFOFile       = "keepalived.fifo"
+	TLSDir               = "tls"
+)
+
+// RuntimeSocket is HAProxy's runtime API socket.
+func (p Paths) RuntimeSocket() string { return path.Join(p.RunDir, RuntimeSocketFile) }
+
+// MasterSocket is HAProxy's master CLI socket (given on the command line).
+func (p Paths) MasterSocket() string { return path.Join(p.RunDir, MasterSocketFile) }
+
+// ServerState is where server states are saved across reloads.
+func (p Paths) ServerState() string { return path.Join(p.RunDir, ServerStateFile) }
+
+// TrackFile is the file keepalived tracks: 0 means HAProxy is healthy.
+func (p Paths) TrackFile() string { return path.Join(p.RunDir, TrackFile) }
+
+// PreemptHold is the file keepalived tracks to hold a recovering node at
+// the lowest priority: 1 holds, 0 releases.
+func (p Paths) PreemptHold() string { return path.Join(p.RunDir, PreemptHoldFile) }
+
+// NotifyFIFO is where keepalived reports state changes.
+func (p Paths) NotifyFIFO() string { return path.Join(p.RunDir, NotifyFIFOFile) }
+
+// CertificateFile is the PEM (certificate and key) of a TLS listener.
+func (p Paths) CertificateFile(listener string) string {
+	return path.Join(p.RunDir, TLSDir, listener+".pem")
+}
