@@ -931,8 +931,9 @@ func TestHTTPS(t *testing.T) {
 	})
 }
 
-// TestWithoutControlPlane runs last: it stops the manager and the API
-// server. Nothing on the data path needs them: the VIP keeps serving and a
+// TestWithoutControlPlane runs last (go test runs files in name order,
+// and lab_test.go sorts after every other file here): it stops the manager
+// and the API server. Nothing on the data path needs them: the VIP keeps serving and a
 // failover still happens.
 func TestWithoutControlPlane(t *testing.T) {
 	l := requireLab(t)
