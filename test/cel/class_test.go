@@ -49,14 +49,7 @@ func TestClassSchema(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc := classBase
-			if tt.from != "" {
-				if !strings.Contains(doc, tt.from) {
-					t.Fatalf("base has no %q", tt.from)
-				}
-				doc = strings.Replace(doc, tt.from, tt.to, 1)
-			}
-			err := createDryRun(t, doc)
+			err := createDryRun(t, mutated(t, classBase, tt.from, tt.to))
 			switch {
 			case err != nil && strings.Contains(err.Error(), "evaluating rule"):
 				t.Fatalf("a CEL rule failed to evaluate: %v", err)
