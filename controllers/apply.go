@@ -124,9 +124,11 @@ func ownedBy(obj client.Object, lb *v1alpha1.LoadBalancer) bool {
 // ConfigMap, the agents. Any write by hand (kubectl edit, apply, patch)
 // leaves one.
 func foreignManagers(obj client.Object) []string {
+	_, isConfigMap := obj.(*corev1.ConfigMap)
+	report := isConfigMap && obj.GetLabels()[desired.LabelComponent] == desired.ComponentAgent
 	var out []string
 	for _, m := range obj.GetManagedFields() {
-		if m.Subresource != "" || m.Manager == desired.FieldOwner || m.Manager == contract.AgentFieldManager {
+		if m.Subresource != "" || m.Manager == desired.FieldOwner || (report && m.Manager == contract.AgentFieldManager) {
 			continue
 		}
 		out = append(out, m.Manager)
