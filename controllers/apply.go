@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -100,7 +101,9 @@ func (r *LoadBalancerReconciler) applyTLSAccess(ctx context.Context, s *scope) e
 	}
 	if _, err := r.applyOwned(ctx, s, role); err != nil {
 		if apierrors.IsForbidden(err) {
-			s.missing = append(s.missing, fmt.Sprintf("the agents cannot be given the TLS Secrets: %v", err))
+			s.missing = append(s.missing, fmt.Sprintf("the agents cannot be given the TLS Secrets (has the platform admin bound hakeeper-tls-delegation in namespace %s?): %v", s.lb.Namespace, err))
+			// No event follows the admin's RoleBinding: look again.
+			s.retryAfter = tlsDelegationRetry
 			return nil
 		}
 		return err
@@ -111,6 +114,10 @@ func (r *LoadBalancerReconciler) applyTLSAccess(ctx context.Context, s *scope) e
 	_, err := r.applyOwned(ctx, s, binding)
 	return err
 }
+
+// tlsDelegationRetry is how soon a LoadBalancer whose agents could not be
+// given their TLS Secrets is tried again.
+const tlsDelegationRetry = 30 * time.Second
 
 // ownedBy tells whether obj carries the labels of lb's objects.
 func ownedBy(obj client.Object, lb *v1alpha1.LoadBalancer) bool {

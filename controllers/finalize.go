@@ -3,51 +3,102 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
 )
 
+// dataPlaneGone is how often a deletion waits for the data plane's pods.
+const dataPlaneGone = time.Second
+
 // finalize deletes a LoadBalancer's data plane from the data-plane
-// namespace (the DaemonSet first, so no agent reports into a deleted
-// ConfigMap), then releases the LoadBalancer. Its virtual IPs and router
-// ID are free once it is gone. The TLS Role in its own namespace carries an
-// owner reference and goes with it.
-func (r *LoadBalancerReconciler) finalize(ctx context.Context, lb *v1alpha1.LoadBalancer) error {
+// namespace, then releases the LoadBalancer. Its virtual IPs and router ID
+// stay claimed (in its status) until its pods are gone, so they are never
+// handed to another LoadBalancer while an old keepalived may still hold
+// them. The TLS Role in its own namespace carries an owner reference and
+// goes with it.
+func (r *LoadBalancerReconciler) finalize(ctx context.Context, lb *v1alpha1.LoadBalancer) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(lb, desired.Finalizer) {
-		return nil
+		return ctrl.Result{}, nil
 	}
-	sel := client.MatchingLabels{
-		desired.LabelManagedBy:             desired.ManagedBy,
-		desired.LabelLoadBalancer:          lb.Name,
-		desired.LabelLoadBalancerNamespace: lb.Namespace,
-	}
-	// Listed from the cache and deleted one by one: the manager holds
-	// delete, not deletecollection.
-	for _, list := range []client.ObjectList{&appsv1.DaemonSetList{}, &corev1.ConfigMapList{}, &rbacv1.RoleBindingList{}, &rbacv1.RoleList{}, &corev1.ServiceAccountList{}} {
-		if err := r.Client.List(ctx, list, client.InNamespace(r.DataPlane.Namespace), sel); err != nil {
-			return fmt.Errorf("failed to list the data plane's objects: %w", err)
-		}
-		items, err := meta.ExtractList(list)
-		if err != nil {
-			return err
-		}
-		for _, item := range items {
-			obj := item.(client.Object)
-			if err := client.IgnoreNotFound(r.Client.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground))); err != nil {
-				return fmt.Errorf("failed to delete %s: %w", obj.GetName(), err)
-			}
-		}
+	done, err := r.deleteDataPlane(ctx, lb.Namespace, lb.Name)
+	if err != nil || !done {
+		return ctrl.Result{RequeueAfter: dataPlaneGone}, err
 	}
 	patch := client.MergeFrom(lb.DeepCopy())
 	controllerutil.RemoveFinalizer(lb, desired.Finalizer)
-	return client.IgnoreNotFound(r.Client.Patch(ctx, lb, patch))
+	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, lb, patch))
+}
+
+// deleteDataPlane deletes a LoadBalancer's objects in the data-plane
+// namespace by name, read live (an object created a moment ago may not be
+// in the cache yet): the DaemonSet first, and the rest once its pods are
+// gone too (the garbage collector deletes them after the DaemonSet). It
+// reports whether all are gone. It also serves a LoadBalancer that
+// vanished without its finalizer running.
+func (r *LoadBalancerReconciler) deleteDataPlane(ctx context.Context, namespace, name string) (bool, error) {
+	lb := &v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	names := desired.NamesFor(lb)
+	ns := r.DataPlane.Namespace
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.DaemonSet}}
+	if err := r.deleteIfOwned(ctx, lb, ds); err != nil {
+		return false, err
+	}
+	var pods corev1.PodList
+	if err := r.APIReader.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{
+		desired.LabelLoadBalancer: name, desired.LabelLoadBalancerNamespace: namespace, desired.LabelComponent: desired.ComponentDataPlane,
+	}); err != nil {
+		return false, fmt.Errorf("failed to list the data plane's pods: %w", err)
+	}
+	if len(pods.Items) > 0 {
+		return false, nil
+	}
+	for _, obj := range []client.Object{
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.HAProxyConfigMap}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.KeepalivedConfigMap}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.ReportConfigMap}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.Role}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.Role}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.ServiceAccount}},
+	} {
+		if err := r.deleteIfOwned(ctx, lb, obj); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// deleteIfOwned deletes obj, read live, only if it carries lb's labels: an
+// object hakeeper refused to adopt stays where it is.
+func (r *LoadBalancerReconciler) deleteIfOwned(ctx context.Context, lb *v1alpha1.LoadBalancer, obj client.Object) error {
+	gvk, err := apiutil.GVKForObject(obj, r.Client.Scheme())
+	if err != nil {
+		return err
+	}
+	live := &metav1.PartialObjectMetadata{}
+	live.SetGroupVersionKind(gvk)
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), live); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !ownedBy(live, lb) {
+		return nil
+	}
+	// Preconditioned on the version read, so an object replaced meanwhile
+	// by someone else's is not deleted.
+	err = r.Client.Delete(ctx, obj, client.Preconditions{UID: ptr.To(live.UID), ResourceVersion: ptr.To(live.ResourceVersion)})
+	if err := client.IgnoreNotFound(err); err != nil {
+		return fmt.Errorf("failed to delete %s %s: %w", gvk.Kind, obj.GetName(), err)
+	}
+	return nil
 }

@@ -49,36 +49,49 @@ type allocation struct {
 	virtualIPs []string
 }
 
-// RBAC: exactly what the reconciler reads and writes. Cluster-wide it
-// reads; it writes only LoadBalancer status and finalizers, Events, and,
-// for TLS listeners, one Role and RoleBinding in the LoadBalancer's
-// namespace (which the API server lets it create only where it may read
-// the Secrets itself: see docs/security.md). Everything else it writes
-// lives in the data-plane namespace, through the namespaced Role below.
-// Owned objects are server-side applied (create and patch); update only
-// puts back an object someone else wrote (see applyOwned).
+// RBAC: exactly what the reconciler reads and writes. Cluster-wide it only
+// reads, and writes LoadBalancer status and finalizers and Events.
+// Everything else it writes lives in the data-plane namespace, through the
+// namespaced Role below. The one exception, the Role and RoleBinding that
+// give a TLS listener's agents its Secrets in the LoadBalancer's
+// namespace, it may write only where the platform admin has bound
+// hakeeper-tls-delegation (config/rbac/tls_delegation_role.yaml), which
+// also lets it hold what that Role grants. Owned objects are server-side
+// applied (create and patch); update only puts back an object someone else
+// wrote (see applyOwned). loadbalancers/finalizers: the TLS Role's owner
+// reference blocks the LoadBalancer's deletion until it is gone.
 //
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers/status,verbs=get;patch
+// +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancerclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=services;nodes;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch;update;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",namespace=hakeeper-system,resources=configmaps;serviceaccounts,verbs=get;list;watch;create;patch;update;delete
 // +kubebuilder:rbac:groups=apps,namespace=hakeeper-system,resources=daemonsets,verbs=get;list;watch;create;patch;update;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,namespace=hakeeper-system,resources=roles;rolebindings,verbs=create;patch;update;delete
+// +kubebuilder:rbac:groups="",namespace=hakeeper-system,resources=pods,verbs=list
 
 // Reconcile brings one LoadBalancer's owned objects and status up to date.
 func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	lb := &v1alpha1.LoadBalancer{}
 	if err := r.Client.Get(ctx, req.NamespacedName, lb); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.allocations.Delete(req.String())
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		// Gone without the finalizer having run (someone removed it): the
+		// data plane must not outlive it, serving addresses nobody claims.
+		done, err := r.deleteDataPlane(ctx, req.Namespace, req.Name)
+		if err != nil || !done {
+			return ctrl.Result{RequeueAfter: dataPlaneGone}, err
+		}
+		r.allocations.Delete(req.String())
+		return ctrl.Result{}, nil
 	}
 	if lb.DeletionTimestamp != nil {
-		return ctrl.Result{}, r.finalize(ctx, lb)
+		return r.finalize(ctx, lb)
 	}
 	if !controllerutil.ContainsFinalizer(lb, desired.Finalizer) {
 		// Before anything is created in the data-plane namespace, where no
@@ -124,7 +137,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			return ctrl.Result{}, nil
 		}
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: s.retryAfter}, nil
 }
 
 // SetupWithManager registers the controller and everything it watches.
@@ -134,7 +147,7 @@ func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.LoadBalancer{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionStarted))).
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, finalizersChanged))).
 		// Another LoadBalancer appearing, changing or going away can start
 		// or end a conflict.
 		Watches(&v1alpha1.LoadBalancer{}, handler.EnqueueRequestsFromMapFunc(r.contendersOf),

@@ -18,7 +18,7 @@ import (
 func computeStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v1alpha1.LoadBalancerStatus {
 	st := *lb.Status.DeepCopy()
 	gen := lb.Generation
-	if s.class != nil {
+	if s.classUsable {
 		st.ClassName = s.class.Name
 	}
 	if reconcileErr != nil && !s.stopped() {

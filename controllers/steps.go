@@ -7,11 +7,14 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
@@ -32,18 +35,26 @@ type scope struct {
 	// config keeps serving.
 	stopReason  string
 	stopMessage string
+	// retryAfter asks for another reconcile without an event to wait for.
+	retryAfter time.Duration
 
-	class     *v1alpha1.LoadBalancerClass
-	placement resolve.Placement
-	pools     []resolve.Pool
+	class *v1alpha1.LoadBalancerClass
+	// classUsable: the class exists and allows this namespace; only then
+	// is it recorded in status (a default class that refuses the
+	// namespace must not pin the LoadBalancer to it).
+	classUsable bool
+	placement   resolve.Placement
+	pools       []resolve.Pool
 	// spec is the LoadBalancer's spec with the class's defaults.
 	spec       v1alpha1.LoadBalancerSpec
 	nodeAddrs  map[netip.Addr]string
 	policy     resolve.BackendPolicy
 	virtualIPs []netip.Prefix
-	// others are the other LoadBalancers' claims; taken their addresses.
-	others []resolve.Claim
-	taken  map[netip.Addr]string
+	// others are the other LoadBalancers' claims; held and requested
+	// their addresses.
+	others    []resolve.Claim
+	held      map[netip.Addr]string
+	requested map[netip.Addr]string
 
 	allNodes []corev1.Node
 	nodes    []render.Node // selected, with address and priority
@@ -125,6 +136,7 @@ func (r *LoadBalancerReconciler) gatherClass(ctx context.Context, s *scope) erro
 		return nil
 	}
 	s.spec = s.class.WithClassDefaults(s.lb.Spec)
+	s.classUsable = true
 	return nil
 }
 
@@ -203,24 +215,53 @@ func (r *LoadBalancerReconciler) selectNodes(_ context.Context, s *scope) error 
 	return nil
 }
 
-// claimedAddrs are the addresses a LoadBalancer requests, or else holds
-// (status).
-func claimedAddrs(lb *v1alpha1.LoadBalancer) []netip.Addr {
+// requestedAddrs are the addresses a LoadBalancer's spec asks for.
+func requestedAddrs(lb *v1alpha1.LoadBalancer) []netip.Addr {
 	var out []netip.Addr
 	for _, v := range lb.Spec.VirtualIPs {
 		if a, err := netip.ParseAddr(v); err == nil {
 			out = append(out, a)
 		}
 	}
-	if len(out) > 0 {
-		return out
-	}
+	return out
+}
+
+// heldAddrs are the addresses a LoadBalancer was last applied with: its
+// data plane may serve them whatever its spec says now.
+func heldAddrs(lb *v1alpha1.LoadBalancer) []netip.Addr {
+	var out []netip.Addr
 	for _, v := range lb.Status.VirtualIPs {
 		if p, err := netip.ParsePrefix(v); err == nil {
 			out = append(out, p.Addr())
 		}
 	}
 	return out
+}
+
+// claimedAddrs are the addresses a LoadBalancer holds or asks for.
+func claimedAddrs(lb *v1alpha1.LoadBalancer) []netip.Addr {
+	out := heldAddrs(lb)
+	for _, a := range requestedAddrs(lb) {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// refusedForItsSpec tells whether a LoadBalancer is stopped because of
+// what it asks for: such a request claims nothing.
+func refusedForItsSpec(lb *v1alpha1.LoadBalancer) bool {
+	c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition)
+	if c == nil || c.Status != metav1.ConditionTrue || lb.Status.ObservedGeneration != lb.Generation {
+		return false
+	}
+	switch c.Reason {
+	case v1alpha1.LoadBalancerInvalidSpecReason, v1alpha1.LoadBalancerClassNotFoundReason, v1alpha1.LoadBalancerNotAllowedByClassReason,
+		v1alpha1.LoadBalancerAddressUnavailableReason, v1alpha1.LoadBalancerConflictReason:
+		return true
+	}
+	return false
 }
 
 // checkClassPolicy refuses what the class does not allow in the spec: its
@@ -237,15 +278,16 @@ func (r *LoadBalancerReconciler) checkClassPolicy(_ context.Context, s *scope) e
 	return nil
 }
 
-// claimOf describes what a LoadBalancer holds, for conflict checks: its
-// requested or held addresses, its ports, the nodes its status lists and
-// its router ID.
+// claimOf describes what a LoadBalancer holds and asks for, for conflict
+// checks: the addresses it asks for, those it holds, its ports, nodes and
+// router ID.
 func claimOf(lb *v1alpha1.LoadBalancer, vips []netip.Addr, nodes []string) resolve.Claim {
 	var ports []int32
 	for _, l := range lb.Spec.Listeners {
 		ports = append(ports, l.Port)
 	}
 	c := resolve.NewClaim(lb.Namespace+"/"+lb.Name, lb.CreationTimestamp.Time, vips, ports, nodes)
+	c.Held = heldAddrs(lb)
 	c.RouterID = lb.Status.VirtualRouterID
 	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
 		c.RouterID, c.Explicit = *id, true
@@ -253,7 +295,7 @@ func claimOf(lb *v1alpha1.LoadBalancer, vips []netip.Addr, nodes []string) resol
 	return c
 }
 
-// gatherClaims lists what every other LoadBalancer holds or requests, for
+// gatherClaims lists what every other LoadBalancer holds or asks for, for
 // allocation and conflicts.
 func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) error {
 	var list v1alpha1.LoadBalancerList
@@ -261,7 +303,8 @@ func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) err
 		return fmt.Errorf("failed to list LoadBalancers: %w", err)
 	}
 	s.others = make([]resolve.Claim, 0, len(list.Items))
-	s.taken = map[netip.Addr]string{}
+	s.held = map[netip.Addr]string{}
+	s.requested = map[netip.Addr]string{}
 	for i := range list.Items {
 		other := &list.Items[i]
 		if other.UID == s.lb.UID {
@@ -271,21 +314,28 @@ func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) err
 		for _, n := range other.Status.Nodes {
 			nodes = append(nodes, n.Name)
 		}
-		claim := claimOf(other, claimedAddrs(other), nodes)
+		claim := claimOf(other, requestedAddrs(other), nodes)
+		claim.Refused = refusedForItsSpec(other)
 		if a, ok := r.allocations.Load(claim.Key); ok {
-			// Newer than the cached status.
+			// Newer than the cached status: what this process applied.
 			if !claim.Explicit {
 				claim.RouterID = a.(allocation).routerID
 			}
-			if len(other.Spec.VirtualIPs) == 0 {
-				claim.VIPs = nil
-				for _, v := range a.(allocation).virtualIPs {
-					claim.VIPs = append(claim.VIPs, netip.MustParsePrefix(v).Addr())
+			for _, v := range a.(allocation).virtualIPs {
+				if addr := netip.MustParsePrefix(v).Addr(); !slices.Contains(claim.Held, addr) {
+					claim.Held = append(claim.Held, addr)
 				}
 			}
 		}
-		for _, v := range claim.VIPs {
-			s.taken[v] = claim.Key
+		for _, v := range claim.Held {
+			s.held[v] = claim.Key
+		}
+		if !claim.Refused {
+			for _, v := range claim.VIPs {
+				if _, ok := s.held[v]; !ok {
+					s.requested[v] = claim.Key
+				}
+			}
 		}
 		s.others = append(s.others, claim)
 	}
@@ -302,7 +352,7 @@ func (r *LoadBalancerReconciler) assignVirtualIPs(_ context.Context, s *scope) e
 	}
 	vips, err := resolve.AssignVirtualIPs(resolve.VIPInput{
 		Class: s.class.Name, Requested: s.lb.Spec.VirtualIPs, Families: s.lb.Spec.IPFamilies, Previous: previous,
-		Pools: s.pools, NodeAddresses: s.nodeAddrs, Taken: s.taken,
+		Pools: s.pools, NodeAddresses: ownAddressesAllowed(s.nodeAddrs, heldAddrs(s.lb)), HeldByOthers: s.held, RequestedByOthers: s.requested,
 	})
 	if err != nil {
 		reason := v1alpha1.LoadBalancerNotAllowedByClassReason
@@ -318,6 +368,22 @@ func (r *LoadBalancerReconciler) assignVirtualIPs(_ context.Context, s *scope) e
 }
 
 func keyOf(lb *v1alpha1.LoadBalancer) string { return lb.Namespace + "/" + lb.Name }
+
+// ownAddressesAllowed leaves out of the node addresses those this
+// LoadBalancer holds: some providers list every address on a node's
+// interfaces, the VIP its keepalived holds included.
+func ownAddressesAllowed(nodes map[netip.Addr]string, held []netip.Addr) map[netip.Addr]string {
+	if len(held) == 0 {
+		return nodes
+	}
+	out := make(map[netip.Addr]string, len(nodes))
+	for a, n := range nodes {
+		if !slices.Contains(held, a) {
+			out[a] = n
+		}
+	}
+	return out
+}
 
 // checkConflicts stops a LoadBalancer that claims what an older one holds,
 // settles the router ID, and records this reconcile's allocations.
@@ -379,6 +445,10 @@ func (r *LoadBalancerReconciler) gatherEndpoints(ctx context.Context, s *scope) 
 		}
 		ready, dropped := s.policy.FilterEndpoints(b.Name, ready)
 		s.refused = append(s.refused, dropped...)
+		ready, cut := s.policy.CapEndpoints(b, ready)
+		if cut != "" {
+			s.refused = append(s.refused, cut)
+		}
 		s.endpoints[b.Name] = resolve.AssignSlots(b.ServiceRef, ready, previous[b.Name])
 	}
 	return nil

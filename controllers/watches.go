@@ -233,10 +233,12 @@ func (r *LoadBalancerReconciler) forNamespace(ctx context.Context, obj client.Ob
 	return requests(list.Items, func(*v1alpha1.LoadBalancer) bool { return true })
 }
 
-// deletionStarted passes the update that sets a deletion timestamp, so the
-// finalizer runs.
-var deletionStarted = predicate.Funcs{
+// finalizersChanged passes the update that sets a deletion timestamp, so
+// the finalizer runs, and one that changes the finalizers, so a finalizer
+// removed by someone else is put back.
+var finalizersChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
-		return e.ObjectOld.GetDeletionTimestamp() == nil && e.ObjectNew.GetDeletionTimestamp() != nil
+		return (e.ObjectOld.GetDeletionTimestamp() == nil && e.ObjectNew.GetDeletionTimestamp() != nil) ||
+			!slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers())
 	},
 }

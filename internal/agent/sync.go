@@ -77,6 +77,10 @@ func (a *Agent) sync(ctx context.Context) error {
 		return err
 	}
 	secrets := contract.ParseTLSSecrets(hcm)
+	if err := contract.ValidateTLSSecrets(secrets); err != nil {
+		a.update(func(r *contract.NodeReport) { r.Message = err.Error() })
+		return err
+	}
 	a.watchSecrets(ctx, secrets)
 	certs, err := a.readCertificates(ctx, secrets)
 	if err != nil {

@@ -3,8 +3,11 @@ package cli
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hakeeper/hakeeper/internal/agent"
 	"github.com/hakeeper/hakeeper/internal/configcheck"
@@ -12,6 +15,13 @@ import (
 )
 
 func runAgent(ctx context.Context, args []string, s Streams) error {
+	// HAProxy and Keepalived share the pod's process namespace and run as
+	// the same user: without this, either could read the agent's API token
+	// through /proc/<agent>/root. A process that is not dumpable can be
+	// inspected only with CAP_SYS_PTRACE, which no container holds.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("failed to make the agent undumpable: %w", err)
+	}
 	o := agent.Options{
 		Node:                  os.Getenv(contract.EnvNodeName),
 		Namespace:             os.Getenv(contract.EnvPodNamespace),

@@ -2,6 +2,8 @@ package contract
 
 import (
 	"encoding/json"
+	"fmt"
+	"regexp"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -67,4 +69,23 @@ func ParseTLSSecrets(cm *corev1.ConfigMap) map[string]string {
 		_ = json.Unmarshal([]byte(cm.Data[KeyTLS]), &out)
 	}
 	return out
+}
+
+var (
+	listenerNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	secretNameRE   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+// ValidateTLSSecrets checks the listener-to-Secret map before the agent
+// uses it: a listener name becomes a file name on the node.
+func ValidateTLSSecrets(m map[string]string) error {
+	for listener, secret := range m {
+		if len(listener) > 63 || !listenerNameRE.MatchString(listener) {
+			return fmt.Errorf("%s: %q is not a listener name", KeyTLS, listener)
+		}
+		if len(secret) > 253 || !secretNameRE.MatchString(secret) {
+			return fmt.Errorf("%s: %q is not a Secret name", KeyTLS, secret)
+		}
+	}
+	return nil
 }

@@ -80,3 +80,14 @@ func TestServerSetValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateTLSSecrets(t *testing.T) {
+	if err := ValidateTLSSecrets(map[string]string{"https": "shop.tls"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []map[string]string{{"../../etc/cron.d/x": "s"}, {"https": "a/b"}, {"HTTPS": "s"}} {
+		if err := ValidateTLSSecrets(bad); err == nil || !strings.Contains(err.Error(), KeyTLS) {
+			t.Errorf("%v: got %v", bad, err)
+		}
+	}
+}

@@ -142,3 +142,16 @@ func (p BackendPolicy) FilterEndpoints(backend string, eps []render.Endpoint) ([
 	}
 	return out, dropped
 }
+
+// CapEndpoints keeps at most as many endpoints as the class's
+// maxServersPerBackend leaves after the backend's static servers: a
+// Service's EndpointSlices, which the tenant may write, cannot make every
+// node check thousands of servers. It returns a message when it cut.
+func (p BackendPolicy) CapEndpoints(b *v1alpha1.Backend, eps []render.Endpoint) ([]render.Endpoint, string) {
+	room := max(int(p.maxServers)-len(b.Servers), 0)
+	if len(eps) <= room {
+		return eps, ""
+	}
+	return eps[:room], fmt.Sprintf("backend %s: %d of %d endpoints left out: LoadBalancerClass %s allows %d servers per backend",
+		b.Name, len(eps)-room, len(eps), p.class, p.maxServers)
+}

@@ -13,10 +13,18 @@ type Claim struct {
 	// Key is namespace/name.
 	Key     string
 	Created time.Time
-	// VIPs are the virtual IP addresses (without prefix).
-	VIPs  []netip.Addr
-	Ports []int32
-	Nodes []string
+	// VIPs are the virtual IP addresses it asks for: requested in its spec,
+	// or settled by this reconcile.
+	VIPs []netip.Addr
+	// Held are the addresses it was last applied with (status): a holder
+	// keeps its address against any newer request, whatever its age.
+	Held []netip.Addr
+	// Refused is set for a LoadBalancer stopped by its own spec (invalid,
+	// not allowed by its class, in conflict): its requests claim nothing,
+	// only what it holds counts.
+	Refused bool
+	Ports   []int32
+	Nodes   []string
 	// RouterID is the ID given in the spec, or the one in use (status); 0
 	// when neither.
 	RouterID int32
@@ -42,24 +50,32 @@ func sharesNode(a, b *Claim) bool {
 	return slices.ContainsFunc(a.Nodes, func(n string) bool { return slices.Contains(b.Nodes, n) })
 }
 
-// Conflicts returns, for a claim, why it must not be applied: an earlier
+// Conflicts returns, for a claim, why it must not be applied: another
 // LoadBalancer holds one of its virtual IPs (two VRRP groups moving one
-// address fight over it, whatever the ports), or uses the same router ID on
-// a shared node. Each message names the other LoadBalancer.
+// address fight over it, whatever the ports) that it does not hold itself;
+// both hold it and the other is older; neither holds it and an older one,
+// not refused, requests it; or an older one uses the same router ID on a
+// shared node. Each message names the other LoadBalancer.
 func Conflicts(self Claim, others []Claim) []string {
 	var out []string
 	for i := range others {
 		o := &others[i]
-		if o.Key == self.Key || !earlier(o, &self) {
+		if o.Key == self.Key {
 			continue
 		}
 		for _, vip := range self.VIPs {
-			if slices.Contains(o.VIPs, vip) {
+			oHolds, selfHolds := slices.Contains(o.Held, vip), slices.Contains(self.Held, vip)
+			switch {
+			case oHolds && (!selfHolds || earlier(o, &self)):
+				out = append(out, fmt.Sprintf("virtual IP %s is held by LoadBalancer %s%s", vip, o.Key, samePorts(self.Ports, o.Ports)))
+			case !oHolds && !selfHolds && !o.Refused && slices.Contains(o.VIPs, vip) && earlier(o, &self):
 				out = append(out, fmt.Sprintf("virtual IP %s is already claimed by LoadBalancer %s%s", vip, o.Key, samePorts(self.Ports, o.Ports)))
-				break
+			default:
+				continue
 			}
+			break
 		}
-		if self.RouterID != 0 && self.RouterID == o.RouterID && sharesNode(&self, o) {
+		if earlier(o, &self) && self.RouterID != 0 && self.RouterID == o.RouterID && sharesNode(&self, o) {
 			out = append(out, fmt.Sprintf("virtual router ID %d is already used by LoadBalancer %s on shared nodes", self.RouterID, o.Key))
 		}
 	}

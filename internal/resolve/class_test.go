@@ -132,7 +132,7 @@ func TestAllocatedVirtualIPs(t *testing.T) {
 	// A burst: every allocation sees the ones before it, as the reconciler
 	// does through its allocation record; none is handed out twice.
 	for i := range 10 {
-		vips, err := AssignVirtualIPs(VIPInput{Class: "edge", Pools: ps, NodeAddresses: nodes, Taken: taken})
+		vips, err := AssignVirtualIPs(VIPInput{Class: "edge", Pools: ps, NodeAddresses: nodes, HeldByOthers: taken})
 		if err != nil {
 			if i != 9 || reasonOf(err) != v1alpha1.LoadBalancerAddressUnavailableReason || !strings.Contains(err.Error(), "exhausted") {
 				t.Fatalf("allocation %d: %v", i, err)
@@ -146,8 +146,9 @@ func TestAllocatedVirtualIPs(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Errorf("got %v\nwant %s", got, want)
 	}
-	// A previous allocation is kept while it is free.
-	vips, err := AssignVirtualIPs(VIPInput{Pools: ps, Previous: []string{"198.18.0.102/24"}, Taken: map[netip.Addr]string{}})
+	// A previous allocation is kept while it is free, even when another
+	// LoadBalancer asks for it: asking dislodges nobody.
+	vips, err := AssignVirtualIPs(VIPInput{Pools: ps, Previous: []string{"198.18.0.102/24"}, RequestedByOthers: map[netip.Addr]string{netip.MustParseAddr("198.18.0.102"): "attacker"}})
 	if err != nil || vips[0].String() != "198.18.0.102/24" {
 		t.Errorf("previous: got %v, %v", vips, err)
 	}
@@ -202,6 +203,13 @@ func TestBackendPolicy(t *testing.T) {
 	}
 	if strings.Contains(got, "servers[0]") {
 		t.Errorf("an allowed server was refused:\n%s", got)
+	}
+	c.Spec.Limits.MaxServersPerBackend = ptr.To[int32](3)
+	small, _ := NewBackendPolicy(&c, ps, nodes)
+	two := &v1alpha1.Backend{Name: "web", Servers: []v1alpha1.Server{{Name: "a"}}}
+	if got, msg := small.CapEndpoints(two, []render.Endpoint{{Address: "198.18.0.21"}, {Address: "198.18.0.22"}, {Address: "198.18.0.23"}}); len(got) != 2 ||
+		!strings.Contains(msg, "1 of 3 endpoints left out") {
+		t.Errorf("cap: kept %v, %q", got, msg)
 	}
 	kept, dropped := p.FilterEndpoints("web", []render.Endpoint{{Address: "198.18.0.21", Port: 80}, {Address: "127.0.0.1", Port: 22}, {Address: "169.254.169.254", Port: 80}})
 	if len(kept) != 1 || len(dropped) != 2 || !strings.Contains(dropped[0], "loopback") {

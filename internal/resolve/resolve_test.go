@@ -172,6 +172,41 @@ func TestConflicts(t *testing.T) {
 	}
 }
 
+// TestHolderKeepsItsAddress: whoever was applied with an address keeps it
+// against any request, however old the requester; a refused LoadBalancer's
+// request claims nothing.
+func TestHolderKeepsItsAddress(t *testing.T) {
+	vip := netip.MustParseAddr("198.18.0.100")
+	holder := claim("ns/holder", 1, []string{"198.18.0.100/24"}, []int32{80}, []string{"a"}, 9)
+	holder.Held = []netip.Addr{vip}
+	oldRequester := claim("ns/attacker", 50, []string{"198.18.0.100/24"}, []int32{80}, []string{"a"}, 8)
+	if got := Conflicts(holder, []Claim{oldRequester}); len(got) != 0 {
+		t.Errorf("the holder lost its address to an older request: %v", got)
+	}
+	if got := strings.Join(Conflicts(oldRequester, []Claim{holder}), "; "); !strings.Contains(got, "is held by LoadBalancer ns/holder") {
+		t.Errorf("the older requester of a held address: got %q", got)
+	}
+	// Both hold it (a leftover): the older one keeps it.
+	oldHolder := oldRequester
+	oldHolder.Held = []netip.Addr{vip}
+	if got := Conflicts(oldHolder, []Claim{holder}); len(got) != 0 {
+		t.Errorf("the older of two holders: %v", got)
+	}
+	if got := Conflicts(holder, []Claim{oldHolder}); len(got) == 0 {
+		t.Error("the younger of two holders kept the address")
+	}
+	// Neither holds it: the older request wins, unless it was refused.
+	newcomer := claim("ns/new", 1, []string{"198.18.0.100/24"}, []int32{80}, []string{"b"}, 7)
+	if got := Conflicts(newcomer, []Claim{oldRequester}); len(got) == 0 {
+		t.Error("the newer of two requests won")
+	}
+	refused := oldRequester
+	refused.Refused = true
+	if got := Conflicts(newcomer, []Claim{refused}); len(got) != 0 {
+		t.Errorf("a refused request blocked another: %v", got)
+	}
+}
+
 func TestAllocateRouterID(t *testing.T) {
 	self := claim("ns/self", 1, nil, nil, []string{"a"}, 0)
 	others := []Claim{

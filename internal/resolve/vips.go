@@ -85,10 +85,15 @@ type VIPInput struct {
 	Pools    []Pool
 	// NodeAddresses of every node in the cluster.
 	NodeAddresses map[netip.Addr]string
-	// Taken are the addresses other LoadBalancers use or request, to the
-	// LoadBalancer's namespace/name. Only allocation avoids them; a
-	// request for one is a conflict decided by age (see Conflicts).
-	Taken map[netip.Addr]string
+	// HeldByOthers are the addresses other LoadBalancers hold (their
+	// status), to their namespace/name: never handed out, and a previous
+	// allocation one of them holds is given up.
+	HeldByOthers map[netip.Addr]string
+	// RequestedByOthers are the addresses other LoadBalancers ask for and
+	// do not hold yet: a new allocation avoids them, but a previous
+	// allocation is kept (its holder wins, see Conflicts), so nobody can
+	// dislodge an address by asking for it.
+	RequestedByOthers map[netip.Addr]string
 }
 
 // poolOf finds the pool an address lies in.
@@ -192,16 +197,20 @@ func poolList(pools []Pool) string {
 // allocate keeps the previous address of the family if it is still good,
 // or takes the lowest free one from the family's pools in order.
 func allocate(in VIPInput, family corev1.IPFamily) (netip.Prefix, error) {
+	keep := func(pool Pool, a netip.Addr) bool {
+		_, held := in.HeldByOthers[a]
+		return !held && usable(pool, a, in.NodeAddresses) == ""
+	}
 	free := func(pool Pool, a netip.Addr) bool {
-		_, taken := in.Taken[a]
-		return !taken && usable(pool, a, in.NodeAddresses) == ""
+		_, requested := in.RequestedByOthers[a]
+		return keep(pool, a) && !requested
 	}
 	for _, s := range in.Previous {
 		prev, err := netip.ParsePrefix(s)
 		if err != nil || familyOf(prev.Addr()) != family {
 			continue
 		}
-		if pool, ok := poolOf(in.Pools, prev.Addr()); ok && free(pool, prev.Addr()) {
+		if pool, ok := poolOf(in.Pools, prev.Addr()); ok && keep(pool, prev.Addr()) {
 			return netip.PrefixFrom(prev.Addr(), pool.Subnet.Bits()), nil
 		}
 	}
@@ -211,10 +220,10 @@ func allocate(in VIPInput, family corev1.IPFamily) (netip.Prefix, error) {
 			continue
 		}
 		anyPool = true
-		// Every address skipped is taken, a node's, or one of the two
-		// reserved ones, so the walk ends within that many steps even in a
-		// huge IPv6 pool.
-		limit := len(in.Taken) + len(in.NodeAddresses) + 3
+		// Every address skipped is held, requested, a node's, or one of the
+		// two reserved ones, so the walk ends within that many steps even in
+		// a huge IPv6 pool.
+		limit := len(in.HeldByOthers) + len(in.RequestedByOthers) + len(in.NodeAddresses) + 3
 		for a, n := pool.Range.Addr(), 0; pool.Range.Contains(a) && n <= limit; a, n = a.Next(), n+1 {
 			if free(pool, a) {
 				return netip.PrefixFrom(a, pool.Subnet.Bits()), nil

@@ -101,7 +101,7 @@ spec:
 		// The tenant may read this Secret, but the admin has not opted the
 		// namespace in to TLS: the agents get no access to it.
 		{"TLS before the admin's delegation", "defaultBackend: web}]", "defaultBackend: web, tls: {secretRef: {name: yours}}}]",
-			v1alpha1.LoadBalancerReferenceNotFoundReason, "attempting to grant RBAC permissions not currently held"},
+			v1alpha1.LoadBalancerReferenceNotFoundReason, "has the platform admin bound hakeeper-tls-delegation"},
 	}
 	for i, tc := range refusedByOperator {
 		name := fmt.Sprintf("refused-%d", i)
@@ -128,7 +128,8 @@ spec:
 
 	// None reached a node: no data plane of the tenant's exists, and every
 	// node keeps its own address (keepalived would have taken it).
-	// (The TLS case is applied without its listener's certificate.)
+	// (The TLS case is applied, but its agents cannot read its certificate,
+	// so its pods wait in their startup probe.)
 	applied := fmt.Sprintf("refused-%d", len(refusedByOperator)-1)
 	var pods corev1.PodList
 	if err := l.Client.List(ctx, &pods, client.InNamespace(lab.OperatorNamespace),

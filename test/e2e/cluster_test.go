@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math/bits"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -178,6 +179,26 @@ func readyPods(t *testing.T, l *lab.Lab, namespace string, labels map[string]str
 	return pods
 }
 
+// agentNotDumpable: the daemons share the agent's process namespace and
+// user, so only the agent's being undumpable keeps them from its token.
+// A root process without capabilities (what HAProxy and Keepalived are)
+// must be refused /proc/<agent>/root; with them (this test) it is allowed,
+// which shows the token is there to refuse.
+func agentNotDumpable(t *testing.T, pod string, pid int) {
+	t.Helper()
+	// Debian's /var/run is a link to /run; through /proc it would resolve
+	// on the host.
+	token := fmt.Sprintf("/proc/%d/root/run/secrets/kubernetes.io/serviceaccount/token", pid)
+	if _, err := os.ReadFile(token); err != nil {
+		t.Errorf("%s: the agent's token is not where the test looks: %v", pod, err)
+		return
+	}
+	out, err := exec.Command("setpriv", "--inh-caps=-all", "--bounding-set=-all", "--", "cat", token).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Permission denied") {
+		t.Errorf("%s: a process without capabilities read the agent's token (%v): %.40q", pod, err, out)
+	}
+}
+
 // TestContainersRunAsDeclared reads each running container's user and
 // capabilities from /proc/PID/status and its root mount from
 // /proc/PID/mountinfo, and compares them with the pod specs: what runc
@@ -218,6 +239,9 @@ func TestContainersRunAsDeclared(t *testing.T) {
 			has := strings.Contains(string(mounts), "/secrets/kubernetes.io/serviceaccount ")
 			if has != (c.Name == desired.ContainerAgent) {
 				t.Errorf("%s/%s: token mounted %v", pod.Name, c.Name, has)
+			}
+			if c.Name == desired.ContainerAgent {
+				agentNotDumpable(t, pod.Name, c.PID)
 			}
 		}
 	}
