@@ -11,6 +11,9 @@ export HAKEEPER_CACHE
 
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+HELM_VERSION ?= v3.22.0
+HELM := $(BIN)/helm-$(HELM_VERSION)
+export HELM
 
 # KUBEBUILDER_ASSETS points envtest at the control plane hack/control-plane.sh builds.
 export KUBEBUILDER_ASSETS ?= $(BIN)/k8s
@@ -30,9 +33,10 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests, and the chart's copies of them.
 	$(CONTROLLER_GEN) rbac:roleName=hakeeper-manager crd paths=./... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	hack/chart-sync.sh
 
 .PHONY: fmt
 fmt: ## Run gofmt.
@@ -75,7 +79,7 @@ render-sample: ## Render the website sample for two nodes, as `hakeeper render` 
 ##@ Test
 
 .PHONY: test
-test: deps control-plane images verify verify-kustomize ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
+test: deps control-plane images verify verify-kustomize $(HELM) ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
 	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./... -count=1 -timeout 20m
 
 .PHONY: test-e2e
@@ -117,6 +121,12 @@ bench-scale: deps control-plane build ## 100 LoadBalancers x 50 endpoints on the
 	$(GO) run ./hack/bench/scale -lbs $${LBS:-100} -endpoints $${ENDPOINTS:-50} -hakeeper $(BIN)/hakeeper
 
 ##@ Tools
+
+$(HELM): ## Helm, built from source once and cached by version (the chart's tests run it).
+	mkdir -p $(BIN) $(HAKEEPER_CACHE)/helm-$(HELM_VERSION)
+	[[ -x $(HAKEEPER_CACHE)/helm-$(HELM_VERSION)/helm ]] || \
+		GOBIN=$(HAKEEPER_CACHE)/helm-$(HELM_VERSION) GOFLAGS=-mod=mod $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	ln -sf $(HAKEEPER_CACHE)/helm-$(HELM_VERSION)/helm $@
 
 $(CONTROLLER_GEN):
 	mkdir -p $(BIN) $(HAKEEPER_CACHE)
