@@ -16,6 +16,59 @@ import (
 // change, so an unchanged status compares equal and is not written.
 // reconcileErr is the error that ended this reconcile, if any.
 func computeStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v1alpha1.LoadBalancerStatus {
+	st := conditionsStatus(lb, s, reconcileErr)
+	setKstatus(&st, lb.Generation)
+	return st
+}
+
+// setKstatus derives Reconciling and Stalled from the other conditions:
+// kstatus reads a LoadBalancer as Current exactly when it is Ready for its
+// generation with nothing rolling out, Failed when it is Stalled.
+func setKstatus(st *v1alpha1.LoadBalancerStatus, gen int64) {
+	ready := meta.FindStatusCondition(st.Conditions, v1alpha1.LoadBalancerReadyCondition)
+	progressing := meta.FindStatusCondition(st.Conditions, v1alpha1.LoadBalancerProgressingCondition)
+	degraded := meta.FindStatusCondition(st.Conditions, v1alpha1.LoadBalancerDegradedCondition)
+	var stalled *metav1.Condition
+	switch {
+	case degraded != nil && degraded.Status == metav1.ConditionTrue && stalls(degraded.Reason):
+		stalled = degraded
+	case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == v1alpha1.LoadBalancerNoActiveNodeReason &&
+		strings.HasPrefix(ready.Message, "No node matches"):
+		stalled = ready
+	}
+	if stalled != nil {
+		setCondition(st, gen, v1alpha1.LoadBalancerStalledCondition, metav1.ConditionTrue, stalled.Reason, stalled.Message)
+		setCondition(st, gen, v1alpha1.LoadBalancerReconcilingCondition, metav1.ConditionFalse, stalled.Reason, "Stalled: "+stalled.Message)
+		return
+	}
+	setCondition(st, gen, v1alpha1.LoadBalancerStalledCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerAsExpectedReason, "Not stalled")
+	switch {
+	case progressing != nil && progressing.Status != metav1.ConditionFalse:
+		setCondition(st, gen, v1alpha1.LoadBalancerReconcilingCondition, metav1.ConditionTrue, progressing.Reason, progressing.Message)
+	case ready == nil || ready.Status != metav1.ConditionTrue:
+		reason, message := v1alpha1.LoadBalancerPendingReason, "Not Ready yet"
+		if ready != nil {
+			reason, message = ready.Reason, ready.Message
+		}
+		setCondition(st, gen, v1alpha1.LoadBalancerReconcilingCondition, metav1.ConditionTrue, reason, message)
+	default:
+		setCondition(st, gen, v1alpha1.LoadBalancerReconcilingCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerAvailableReason, ready.Message)
+	}
+}
+
+// stalls tells the Degraded reasons no retry fixes: the spec needs a change
+// (or the class, or a node's config check, or another LoadBalancer).
+func stalls(reason string) bool {
+	switch reason {
+	case v1alpha1.LoadBalancerInvalidSpecReason, v1alpha1.LoadBalancerClassNotFoundReason, v1alpha1.LoadBalancerNotAllowedByClassReason,
+		v1alpha1.LoadBalancerAddressUnavailableReason, v1alpha1.LoadBalancerConflictReason, v1alpha1.LoadBalancerAdoptionRefusedReason,
+		v1alpha1.LoadBalancerConfigRejectedReason:
+		return true
+	}
+	return false
+}
+
+func conditionsStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v1alpha1.LoadBalancerStatus {
 	st := *lb.Status.DeepCopy()
 	gen := lb.Generation
 	if s.classUsable {

@@ -634,6 +634,16 @@ const (
 	// LoadBalancerDegradedCondition is True when something needs attention:
 	// a conflict, a config a node rejected, nodes down or servers down.
 	LoadBalancerDegradedCondition = "Degraded"
+	// LoadBalancerReconcilingCondition is True while the LoadBalancer is on
+	// its way to Ready for its current generation: rolling out, waiting for
+	// a node to hold the virtual IPs, or retrying. With Stalled it follows
+	// the kstatus conventions Flux and `kubectl wait` read.
+	LoadBalancerReconcilingCondition = "Reconciling"
+	// LoadBalancerStalledCondition is True when it will not get there
+	// without a change: the operator refused the spec, a node rejected the
+	// config, or no node may run it. Its reason and message are those of
+	// Degraded or Ready.
+	LoadBalancerStalledCondition = "Stalled"
 )
 
 // Reasons for the conditions above.
@@ -705,7 +715,8 @@ type LoadBalancerStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Progressing and Degraded.
+	// conditions: Ready, Progressing and Degraded; Reconciling and Stalled
+	// for kstatus (Flux, kubectl wait).
 	// +optional
 	// +kubebuilder:validation:MaxItems=8
 	// +listType=map
