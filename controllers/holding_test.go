@@ -2,10 +2,8 @@ package controllers_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
@@ -71,19 +69,5 @@ func TestDataPlaneNeverOutlivesItsLoadBalancer(t *testing.T) {
 	if err := k8s.Delete(ctx, lb); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "data plane deleted", func() error {
-		var left []string
-		for _, obj := range dataPlaneObjects(lb) {
-			switch err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); {
-			case err == nil:
-				left = append(left, fmt.Sprintf("%T %s", obj, obj.GetName()))
-			case !apierrors.IsNotFound(err):
-				return err
-			}
-		}
-		if len(left) > 0 {
-			return fmt.Errorf("still there: %s", strings.Join(left, ", "))
-		}
-		return nil
-	})
+	waitDataPlaneGone(t, lb)
 }

@@ -278,21 +278,7 @@ func TestFinalizerDeletesDataPlane(t *testing.T) {
 	if err := k8s.Delete(ctx, lb); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "data plane deleted", func() error {
-		var left []string
-		for _, obj := range dataPlaneObjects(lb) {
-			switch err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); {
-			case err == nil:
-				left = append(left, fmt.Sprintf("%T %s", obj, obj.GetName()))
-			case !apierrors.IsNotFound(err):
-				return err
-			}
-		}
-		if len(left) > 0 {
-			return fmt.Errorf("still there: %s", strings.Join(left, ", "))
-		}
-		return nil
-	})
+	waitDataPlaneGone(t, lb)
 	eventually(t, "LoadBalancer gone", func() error {
 		err := k8s.Get(ctx, client.ObjectKeyFromObject(lb), &v1alpha1.LoadBalancer{})
 		if apierrors.IsNotFound(err) {
@@ -416,5 +402,26 @@ func TestDaemonSetShape(t *testing.T) {
 		createLB(t, wide)
 		waitDegraded(t, wide, v1alpha1.LoadBalancerNotAllowedByClassReason, "spec.nodeSelector.hakeeper.io/tier")
 		assertNothingApplied(t, wide)
+	})
+}
+
+// waitDataPlaneGone waits until none of lb's objects is left in the
+// data-plane namespace.
+func waitDataPlaneGone(t *testing.T, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	eventually(t, "data plane deleted", func() error {
+		var left []string
+		for _, obj := range dataPlaneObjects(lb) {
+			switch err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); {
+			case err == nil:
+				left = append(left, fmt.Sprintf("%T %s", obj, obj.GetName()))
+			case !apierrors.IsNotFound(err):
+				return err
+			}
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("still there: %s", strings.Join(left, ", "))
+		}
+		return nil
 	})
 }

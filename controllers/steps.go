@@ -286,7 +286,7 @@ func claimOf(lb *v1alpha1.LoadBalancer, vips []netip.Addr, nodes []string) resol
 	for _, l := range lb.Spec.Listeners {
 		ports = append(ports, l.Port)
 	}
-	c := resolve.NewClaim(lb.Namespace+"/"+lb.Name, lb.CreationTimestamp.Time, vips, ports, nodes)
+	c := resolve.NewClaim(keyOf(lb), lb.CreationTimestamp.Time, vips, ports, nodes)
 	c.Held = heldAddrs(lb)
 	c.RouterID = lb.Status.VirtualRouterID
 	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
@@ -484,15 +484,12 @@ func (r *LoadBalancerReconciler) render(_ context.Context, s *scope) error {
 		VirtualIPs: s.virtualIPs, Interface: s.class.Spec.DataPlane.Interface,
 		Endpoints: s.endpoints, Nodes: s.nodes, VirtualRouterID: s.routerID,
 	}
-	cfg, err := render.HAProxyConfig(in)
+	cfg, servers, err := render.HAProxyConfigAndServers(in)
 	if err != nil {
 		s.stop(v1alpha1.LoadBalancerInvalidSpecReason, err.Error())
 		return nil
 	}
-	s.haproxyCfg = cfg
-	if s.servers, err = render.HAProxyServers(in); err != nil {
-		return err // the same Input rendered above
-	}
+	s.haproxyCfg, s.servers = cfg, servers
 	s.keepalived = map[string][]byte{}
 	s.expectedHash = map[string]string{}
 	for _, n := range s.nodes {

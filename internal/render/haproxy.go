@@ -88,14 +88,19 @@ func HAProxyConfig(in Input) ([]byte, error) {
 	return execute("haproxy.cfg.tmpl", newHAProxyModel(&in))
 }
 
-// HAProxyServers describes haproxy.cfg's servers as data for the agent:
-// the servers given by IP address, and the hash of the config rendered
-// with those servers' address, weight and state left out (the skeleton).
-func HAProxyServers(in Input) (contract.ServerSet, error) {
+// HAProxyConfigAndServers renders haproxy.cfg and describes its servers as
+// data for the agent, from one validation and one model: the servers given
+// by IP address, and the hash of the config rendered with those servers'
+// address, weight and state left out (the skeleton).
+func HAProxyConfigAndServers(in Input) ([]byte, contract.ServerSet, error) {
 	if errs := Validate(&in); len(errs) > 0 {
-		return contract.ServerSet{}, errs.ToAggregate()
+		return nil, contract.ServerSet{}, errs.ToAggregate()
 	}
 	m := newHAProxyModel(&in)
+	cfg, err := execute("haproxy.cfg.tmpl", m)
+	if err != nil {
+		return nil, contract.ServerSet{}, err
+	}
 	set := contract.ServerSet{Backends: map[string][]contract.Server{}}
 	for i := range m.Backends {
 		b := &m.Backends[i]
@@ -112,11 +117,11 @@ func HAProxyServers(in Input) (contract.ServerSet, error) {
 	}
 	skeleton, err := execute("haproxy.cfg.tmpl", m)
 	if err != nil {
-		return contract.ServerSet{}, err
+		return nil, contract.ServerSet{}, err
 	}
 	sum := sha256.Sum256(skeleton)
 	set.Skeleton = hex.EncodeToString(sum[:8])
-	return set, nil
+	return cfg, set, nil
 }
 
 func newHAProxyModel(in *Input) haproxyModel {

@@ -242,9 +242,12 @@ func TestUnknownNode(t *testing.T) {
 // and the skeleton hash moves exactly when something else changes.
 func TestHAProxyServers(t *testing.T) {
 	in := sampleCases["website"].input(t)
-	base, err := HAProxyServers(in)
+	cfg, base, err := HAProxyConfigAndServers(in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if alone, err := HAProxyConfig(in); err != nil || !bytes.Equal(alone, cfg) {
+		t.Fatalf("haproxy.cfg differs from HAProxyConfig's (%v)", err)
 	}
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)
@@ -259,7 +262,7 @@ func TestHAProxyServers(t *testing.T) {
 		t.Helper()
 		in := sampleCases["website"].input(t)
 		mutate(&in)
-		set, err := HAProxyServers(in)
+		_, set, err := HAProxyConfigAndServers(in)
 		if err != nil {
 			t.Fatal(err)
 		}

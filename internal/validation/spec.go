@@ -30,16 +30,6 @@ func Spec(spec *v1alpha1.LoadBalancerSpec) field.ErrorList {
 	return errs
 }
 
-// ParseVirtualIP parses a virtual IP as status and rendering carry it: an
-// address with the prefix length it gets on the interface.
-func ParseVirtualIP(s string) (netip.Prefix, error) {
-	prefix, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("must be an IP address with a prefix length, for example 198.18.0.100/24")
-	}
-	return prefix, nil
-}
-
 // ParseAddress parses a plain IP address without a zone.
 func ParseAddress(s string) (netip.Addr, error) {
 	addr, err := netip.ParseAddr(s)
