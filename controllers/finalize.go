@@ -37,6 +37,7 @@ func (r *LoadBalancerReconciler) finalize(ctx context.Context, lb *v1alpha1.Load
 		return ctrl.Result{RequeueAfter: dataPlaneGone}, err
 	}
 	patch := client.MergeFrom(lb.DeepCopy())
+	forgetMetrics(lb.Namespace, lb.Name)
 	controllerutil.RemoveFinalizer(lb, desired.Finalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, lb, patch))
 }

@@ -88,6 +88,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			return ctrl.Result{RequeueAfter: dataPlaneGone}, err
 		}
 		r.allocations.Delete(req.String())
+		forgetMetrics(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
 	if lb.DeletionTimestamp != nil {
@@ -107,6 +108,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	s := &scope{lb: lb}
 	defer func() {
 		lb.Status = computeStatus(lb, s, retErr)
+		recordReconcile(lb, s, retErr)
 		// Write status only when it changed: a write per pass would fan out
 		// to every watcher.
 		if equality.Semantic.DeepEqual(orig.Status, lb.Status) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -293,6 +294,25 @@ func checkDaemonSet(t *testing.T, lb *v1alpha1.LoadBalancer) {
 	}
 	if pod.InitContainers[0].StartupProbe == nil || pod.InitContainers[0].RestartPolicy == nil {
 		t.Error("the agent must be a native sidecar with a startup probe")
+	}
+	// The agents' metrics port is the base plus the router ID, declared
+	// under its name as a host port and given to the agent.
+	live := &v1alpha1.LoadBalancer{}
+	eventually(t, "router ID", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(lb), live); err != nil {
+			return err
+		}
+		if live.Status.VirtualRouterID == 0 {
+			return fmt.Errorf("no router ID in status")
+		}
+		return nil
+	})
+	port := int32(metricsBasePort) + live.Status.VirtualRouterID
+	agent := pod.InitContainers[0]
+	if len(agent.Ports) != 1 || agent.Ports[0].Name != desired.MetricsPortName || agent.Ports[0].ContainerPort != port || agent.Ports[0].HostPort != port ||
+		!slices.Contains(agent.Command, fmt.Sprintf("--metrics-port=%d", port)) {
+		t.Errorf("agent ports %+v, command %v: want %q at %d (base %d + router ID %d)", agent.Ports, agent.Command,
+			desired.MetricsPortName, port, metricsBasePort, live.Status.VirtualRouterID)
 	}
 	if ds.Spec.Template.Annotations[desired.AnnotationLayout] == "" {
 		t.Error("the pod template lacks the layout hash that rolls pods on a structural change")

@@ -140,7 +140,9 @@ func runSuite(m *testing.M) int {
 		ProbeAddr:          "0",
 		DataPlaneNamespace: dataPlaneNamespace,
 		DataPlaneImage:     operatorImage,
-		WrapClient:         countingClient,
+		// The metrics ports follow the router IDs (checkDaemonSet).
+		DataPlaneMetricsBasePort: metricsBasePort,
+		WrapClient:               countingClient,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -161,6 +163,9 @@ func runSuite(m *testing.M) int {
 // operatorImage is the manager's --dataplane-image: the agent's always, and
 // HAProxy's and Keepalived's where the class names no image.
 const operatorImage = "hakeeper/dataplane:test"
+
+// metricsBasePort is the manager's --dataplane-metrics-base-port in these tests.
+const metricsBasePort = 9800
 
 // setupCluster creates what the platform admin installs before the
 // operator runs: the data-plane namespace and the sample classes.

@@ -5,7 +5,10 @@
 # the CRDs, with helm.sh/resource-policy: keep (Helm then upgrades them
 # with the chart, as templates, and `helm uninstall` leaves them and every
 # LoadBalancer in place); the RBAC and the admission policy, with the
-# release namespace in place of hakeeper-system.
+# release namespace in place of hakeeper-system. It also ships Argo CD's
+# health check for LoadBalancers (hack/argocd), unchanged, as
+# files/argocd-health.lua: the chart renders nothing from it, Argo CD's
+# argocd-cm owns that setting (charts/hakeeper/README.md).
 set -o errexit -o nounset -o pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$root/charts/hakeeper/templates/generated
@@ -20,9 +23,9 @@ for f in "$root"/config/crd/bases/*.yaml; do
   grep -q 'helm.sh/resource-policy: keep' "$out/crd-$(basename "$f")" || { echo "chart-sync: no annotations in $f" >&2; exit 1; }
 done
 
-for f in role role_binding leader_election_role metrics_reader_role tls_delegation_role tenant_role service_account; do
+for f in role role_binding leader_election_role metrics_reader_role dataplane_metrics_auth tls_delegation_role tenant_role service_account; do
   { echo "$header"
-    sed 's/^\( *\)namespace: hakeeper-system$/\1namespace: {{ .Release.Namespace }}/' "$root/config/rbac/$f.yaml"
+    sed -e "s/^\( *\)namespace: hakeeper-system$/\1namespace: {{ .Release.Namespace }}/" -e "s/^\( *\)name: system:serviceaccounts:hakeeper-system$/\1name: system:serviceaccounts:{{ .Release.Namespace }}/" "$root/config/rbac/$f.yaml"
   } > "$out/rbac-${f//_/-}.yaml"
 done
 
@@ -31,3 +34,6 @@ done
   cat "$root/config/admission/tls-secret-access.yaml"
   echo '{{- end }}'
 } > "$out/admission-tls-secret-access.yaml"
+
+mkdir -p "$root/charts/hakeeper/files"
+cp "$root/hack/argocd/hakeeper.io/LoadBalancer/health.lua" "$root/charts/hakeeper/files/argocd-health.lua"

@@ -52,6 +52,8 @@ type Options struct {
 	HealthInterval time.Duration
 	// ResyncInterval re-reads TLS Secrets and re-checks everything.
 	ResyncInterval time.Duration
+	// MetricsPort serves metrics on HostIP (0: no metrics).
+	MetricsPort int
 }
 
 // Validate checks the options.
@@ -69,6 +71,9 @@ func (o *Options) Validate() error {
 	if net.ParseIP(o.HostIP) == nil && o.HostIP != "" {
 		errs = append(errs, fmt.Errorf("%s %q is not an IP address", contract.EnvHostIP, o.HostIP))
 	}
+	if o.MetricsPort < 0 || o.MetricsPort > 65535 {
+		errs = append(errs, fmt.Errorf("metrics port %d is not a port", o.MetricsPort))
+	}
 	if o.HealthInterval <= 0 || o.ResyncInterval <= 0 {
 		errs = append(errs, errors.New("intervals must be positive"))
 	}
@@ -78,8 +83,10 @@ func (o *Options) Validate() error {
 // Agent is one node's agent for one LoadBalancer.
 type Agent struct {
 	o       Options
+	cfg     *rest.Config
 	names   desired.Names
 	client  kubernetes.Interface
+	metrics *agentMetrics
 	haproxy cache.Store
 	keep    cache.Store
 	trigger chan struct{}
@@ -121,6 +128,8 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 	}
 	return &Agent{
 		o:             o,
+		cfg:           cfg,
+		metrics:       newAgentMetrics(registry, o),
 		names:         desired.NamesFor(&v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Namespace: o.LoadBalancerNamespace, Name: o.LoadBalancer}}),
 		client:        c,
 		trigger:       make(chan struct{}, 1),
@@ -145,6 +154,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.keep = a.watchConfigMap(ctx, a.names.KeepalivedConfigMap)
 	log.Info("Agent started", "interface", iface)
 	var wg sync.WaitGroup
+	if a.o.MetricsPort != 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Metrics are not worth stopping the data plane for.
+			if err := a.serveMetrics(ctx, a.cfg); err != nil {
+				log.Error(err, "Serving metrics failed")
+			}
+		}()
+	}
 	for _, loop := range []func(context.Context){a.syncLoop, a.healthLoop, a.vrrpLoop, a.reportLoop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
@@ -28,7 +30,8 @@ func newGuardFixture(t *testing.T) *syncFixture {
 	f.agent = &Agent{
 		o: Options{Node: "n1", Namespace: "ns", LoadBalancer: "web", Checker: missing,
 			Paths: contract.Paths{RunDir: filepath.Join(dir, "run"), ConfigDir: filepath.Join(dir, "etc")}},
-		names: f.names, client: fake.NewClientset(), haproxy: f.haproxy, keep: f.keep,
+		metrics: newAgentMetrics(prometheus.NewRegistry(), Options{Node: "n1", LoadBalancer: "web", LoadBalancerNamespace: "ns"}),
+		names:   f.names, client: fake.NewClientset(), haproxy: f.haproxy, keep: f.keep,
 		trigger: make(chan struct{}, 1), changed: make(chan struct{}, 1), secretWatches: map[string]context.CancelFunc{},
 	}
 	if err := f.agent.prepareFiles(); err != nil {
@@ -108,8 +111,8 @@ func TestCheckPassesRenderedConfigsToTheDaemons(t *testing.T) {
 		return strings.ReplaceAll(string(data), contract.DefaultPaths().RunDir+"/", f.agent.o.Paths.RunDir+"/")
 	}
 	want := appliedConfig{haproxyCfg: golden(contract.HAProxyConfigFile + ".golden"), keepalivedConf: golden("*." + contract.KeepalivedConfigFile + ".golden")}
-	err := f.agent.check(context.Background(), want)
-	if err == nil || !strings.Contains(err.Error(), "failed to run haproxy") {
+	daemon, err := f.agent.check(context.Background(), want)
+	if err == nil || !strings.Contains(err.Error(), "failed to run haproxy") || daemon != "haproxy" {
 		t.Fatalf("got %v, want the guard to pass and running the missing haproxy to fail", err)
 	}
 	if got := f.onDisk(t, ".candidate-"+contract.HAProxyConfigFile); got != want.haproxyCfg {

@@ -41,11 +41,13 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			failures++
 		}
 		faulty := a.unhealthy(dead, failures)
+		a.metrics.setBackends(backends)
 		if changed, err := track.write(faulty); err != nil {
 			log.Error(err, "Writing the track file failed")
 		} else if changed {
 			log.Info("HAProxy health changed", "healthy", !faulty, "reason", why, "failures", failures)
 		}
+		a.metrics.setTracked(trackedHealth, track.set)
 		now := time.Now()
 		if hold.setElsewhere() { // keepalived restarted: the delay starts over
 			gate.restart(now)
@@ -56,6 +58,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		} else if changed {
 			log.Info("Preempt hold changed", "held", held)
 		}
+		a.metrics.setTracked(trackedPreemptHold, hold.set)
 		a.update(func(r *contract.NodeReport) { r.Healthy, r.Backends = !faulty, backends })
 		select {
 		case <-ctx.Done():

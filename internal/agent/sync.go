@@ -94,8 +94,9 @@ func (a *Agent) sync(ctx context.Context) error {
 		a.update(func(r *contract.NodeReport) { r.Message = "" })
 		return nil
 	}
-	if err := a.check(ctx, want); err != nil {
+	if daemon, err := a.check(ctx, want); err != nil {
 		ctrl.LoggerFrom(ctx).Info("Refusing a config the daemons reject; the last good one keeps serving", "error", err.Error())
+		a.metrics.configRejections.WithLabelValues(daemon).Inc()
 		a.update(func(r *contract.NodeReport) { r.Message = err.Error() })
 		return nil
 	}
@@ -105,6 +106,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	a.applied = want
 	hash := contract.NodeConfigHash([]byte(want.haproxyCfg), []byte(want.keepalivedConf))
+	a.metrics.setConfigHash(hash)
 	a.update(func(r *contract.NodeReport) { r.ConfigHash, r.Message = hash, "" })
 	return nil
 }
@@ -165,35 +167,38 @@ func (a *Agent) readCertificates(ctx context.Context, listeners map[string]strin
 // runs haproxy -c and keepalived --config-test on candidate files. The
 // guard comes first: HAProxy runs a lua-load script even while checking.
 // Certificates are written next (HAProxy opens them while checking); the
-// running HAProxy keeps the ones it loaded until it reloads.
-func (a *Agent) check(ctx context.Context, want appliedConfig) error {
+// running HAProxy keeps the ones it loaded until it reloads. daemon names
+// whose config was refused.
+func (a *Agent) check(ctx context.Context, want appliedConfig) (daemon string, err error) {
 	if err := configguard.HAProxy(want.haproxyCfg, a.o.Paths.RunDir); err != nil {
-		return err
+		return "haproxy", err
 	}
 	if err := configguard.Keepalived(want.keepalivedConf, a.o.Paths.RunDir); err != nil {
-		return err
+		return "keepalived", err
 	}
 	for listener, pem := range want.certs {
 		if err := writeFileAtomic(a.o.Paths.CertificateFile(listener), []byte(pem), 0o600); err != nil {
-			return err
+			return "haproxy", err
 		}
 	}
 	dir := a.o.Paths.ConfigDir
 	hcand := filepath.Join(dir, ".candidate-"+contract.HAProxyConfigFile)
 	kcand := filepath.Join(dir, ".candidate-"+contract.KeepalivedConfigFile)
 	if err := writeFileAtomic(hcand, []byte(want.haproxyCfg), 0o644); err != nil {
-		return err
+		return "haproxy", err
 	}
 	if err := writeFileAtomic(kcand, []byte(want.keepalivedConf), 0o644); err != nil {
-		return err
+		return "keepalived", err
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := a.o.Checker.HAProxyConfig(checkCtx, hcand); err != nil {
-		return err
+		return "haproxy", err
 	}
-	_, err := a.o.Checker.KeepalivedConfig(checkCtx, kcand)
-	return err
+	if _, err := a.o.Checker.KeepalivedConfig(checkCtx, kcand); err != nil {
+		return "keepalived", err
+	}
+	return "", nil
 }
 
 // apply installs checked configs. Server changes go through the runtime
@@ -217,6 +222,8 @@ func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 					if err := a.reloadHAProxy(ctx); err != nil {
 						return err
 					}
+				} else {
+					a.metrics.runtimeUpdates.Inc()
 				}
 			default:
 				log.Info("Reloading HAProxy")
@@ -262,7 +269,9 @@ func (a *Agent) reloadHAProxy(ctx context.Context) error {
 		_ = writeFileAtomic(p.ServerState(), []byte(state), 0o600)
 	}
 	a.reloadedAt.Store(time.Now().UnixNano())
+	a.metrics.reloads.Inc()
 	if _, err := haproxyapi.MasterCommand(ctx, p.MasterSocket(), "reload"); err != nil {
+		a.metrics.reloadFailures.Inc()
 		return fmt.Errorf("failed to reload HAProxy: %w", err)
 	}
 	return nil

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -54,7 +57,8 @@ func newSyncFixture(t *testing.T) *syncFixture {
 	f.agent = &Agent{
 		o: Options{Node: "n1", Namespace: "ns", LoadBalancer: "web", Checker: configcheck.Default(),
 			Paths: contract.Paths{RunDir: filepath.Join(dir, "run"), ConfigDir: filepath.Join(dir, "etc")}},
-		names: f.names, client: fake.NewClientset(), haproxy: f.haproxy, keep: f.keep,
+		metrics: newAgentMetrics(prometheus.NewRegistry(), Options{Node: "n1", LoadBalancer: "web", LoadBalancerNamespace: "ns"}),
+		names:   f.names, client: fake.NewClientset(), haproxy: f.haproxy, keep: f.keep,
 		trigger: make(chan struct{}, 1), changed: make(chan struct{}, 1), secretWatches: map[string]context.CancelFunc{},
 	}
 	if err := f.agent.prepareFiles(); err != nil {
@@ -116,6 +120,17 @@ func TestSyncAppliesCheckedConfigsAndRefusesRejectedOnes(t *testing.T) {
 	}
 	if r.ConfigHash != wantHash {
 		t.Errorf("the report's hash moved to a config that does not run: %s", r.ConfigHash)
+	}
+	// The metrics tell the same: one HAProxy config refused, the good one's
+	// hash still the one running.
+	if got := testutil.ToFloat64(f.agent.metrics.configRejections.WithLabelValues("haproxy")); got != 1 {
+		t.Errorf("config_rejections_total{daemon=haproxy} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(f.agent.metrics.configRejections.WithLabelValues("keepalived")); got != 0 {
+		t.Errorf("config_rejections_total{daemon=keepalived} = %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(f.agent.metrics.configInfo.WithLabelValues(wantHash)); got != 1 || testutil.CollectAndCount(f.agent.metrics.configInfo) != 1 {
+		t.Errorf("config_info: %v series, hash %s = %v; want exactly the running config's", testutil.CollectAndCount(f.agent.metrics.configInfo), wantHash, got)
 	}
 
 	// Reverting the spec clears the complaint; nothing needs applying.

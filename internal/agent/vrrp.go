@@ -40,9 +40,11 @@ func (a *Agent) vrrpLoop(ctx context.Context) {
 			a.update(func(r *contract.NodeReport) {
 				if r.Role != role {
 					r.Transitions++
+					a.metrics.vrrpTransitions.Inc()
 				}
 				r.Role = role
 			})
+			a.metrics.setVRRPState(role)
 		}
 	}
 }

@@ -37,6 +37,7 @@ func runAgent(ctx context.Context, args []string, s Streams) error {
 	fs.StringVar(&o.Paths.ConfigDir, "config-dir", defaults.ConfigDir, "haproxy.cfg and keepalived.conf")
 	fs.DurationVar(&o.HealthInterval, "health-interval", 100*time.Millisecond, "how often HAProxy's health is read")
 	fs.DurationVar(&o.ResyncInterval, "resync-interval", 10*time.Second, "how often TLS Secrets are re-read")
+	fs.IntVar(&o.MetricsPort, "metrics-port", 0, "serve metrics over HTTPS on the node's address at this port (0: off)")
 	var cluster clusterFlags
 	cluster.bind(fs)
 	if err := fs.Parse(args); err != nil {

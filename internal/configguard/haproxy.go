@@ -71,7 +71,8 @@ var haproxyKeywords = map[string]haproxyRule{
 	// frontend
 	"mode":            firstOf("http", "tcp"),
 	"bind":            bind,
-	"http-request":    firstOf("set-header", "del-header"),
+	"http-request":    httpRequest,
+	"no":              firstOf("log"),
 	"use_backend":     nil,
 	"default_backend": nil,
 
@@ -149,9 +150,30 @@ func address(s string) bool {
 	return s != "" && !strings.HasPrefix(s, "/") && !strings.Contains(s, "@")
 }
 
+// httpRequest allows the header rules listeners use and the one service
+// the metrics frontend uses.
+func httpRequest(args []string, _ contract.Paths) (string, string) {
+	switch {
+	case len(args) == 0:
+		return "(nothing)", ""
+	case args[0] == "set-header" || args[0] == "del-header":
+		return "", ""
+	case args[0] == "use-service" && len(args) == 2 && args[1] == "prometheus-exporter":
+		return "", ""
+	}
+	return strings.Join(args, " "), ""
+}
+
 // bind allows the renderer's bind options; crt must be a listener's
-// certificate in the run directory's TLS directory.
+// certificate in the run directory's TLS directory. The one socket path
+// allowed is the metrics exporter's, private to the pod.
 func bind(args []string, p contract.Paths) (string, string) {
+	if len(args) > 0 && args[0] == p.MetricsSocket() {
+		if len(args) != 3 || args[1] != "mode" || args[2] != "600" {
+			return strings.Join(args, " "), "is not how hakeeper binds the metrics socket (want mode 600)"
+		}
+		return "", ""
+	}
 	if len(args) == 0 || !address(args[0]) {
 		return strings.Join(args, " "), "is not an address hakeeper renders"
 	}

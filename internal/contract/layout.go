@@ -22,6 +22,7 @@ const (
 	KeepalivedConfigFile = "keepalived.conf"
 	RuntimeSocketFile    = "haproxy.sock"
 	MasterSocketFile     = "haproxy-master.sock"
+	MetricsSocketFile    = "haproxy-metrics.sock"
 	ServerStateFile      = "haproxy.state"
 	TrackFile            = "haproxy.health"
 	PreemptHoldFile      = "preempt.hold"
@@ -34,6 +35,11 @@ func (p Paths) RuntimeSocket() string { return path.Join(p.RunDir, RuntimeSocket
 
 // MasterSocket is HAProxy's master CLI socket (given on the command line).
 func (p Paths) MasterSocket() string { return path.Join(p.RunDir, MasterSocketFile) }
+
+// MetricsSocket is where HAProxy's Prometheus exporter listens: a unix
+// socket the agent serves to authorized scrapers, so nothing listens on a
+// virtual IP or the node's address but the agent.
+func (p Paths) MetricsSocket() string { return path.Join(p.RunDir, MetricsSocketFile) }
 
 // ServerState is where server states are saved across reloads.
 func (p Paths) ServerState() string { return path.Join(p.RunDir, ServerStateFile) }

@@ -25,7 +25,18 @@ type DataPlaneOptions struct {
 	// and keepalived.
 	Image           string
 	ImagePullPolicy corev1.PullPolicy
+	// MetricsBasePort plus the LoadBalancer's VRRP router ID is the port
+	// its agents serve metrics on (0: no metrics). Router IDs are unique
+	// among the LoadBalancers that share a node, so these ports are too.
+	MetricsBasePort int
 }
+
+// MaxRouterID is the largest VRRP router ID.
+const MaxRouterID = 255
+
+// MetricsPortName names the agent's metrics port, for PodMonitors and
+// Services that select it by name (the number differs per LoadBalancer).
+const MetricsPortName = "metrics"
 
 // DataPlaneInput is what one LoadBalancer's DaemonSet is made of: the
 // operator's options, the class's data-plane settings, and the node
@@ -34,6 +45,16 @@ type DataPlaneInput struct {
 	Options      DataPlaneOptions
 	Class        v1alpha1.DataPlaneSpec
 	NodeSelector map[string]string
+	// RouterID is the LoadBalancer's VRRP router ID.
+	RouterID int32
+}
+
+// MetricsPort is where the agents serve metrics; 0 when they do not.
+func (in DataPlaneInput) MetricsPort() int32 {
+	if in.Options.MetricsBasePort == 0 || in.RouterID == 0 {
+		return 0
+	}
+	return int32(in.Options.MetricsBasePort) + in.RouterID
 }
 
 // layoutVersion names the contract between the rendered files, the
@@ -98,7 +119,7 @@ func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths contract.Paths)
 		TerminationGracePeriodSeconds: ptr.To(int64(30)),
 		// The agent is a native sidecar: it starts first, writes the
 		// configs (its startup probe waits for them), then keeps running.
-		InitContainers: []corev1.Container{agentContainer(lb, opts, paths)},
+		InitContainers: []corev1.Container{agentContainer(lb, opts, in.MetricsPort(), paths)},
 		Containers:     []corev1.Container{haproxyContainer(in, paths), keepalivedContainer(in, paths)},
 		Volumes: []corev1.Volume{
 			// Memory-backed: sockets, state, and TLS keys never touch a disk.
@@ -173,17 +194,26 @@ func execProbe(period, failures int32, command ...string) *corev1.Probe {
 	}
 }
 
-func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, paths contract.Paths) corev1.Container {
+func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPort int32, paths contract.Paths) corev1.Container {
 	haproxyCfg := path.Join(paths.ConfigDir, contract.HAProxyConfigFile)
 	keepalivedConf := path.Join(paths.ConfigDir, contract.KeepalivedConfigFile)
 	fieldEnv := func(name, fieldPath string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: fieldPath}}}
 	}
+	command := []string{contract.Binary, "agent", "--run-dir=" + paths.RunDir, "--config-dir=" + paths.ConfigDir}
+	var ports []corev1.ContainerPort
+	if metricsPort != 0 {
+		command = append(command, fmt.Sprintf("--metrics-port=%d", metricsPort))
+		// Declared, so the scheduler refuses a pod whose port another
+		// pod on the node holds, and scrapers find it by name.
+		ports = []corev1.ContainerPort{{Name: MetricsPortName, ContainerPort: metricsPort, HostPort: metricsPort, Protocol: corev1.ProtocolTCP}}
+	}
 	return corev1.Container{
 		Name:            ContainerAgent,
 		Image:           opts.Image,
 		ImagePullPolicy: opts.ImagePullPolicy,
-		Command:         []string{contract.Binary, "agent", "--run-dir=" + paths.RunDir, "--config-dir=" + paths.ConfigDir},
+		Command:         command,
+		Ports:           ports,
 		Env: []corev1.EnvVar{
 			fieldEnv(contract.EnvNodeName, "spec.nodeName"),
 			fieldEnv(contract.EnvPodNamespace, "metadata.namespace"),

@@ -52,6 +52,10 @@ type Options struct {
 	DataPlaneImage string
 	// PullPolicy of the data-plane image.
 	PullPolicy corev1.PullPolicy
+	// DataPlaneMetricsBasePort plus a LoadBalancer's VRRP router ID is the
+	// port its agents serve metrics on, on each node's address; 0 turns
+	// data-plane metrics off.
+	DataPlaneMetricsBasePort int
 	// WrapClient, if set, wraps the client the reconciler writes with (tests
 	// count writes through it).
 	WrapClient func(client.Client) client.Client
@@ -70,6 +74,9 @@ func (o *Options) Validate() error {
 	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever, "":
 	default:
 		errs = append(errs, fmt.Errorf("--image-pull-policy %q: want Always, IfNotPresent or Never", o.PullPolicy))
+	}
+	if p := o.DataPlaneMetricsBasePort; p != 0 && (p < 1024 || p+desired.MaxRouterID > 65535) {
+		errs = append(errs, fmt.Errorf("--dataplane-metrics-base-port %d: want 0 (off) or 1024 to %d, so that every router ID (1 to %d) adds up to a port", p, 65535-desired.MaxRouterID, desired.MaxRouterID))
 	}
 	if o.ProbeAddr == "" {
 		errs = append(errs, errors.New("--health-probe-bind-address must not be empty (use 0 to disable)"))
@@ -136,7 +143,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Client:    c,
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("hakeeper"),
-		DataPlane: desired.DataPlaneOptions{Namespace: o.DataPlaneNamespace, Image: o.DataPlaneImage, ImagePullPolicy: o.PullPolicy},
+		DataPlane: desired.DataPlaneOptions{Namespace: o.DataPlaneNamespace, Image: o.DataPlaneImage, ImagePullPolicy: o.PullPolicy,
+			MetricsBasePort: o.DataPlaneMetricsBasePort},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the controller: %w", err)

@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
+)
+
+// TestMetricsExposition: the names, labels and state-set shape scrapers
+// see, before any event and after a VRRP transition and a health change.
+func TestMetricsExposition(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newAgentMetrics(reg, Options{Node: "node-a", LoadBalancer: "web", LoadBalancerNamespace: "shop"})
+	const labels = `loadbalancer="web",loadbalancer_namespace="shop",node="node-a"`
+	want := func(state string) string {
+		var b strings.Builder
+		b.WriteString("# HELP hakeeper_agent_vrrp_state Keepalived's VRRP state on this node, from its notifications: 1 for the current state, 0 for the others.\n# TYPE hakeeper_agent_vrrp_state gauge\n")
+		for _, s := range []string{"backup", "fault", "master", "unknown"} {
+			v := "0"
+			if s == state {
+				v = "1"
+			}
+			b.WriteString("hakeeper_agent_vrrp_state{" + labels + `,state="` + s + `"} ` + v + "\n")
+		}
+		return b.String()
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want("unknown")), "hakeeper_agent_vrrp_state"); err != nil {
+		t.Error(err)
+	}
+	m.setVRRPState(v1alpha1.VRRPRoleMaster)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want("master")), "hakeeper_agent_vrrp_state"); err != nil {
+		t.Error(err)
+	}
+
+	m.setTracked(trackedHealth, false)
+	m.setBackends(map[string]contract.BackendCount{"web": {Up: 2, Total: 3}})
+	m.setBackends(map[string]contract.BackendCount{"api": {Up: 1, Total: 1}}) // web left the config
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP hakeeper_agent_backend_servers_up Servers up per backend, as the agent's health check reads HAProxy's stats.
+# TYPE hakeeper_agent_backend_servers_up gauge
+hakeeper_agent_backend_servers_up{backend="api",`+labels+`} 1
+# HELP hakeeper_agent_tracked_file Files keepalived tracks: 1 when set (health: HAProxy is not serving, so the node goes FAULT; preempt_hold: the node waits at the lowest priority).
+# TYPE hakeeper_agent_tracked_file gauge
+hakeeper_agent_tracked_file{file="health",`+labels+`} 0
+hakeeper_agent_tracked_file{file="preempt_hold",`+labels+`} 1
+`), "hakeeper_agent_tracked_file", "hakeeper_agent_backend_servers_up"); err != nil {
+		t.Error(err)
+	}
+	if n, err := testutil.GatherAndCount(reg); err != nil || n < 12 {
+		t.Errorf("%d series (%v): every series should exist before its first event", n, err)
+	}
+}
