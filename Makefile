@@ -14,6 +14,9 @@ CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM := $(BIN)/helm-$(HELM_VERSION)
 export HELM
+HELM4_VERSION ?= v4.3.1
+HELM4 := $(BIN)/helm-$(HELM4_VERSION)
+export HELM4
 
 # KUBEBUILDER_ASSETS points envtest at the control plane hack/control-plane.sh builds.
 export KUBEBUILDER_ASSETS ?= $(BIN)/k8s
@@ -79,11 +82,11 @@ render-sample: ## Render the website sample for two nodes, as `hakeeper render` 
 ##@ Test
 
 .PHONY: test
-test: deps control-plane images verify verify-kustomize $(HELM) ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
+test: deps control-plane images verify verify-kustomize $(HELM) $(HELM4) ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
 	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./... -count=1 -timeout 20m
 
 .PHONY: test-e2e
-test-e2e: deps control-plane images ## Only the lab scenarios, verbose: prints each failover's outage and the load figures.
+test-e2e: deps control-plane images $(HELM) ## Only the lab scenarios, verbose: prints each failover's outage and the load figures.
 	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./test/e2e -count=1 -v -timeout 30m
 
 .PHONY: test-unit
@@ -127,6 +130,12 @@ $(HELM): ## Helm, built from source once and cached by version (the chart's test
 	[[ -x $(HAKEEPER_CACHE)/helm-$(HELM_VERSION)/helm ]] || \
 		GOBIN=$(HAKEEPER_CACHE)/helm-$(HELM_VERSION) GOFLAGS=-mod=mod $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	ln -sf $(HAKEEPER_CACHE)/helm-$(HELM_VERSION)/helm $@
+
+$(HELM4): ## Helm 4, the same way (the chart's tests run both).
+	mkdir -p $(BIN) $(HAKEEPER_CACHE)/helm-$(HELM4_VERSION)
+	[[ -x $(HAKEEPER_CACHE)/helm-$(HELM4_VERSION)/helm ]] || \
+		GOBIN=$(HAKEEPER_CACHE)/helm-$(HELM4_VERSION) GOFLAGS=-mod=mod $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM4_VERSION)
+	ln -sf $(HAKEEPER_CACHE)/helm-$(HELM4_VERSION)/helm $@
 
 $(CONTROLLER_GEN):
 	mkdir -p $(BIN) $(HAKEEPER_CACHE)

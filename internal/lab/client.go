@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -176,4 +177,44 @@ func (l *Lab) NewKeepAliveClient(timeout time.Duration) *Client {
 // Transport opens every connection in the client namespace.
 func Transport(l *Lab) *http.Transport {
 	return &http.Transport{DialContext: dialer(l.net.ns("client")), DisableKeepAlives: true}
+}
+
+// Scrape fetches url from the client namespace, as a Prometheus outside
+// the cluster would, with a bearer token (none if empty). Certificates are
+// not verified: the agents' are self-signed, as controller-runtime makes
+// them. It returns the status code and the body.
+func (l *Lab) Scrape(ctx context.Context, url, token string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext:       dialer(l.net.ns("client")),
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed by design
+	}}
+	return scrape(ctx, c, url, token)
+}
+
+// ScrapeLocal is Scrape from the host: for a port kubectl port-forward
+// opened on loopback.
+func ScrapeLocal(ctx context.Context, url, token string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed by design
+	}}
+	return scrape(ctx, c, url, token)
+}
+
+func scrape(ctx context.Context, c *http.Client, url, token string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return resp.StatusCode, string(body), err
 }

@@ -94,6 +94,12 @@ func (l *Lab) Kubectl(ctx context.Context, args ...string) ([]byte, error) {
 	return out, nil
 }
 
+// KubectlCommand is kubectl as the lab's admin, not yet started: for
+// commands that run alongside a test (port-forward).
+func (l *Lab) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, filepath.Join(l.assets, "kubectl"), append([]string{"--kubeconfig=" + l.AdminKubeconfig}, args...)...)
+}
+
 // InstallOperator installs hakeeper the way a user would, with
 // `kubectl apply -k` of config/default pointing at the built images, and
 // waits for the manager's Deployment to be available.

@@ -41,6 +41,9 @@ type Config struct {
 	Images *Images
 	// SkipOperator leaves hakeeper uninstalled (InstallOperator installs it).
 	SkipOperator bool
+	// Helm installs hakeeper with `helm install` of charts/hakeeper rather
+	// than `kubectl apply -k` of config/default.
+	Helm bool
 }
 
 // Lab is a running lab: a real cluster of Config.Nodes nodes with
@@ -80,7 +83,7 @@ const lockPath = "/run/hakeeper-lab.lock"
 
 // Start builds the network, the control plane and the nodes (containerd
 // and a kubelet each, the images imported), and installs hakeeper with
-// kustomize. Close undoes all of it, also after a failed Start.
+// kustomize or Helm. Close undoes all of it, also after a failed Start.
 func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the lab needs root: it creates network namespaces, cgroups and mounts")
@@ -146,7 +149,11 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if cfg.SkipOperator {
 		return l, nil
 	}
-	if err := l.InstallOperator(ctx); err != nil {
+	if cfg.Helm {
+		if _, err := l.HelmInstall(ctx, false, l.images.Manager, l.images.DataPlane); err != nil {
+			return l, err
+		}
+	} else if err := l.InstallOperator(ctx); err != nil {
 		return l, err
 	}
 	if err := l.Client.Create(ctx, Class(cfg.NodeLabels)); err != nil {

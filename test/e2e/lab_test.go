@@ -77,6 +77,9 @@ func run(m *testing.M) int {
 	theLab, labError = lab.Start(ctx, lab.Config{
 		Nodes: 3, Backends: 3, Dir: dir,
 		NodeLabels: map[string]string{"hakeeper.io/edge": "true"},
+		// Installed as most users will, with the chart; make demo installs
+		// with kustomize, and test/chart checks both give the same objects.
+		Helm: true,
 	})
 	if labError == nil {
 		defer theLab.Close()
