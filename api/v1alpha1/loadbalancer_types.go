@@ -661,17 +661,22 @@ const (
 	// LoadBalancerInvalidSpecReason: the spec failed validation the API
 	// server cannot express; nothing of it was applied.
 	LoadBalancerInvalidSpecReason = "InvalidSpec"
-	// LoadBalancerConflictReason: another LoadBalancer holds the same
-	// virtual IP and port, or the same router ID on shared nodes.
+	// LoadBalancerConflictReason: another LoadBalancer holds (or asked
+	// first for) one of the virtual IPs, or the same router ID on shared
+	// nodes, or no router ID is free.
 	LoadBalancerConflictReason = "Conflict"
-	// LoadBalancerReferenceNotFoundReason: a Service, a TLS Secret or a
-	// node address the spec needs does not exist; the rest is applied.
+	// LoadBalancerReferenceNotFoundReason: a Service or Service port, a
+	// node address of the virtual IPs' family, or the TLS delegation the
+	// spec needs does not exist; the rest is applied. (The agents read TLS
+	// Secrets: a missing one is their ConfigRejected.)
 	LoadBalancerReferenceNotFoundReason = "ReferenceNotFound"
 	// LoadBalancerSplitBrainReason: more than one node holds the virtual
 	// IPs, usually because VRRP adverts do not reach every node.
 	LoadBalancerSplitBrainReason = "SplitBrain"
-	// LoadBalancerConfigRejectedReason: HAProxy or Keepalived rejected the
-	// rendered config; the last good config keeps serving.
+	// LoadBalancerConfigRejectedReason: a node did not apply the rendered
+	// config: HAProxy or Keepalived rejected it, the agent's config guard
+	// refused it, or a TLS Secret it needs was unreadable. The last good
+	// config keeps serving.
 	LoadBalancerConfigRejectedReason = "ConfigRejected"
 	// LoadBalancerNoActiveNodeReason: no node holds the virtual IPs.
 	LoadBalancerNoActiveNodeReason = "NoActiveNode"
