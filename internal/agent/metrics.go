@@ -47,6 +47,12 @@ type agentMetrics struct {
 	configInfo       *prometheus.GaugeVec
 	trackedFile      *prometheus.GaugeVec
 	healthyServers   *prometheus.GaugeVec
+
+	// What the info and per-backend series hold now, so that a change
+	// deletes only the series that went away: a Reset would let a scrape
+	// in between see none.
+	hash     string
+	backends map[string]bool
 }
 
 func newAgentMetrics(reg prometheus.Registerer, o Options) *agentMetrics {
@@ -98,8 +104,11 @@ func (m *agentMetrics) setVRRPState(role v1alpha1.VRRPRole) {
 }
 
 func (m *agentMetrics) setConfigHash(hash string) {
-	m.configInfo.Reset()
 	m.configInfo.WithLabelValues(hash).Set(1)
+	if m.hash != "" && m.hash != hash {
+		m.configInfo.DeleteLabelValues(m.hash)
+	}
+	m.hash = hash
 }
 
 func (m *agentMetrics) setTracked(file string, set bool) {
@@ -111,11 +120,25 @@ func (m *agentMetrics) setTracked(file string, set bool) {
 }
 
 // setBackends replaces the per-backend figures (a backend removed from the
-// config loses its series).
+// config loses its series). Only the health loop calls it.
 func (m *agentMetrics) setBackends(backends map[string]contract.BackendCount) {
-	m.healthyServers.Reset()
+	if backends == nil { // HAProxy did not answer: nothing is up through it
+		for backend := range m.backends {
+			m.healthyServers.WithLabelValues(backend).Set(0)
+		}
+		return
+	}
 	for backend, c := range backends {
 		m.healthyServers.WithLabelValues(backend).Set(float64(c.Up))
+	}
+	for backend := range m.backends {
+		if _, ok := backends[backend]; !ok {
+			m.healthyServers.DeleteLabelValues(backend)
+		}
+	}
+	m.backends = map[string]bool{}
+	for backend := range backends {
+		m.backends[backend] = true
 	}
 }
 

@@ -40,6 +40,16 @@ func TestMetricsExposition(t *testing.T) {
 	m.setTracked(trackedHealth, false)
 	m.setBackends(map[string]contract.BackendCount{"web": {Up: 2, Total: 3}})
 	m.setBackends(map[string]contract.BackendCount{"api": {Up: 1, Total: 1}}) // web left the config
+	m.setBackends(nil)                                                        // HAProxy does not answer
+	if got := testutil.ToFloat64(m.healthyServers.WithLabelValues("api")); got != 0 {
+		t.Errorf("servers up through a HAProxy that does not answer: %v", got)
+	}
+	m.setBackends(map[string]contract.BackendCount{"api": {Up: 1, Total: 1}})
+	m.setConfigHash("aaa")
+	m.setConfigHash("bbb")
+	if n := testutil.CollectAndCount(m.configInfo); n != 1 || testutil.ToFloat64(m.configInfo.WithLabelValues("bbb")) != 1 {
+		t.Errorf("config_info: %d series; want only the running config's", n)
+	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP hakeeper_agent_backend_servers_up Servers up per backend, as the agent's health check reads HAProxy's stats.
 # TYPE hakeeper_agent_backend_servers_up gauge
