@@ -57,6 +57,9 @@ func (r *LoadBalancerReconciler) apply(ctx context.Context, s *scope) error {
 	}
 	record := contract.VRRPRecord{VirtualRouterID: s.routerID, Priorities: priorities(s.nodes),
 		PreemptDelaySeconds: render.PreemptHoldSeconds(&s.spec.VRRP)}
+	for _, v := range s.virtualIPs {
+		record.VirtualIPs = append(record.VirtualIPs, v.Addr().String())
+	}
 	keepalivedCM := desired.KeepalivedConfigMap(lb, ns, s.keepalived, record)
 	if changed, err = r.applyOwned(ctx, s, keepalivedCM); err != nil || s.stopped() {
 		return err

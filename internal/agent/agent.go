@@ -100,6 +100,9 @@ type Agent struct {
 	// loop touches them.
 	secretWatches map[string]context.CancelFunc
 
+	// roleLearned: the role was read from the node once (initialRole).
+	roleLearned bool
+
 	mu       sync.Mutex
 	state    contract.NodeReport
 	applied  appliedConfig
@@ -114,7 +117,12 @@ type appliedConfig struct {
 	// servers describe haproxy.cfg's servers as data: what the runtime API
 	// can change without a reload.
 	servers contract.ServerSet
-	certs   map[string]string // listener -> PEM
+	certs   map[string]string // listener -> PEM; not kept across restarts
+	// certsHash identifies certs, and is what is compared.
+	certsHash string
+	// unknown: HAProxy and keepalived run a config the agent has no record
+	// of (it restarted without one); the next apply reloads them.
+	unknown bool
 }
 
 // New builds an agent.
@@ -150,6 +158,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.update(func(r *contract.NodeReport) { r.Interface = iface; r.Role = v1alpha1.VRRPRoleUnknown })
+	a.resume(ctx)
 	a.haproxy = a.watchConfigMap(ctx, a.names.HAProxyConfigMap)
 	a.keep = a.watchConfigMap(ctx, a.names.KeepalivedConfigMap)
 	log.Info("Agent started", "interface", iface)
@@ -184,8 +193,14 @@ func (a *Agent) prepareFiles() error {
 	if err := makeFIFO(p.NotifyFIFO()); err != nil {
 		return err
 	}
-	// Both tracked files start set: not healthy yet, and held.
+	// Both tracked files start set in a new pod: not healthy yet, and held.
+	// A restarted agent finds them as it left them, and keeps them so until
+	// it has read HAProxy's health: setting them would take the VIPs off a
+	// healthy node.
 	for _, f := range []string{p.TrackFile(), p.PreemptHold()} {
+		if _, err := os.Stat(f); err == nil {
+			continue
+		}
 		if err := os.WriteFile(f, []byte("1\n"), 0o644); err != nil {
 			return err
 		}

@@ -29,9 +29,14 @@ func (a *Agent) healthLoop(ctx context.Context) {
 	log := ctrl.LoggerFrom(ctx)
 	tick := time.NewTicker(a.o.HealthInterval)
 	defer tick.Stop()
-	track := flagFile{path: a.o.Paths.TrackFile(), set: true}
-	hold := flagFile{path: a.o.Paths.PreemptHold(), set: true}
+	track := flagFile{path: a.o.Paths.TrackFile(), set: fileSet(a.o.Paths.TrackFile())}
+	hold := flagFile{path: a.o.Paths.PreemptHold(), set: fileSet(a.o.Paths.PreemptHold())}
 	var gate holdGate
+	if !hold.set {
+		// A restarted agent whose node was released: it stays released
+		// while HAProxy is healthy, as if the delay had long passed.
+		gate.healthySince = time.Unix(1, 0)
+	}
 	failures := 0
 	for {
 		healthy, dead, backends, why := a.probe(ctx)
@@ -66,6 +71,13 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// fileSet reads a tracked file: anything but 0 (missing, unreadable) is
+// set, the safe side.
+func fileSet(path string) bool {
+	data, err := os.ReadFile(path)
+	return err != nil || strings.TrimSpace(string(data)) != "0"
 }
 
 // flagFile is a file keepalived tracks, holding 1 (set) or 0. It is

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/configguard"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
@@ -61,8 +62,9 @@ func (a *Agent) sync(ctx context.Context) error {
 	if hcm == nil || kcm == nil {
 		return nil // the operator has not rendered yet
 	}
-	delay := time.Duration(contract.ParseVRRPRecord(kcm).PreemptDelaySeconds) * time.Second
-	a.preemptDelay.Store(int64(delay))
+	vrrp := contract.ParseVRRPRecord(kcm)
+	a.preemptDelay.Store(int64(time.Duration(vrrp.PreemptDelaySeconds) * time.Second))
+	a.learnRole(vrrp.VirtualIPs)
 	want := appliedConfig{
 		haproxyCfg:     hcm.Data[contract.KeyHAProxyConfig],
 		keepalivedConf: kcm.Data[a.o.Node+contract.KeepalivedKeySuffix],
@@ -87,11 +89,12 @@ func (a *Agent) sync(ctx context.Context) error {
 		a.update(func(r *contract.NodeReport) { r.Message = err.Error() })
 		return err
 	}
-	want.certs = certs
-	if a.applied.haproxyCfg == want.haproxyCfg && a.applied.keepalivedConf == want.keepalivedConf && sameCerts(a.applied.certs, certs) {
+	want.certs, want.certsHash = certs, certsHash(certs)
+	if !a.applied.unknown && a.applied.haproxyCfg == want.haproxyCfg && a.applied.keepalivedConf == want.keepalivedConf && a.applied.certsHash == want.certsHash {
 		// What runs is what is wanted: a rejection reported earlier (the
 		// spec was reverted since) no longer holds.
-		a.update(func(r *contract.NodeReport) { r.Message = "" })
+		hash := contract.NodeConfigHash([]byte(want.haproxyCfg), []byte(want.keepalivedConf))
+		a.update(func(r *contract.NodeReport) { r.ConfigHash, r.Message = hash, "" })
 		return nil
 	}
 	if daemon, err := a.check(ctx, want); err != nil {
@@ -105,22 +108,33 @@ func (a *Agent) sync(ctx context.Context) error {
 		return err
 	}
 	a.applied = want
+	if err := a.saveApplied(); err != nil {
+		// The next restart reloads instead of resuming: no harm done.
+		ctrl.LoggerFrom(ctx).Error(err, "Recording the applied config failed")
+	}
 	hash := contract.NodeConfigHash([]byte(want.haproxyCfg), []byte(want.keepalivedConf))
 	a.metrics.setConfigHash(hash)
 	a.update(func(r *contract.NodeReport) { r.ConfigHash, r.Message = hash, "" })
 	return nil
 }
 
-func sameCerts(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
+// learnRole sets the node's role from the node itself the first time the
+// virtual IPs are known, unless keepalived has notified one since.
+func (a *Agent) learnRole(virtualIPs []string) {
+	if a.roleLearned || len(virtualIPs) == 0 {
+		return
 	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
+	a.roleLearned = true
+	role := a.initialRole(a.snapshot().Interface, virtualIPs)
+	if role == v1alpha1.VRRPRoleUnknown {
+		return
+	}
+	a.update(func(r *contract.NodeReport) {
+		if r.Role == v1alpha1.VRRPRoleUnknown {
+			r.Role = role
+			a.metrics.setVRRPState(role)
 		}
-	}
-	return true
+	})
 }
 
 // watchSecrets keeps one watch on each TLS Secret the config names, so a
@@ -208,14 +222,14 @@ func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 	p := a.o.Paths
 	haproxyPath := filepath.Join(p.ConfigDir, contract.HAProxyConfigFile)
 	keepalivedPath := filepath.Join(p.ConfigDir, contract.KeepalivedConfigFile)
-	if want.haproxyCfg != a.applied.haproxyCfg || !sameCerts(want.certs, a.applied.certs) {
+	if want.haproxyCfg != a.applied.haproxyCfg || want.certsHash != a.applied.certsHash || a.applied.unknown {
 		if err := writeFileAtomic(haproxyPath, []byte(want.haproxyCfg), 0o644); err != nil {
 			return err
 		}
-		if a.applied.haproxyCfg != "" { // HAProxy runs: change it live
+		if a.applied.haproxyCfg != "" || a.applied.unknown { // HAProxy runs: change it live
 			cmds, runtimeOK := contract.RuntimeCommands(a.applied.servers, want.servers)
 			switch {
-			case runtimeOK && sameCerts(want.certs, a.applied.certs):
+			case runtimeOK && want.certsHash == a.applied.certsHash && !a.applied.unknown:
 				log.Info("Applying server changes through the runtime API", "commands", len(cmds))
 				if err := a.runtime(ctx, cmds); err != nil {
 					log.Info("Runtime API failed; reloading instead", "error", err.Error())
@@ -233,11 +247,11 @@ func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 			}
 		}
 	}
-	if want.keepalivedConf != a.applied.keepalivedConf {
+	if want.keepalivedConf != a.applied.keepalivedConf || a.applied.unknown {
 		if err := writeFileAtomic(keepalivedPath, []byte(want.keepalivedConf), 0o644); err != nil {
 			return err
 		}
-		if a.applied.keepalivedConf != "" {
+		if a.applied.keepalivedConf != "" || a.applied.unknown {
 			log.Info("Signalling keepalived to reload")
 			if err := a.signalKeepalived(); err != nil {
 				return err

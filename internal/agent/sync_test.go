@@ -50,13 +50,18 @@ type syncFixture struct {
 }
 
 func newSyncFixture(t *testing.T) *syncFixture {
-	requireTools(t)
 	dir := t.TempDir()
+	return newSyncFixtureIn(t, contract.Paths{RunDir: filepath.Join(dir, "run"), ConfigDir: filepath.Join(dir, "etc")})
+}
+
+// newSyncFixtureIn is an agent on these paths: another agent's, to play
+// its restart.
+func newSyncFixtureIn(t *testing.T, paths contract.Paths) *syncFixture {
+	requireTools(t)
 	lb := &v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}}
 	f := &syncFixture{haproxy: cache.NewStore(cache.MetaNamespaceKeyFunc), keep: cache.NewStore(cache.MetaNamespaceKeyFunc), names: desired.NamesFor(lb)}
 	f.agent = &Agent{
-		o: Options{Node: "n1", Namespace: "ns", LoadBalancer: "web", Checker: configcheck.Default(),
-			Paths: contract.Paths{RunDir: filepath.Join(dir, "run"), ConfigDir: filepath.Join(dir, "etc")}},
+		o:       Options{Node: "n1", Namespace: "ns", LoadBalancer: "web", Checker: configcheck.Default(), Paths: paths},
 		metrics: newAgentMetrics(prometheus.NewRegistry(), Options{Node: "n1", LoadBalancer: "web", LoadBalancerNamespace: "ns"}),
 		names:   f.names, client: fake.NewClientset(), haproxy: f.haproxy, keep: f.keep,
 		trigger: make(chan struct{}, 1), changed: make(chan struct{}, 1), secretWatches: map[string]context.CancelFunc{},

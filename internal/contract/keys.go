@@ -42,6 +42,10 @@ type VRRPRecord struct {
 	VirtualRouterID     int32            `json:"virtualRouterID"`
 	Priorities          map[string]int32 `json:"priorities"`
 	PreemptDelaySeconds int32            `json:"preemptDelaySeconds,omitempty"`
+	// VirtualIPs are the addresses keepalived moves (without prefix): a
+	// restarted agent learns its node's role from whether the interface
+	// holds the first.
+	VirtualIPs []string `json:"virtualIPs,omitempty"`
 }
 
 // ParseVRRPRecord reads the record back; a missing or bad one is empty.

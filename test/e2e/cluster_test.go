@@ -393,6 +393,21 @@ func TestNodeRuntimeStopped(t *testing.T) {
 		return out
 	}
 	before := ids()
+	// Pods earlier scenarios deleted must be gone first: a kubelet coming
+	// back tears down what it missed (CNI, volumes), a burst of work on
+	// two cores that is not what this scenario measures.
+	eventually(t, 2*time.Minute, "no data-plane pod terminating on node-a", func() error {
+		pods, err := l.Pods(ctx, lab.OperatorNamespace, nil)
+		if err != nil {
+			return err
+		}
+		for _, p := range pods {
+			if p.Spec.NodeName == lab.NodeName(0) && p.DeletionTimestamp != nil {
+				return fmt.Errorf("%s is terminating", p.Name)
+			}
+		}
+		return nil
+	})
 	probe := lab.NewProbeClient(l).StartProbe("http://"+vip+"/", 10*time.Millisecond, time.Minute)
 	time.Sleep(500 * time.Millisecond)
 	t.Cleanup(func() { _ = l.StartRuntime(ctx, lab.NodeName(0)) })
