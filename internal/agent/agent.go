@@ -54,6 +54,9 @@ type Options struct {
 	ResyncInterval time.Duration
 	// MetricsPort serves metrics on HostIP (0: no metrics).
 	MetricsPort int
+	// OpenFileLimit is how many files HAProxy may open; 0 reads the
+	// process's hard RLIMIT_NOFILE (tests set it).
+	OpenFileLimit uint64
 }
 
 // Validate checks the options.
@@ -102,6 +105,9 @@ type Agent struct {
 
 	// roleLearned: the role was read from the node once (initialRole).
 	roleLearned bool
+	// refused is the config HAProxy last refused at reload; only the sync
+	// loop touches it.
+	refused refusedConfig
 
 	mu       sync.Mutex
 	state    contract.NodeReport
@@ -123,6 +129,12 @@ type appliedConfig struct {
 	// unknown: HAProxy and keepalived run a config the agent has no record
 	// of (it restarted without one); the next apply reloads them.
 	unknown bool
+}
+
+// refusedConfig is a haproxy.cfg (with its certificates) that passed the
+// checks but that HAProxy's master refused to start.
+type refusedConfig struct {
+	haproxyCfg, certsHash, message string
 }
 
 // New builds an agent.
