@@ -98,6 +98,10 @@ type Agent struct {
 	reloadedAt atomic.Int64
 	// preemptDelay is the LoadBalancer's preempt delay (nanoseconds).
 	preemptDelay atomic.Int64
+	// virtualIPs are the addresses keepalived moves, from vrrp.json.
+	virtualIPs atomic.Pointer[[]string]
+	// iface holds the node's address, and the virtual IPs when it is master.
+	iface string
 
 	// secretWatches stop the watches of TLS Secrets by name; only the sync
 	// loop touches them.
@@ -169,6 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.iface = iface
 	a.update(func(r *contract.NodeReport) { r.Interface = iface; r.Role = v1alpha1.VRRPRoleUnknown })
 	a.resume(ctx)
 	a.haproxy = a.watchConfigMap(ctx, a.names.HAProxyConfigMap)

@@ -64,7 +64,17 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			log.Info("Preempt hold changed", "held", held)
 		}
 		a.metrics.setTracked(trackedPreemptHold, hold.set)
-		a.update(func(r *contract.NodeReport) { r.Healthy, r.Backends = !faulty, backends })
+		// What the interface carries, not what keepalived says: a split
+		// brain or a VIP left behind shows here.
+		var vips []string
+		if p := a.virtualIPs.Load(); p != nil {
+			vips = *p
+		}
+		holds := heldAddresses(a.iface, vips)
+		a.update(func(r *contract.NodeReport) {
+			r.Healthy, r.Backends = !faulty, backends
+			r.HoldsObserved, r.Holds = true, holds
+		})
 		select {
 		case <-ctx.Done():
 			return

@@ -64,6 +64,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	vrrp := contract.ParseVRRPRecord(kcm)
 	a.preemptDelay.Store(int64(time.Duration(vrrp.PreemptDelaySeconds) * time.Second))
+	a.virtualIPs.Store(&vrrp.VirtualIPs)
 	a.learnRole(vrrp.VirtualIPs)
 	want := appliedConfig{
 		haproxyCfg:     hcm.Data[contract.KeyHAProxyConfig],
@@ -142,7 +143,7 @@ func (a *Agent) learnRole(virtualIPs []string) {
 		return
 	}
 	a.roleLearned = true
-	role := a.initialRole(a.snapshot().Interface, virtualIPs)
+	role := a.initialRole(a.iface, virtualIPs)
 	if role == v1alpha1.VRRPRoleUnknown {
 		return
 	}
