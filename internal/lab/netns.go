@@ -8,8 +8,9 @@
 // cluster would run.
 //
 // Addresses come from 198.18.0.0/15 and, for IPv6, 2001:db8::/32 (the
-// documentation range) only, no namespace has a default route, and everything the lab creates is removed by name and pid, also
-// after a killed run (see internal/leftovers).
+// documentation range) only, no namespace has a default route, and
+// everything the lab creates is removed by name and pid, also after a
+// killed run (see internal/leftovers).
 package lab
 
 import (
