@@ -289,7 +289,7 @@ func checkDaemonSet(t *testing.T, lb *v1alpha1.LoadBalancer) {
 		if fmt.Sprint(sc.Capabilities.Add) != fmt.Sprint(wantCaps[c.Name]) || fmt.Sprint(sc.Capabilities.Drop) != "[ALL]" {
 			t.Errorf("%s: capabilities %+v, want only %v", c.Name, sc.Capabilities, wantCaps[c.Name])
 		}
-		if c.Name != desired.ContainerAgent && c.LivenessProbe == nil {
+		if c.LivenessProbe == nil {
 			t.Errorf("%s has no liveness probe", c.Name)
 		}
 	}
