@@ -184,25 +184,26 @@ func Transport(l *Lab) *http.Transport {
 // not verified: the agents' are self-signed, as controller-runtime makes
 // them. It returns the status code and the body.
 func (l *Lab) Scrape(ctx context.Context, url, token string) (int, string, error) {
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext:       dialer(l.net.ns("client")),
-		DisableKeepAlives: true,
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed by design
-	}}
-	return scrape(ctx, c, url, token)
+	tr := scrapeTransport()
+	tr.DialContext = dialer(l.net.ns("client"))
+	return scrape(ctx, tr, url, token)
 }
 
 // ScrapeLocal is Scrape from the host: for a port kubectl port-forward
 // opened on loopback.
 func ScrapeLocal(ctx context.Context, url, token string) (int, string, error) {
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed by design
-	}}
-	return scrape(ctx, c, url, token)
+	return scrape(ctx, scrapeTransport(), url, token)
 }
 
-func scrape(ctx context.Context, c *http.Client, url, token string) (int, string, error) {
+func scrapeTransport() *http.Transport {
+	return &http.Transport{
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed by design
+	}
+}
+
+func scrape(ctx context.Context, tr *http.Transport, url, token string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, "", err

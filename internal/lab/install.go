@@ -86,8 +86,7 @@ func TLSDelegation(namespace string) *rbacv1.RoleBinding {
 
 // Kubectl runs the control plane's kubectl as the lab's admin.
 func (l *Lab) Kubectl(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(l.assets, "kubectl"), append([]string{"--kubeconfig=" + l.AdminKubeconfig}, args...)...)
-	out, err := cmd.CombinedOutput()
+	out, err := l.KubectlCommand(ctx, args...).CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, out)
 	}
