@@ -109,6 +109,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	defer func() {
 		lb.Status = computeStatus(lb, s, retErr)
 		recordReconcile(lb, s, retErr)
+		r.announceHolders(lb, &orig.Status)
 		// Write status only when it changed: a write per pass would fan out
 		// to every watcher.
 		if equality.Semantic.DeepEqual(orig.Status, lb.Status) {

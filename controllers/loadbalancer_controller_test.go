@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -288,7 +289,7 @@ func checkDaemonSet(t *testing.T, lb *v1alpha1.LoadBalancer) {
 		if fmt.Sprint(sc.Capabilities.Add) != fmt.Sprint(wantCaps[c.Name]) || fmt.Sprint(sc.Capabilities.Drop) != "[ALL]" {
 			t.Errorf("%s: capabilities %+v, want only %v", c.Name, sc.Capabilities, wantCaps[c.Name])
 		}
-		if c.Name != desired.ContainerAgent && c.LivenessProbe == nil {
+		if c.LivenessProbe == nil {
 			t.Errorf("%s has no liveness probe", c.Name)
 		}
 	}
@@ -920,4 +921,91 @@ func assertOneHAProxyLineChanged(t *testing.T, lb *v1alpha1.LoadBalancer, before
 		t.Errorf("more than one line changed:\n%s", d)
 	}
 	assertChanged(t, changedKeys(before, resourceVersions(t, lb)), names.HAProxyConfigMap, "status")
+}
+
+// TestObservedHolders: the agents' view of their interfaces decides who is
+// active, a VIP on two nodes is a split brain whatever keepalived says,
+// and none on any leaves the LoadBalancer not Ready; each is in status
+// within the reconcile that reads the reports, with an event.
+func TestObservedHolders(t *testing.T) {
+	ns := namespace(t, "holders")
+	node(t, "h-1", "198.18.6.1", map[string]string{"pool": "holders"})
+	node(t, "h-2", "198.18.6.2", map[string]string{"pool": "holders"})
+	service(t, ns, "web", "http", 80, 8080, "198.18.6.11")
+	createClass(t, testClass("holders", "198.18.6.96/27"))
+	lb := smallLB(ns, "holders", "198.18.6.100", "holders")
+	createLB(t, lb)
+	names := desired.NamesFor(lb)
+	hash := func(node string) string {
+		var h string
+		eventually(t, "configs of "+node, func() error {
+			k := configMap(t, dataPlaneNamespace, names.KeepalivedConfigMap).Data[node+".conf"]
+			if k == "" {
+				return fmt.Errorf("none yet")
+			}
+			h = contract.NodeConfigHash([]byte(configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[contract.KeyHAProxyConfig]), []byte(k))
+			return nil
+		})
+		return h
+	}
+	backends := map[string]contract.BackendCount{"web": {Up: 2, Total: 2}}
+	report := func(node string, role v1alpha1.VRRPRole, holds ...string) {
+		reportNode(t, lb, node, contract.NodeReport{Role: role, ConfigHash: hash(node), Healthy: true, Backends: backends,
+			HoldsObserved: true, Holds: holds})
+	}
+	wait := func(what string, check func(*v1alpha1.LoadBalancer) error) {
+		t.Helper()
+		eventually(t, what, func() error { return check(getLB(t, lb)) })
+	}
+
+	// keepalived on h-1 says MASTER, but the address is on h-2: h-2 serves.
+	report("h-1", v1alpha1.VRRPRoleMaster)
+	report("h-2", v1alpha1.VRRPRoleBackup, "198.18.6.100")
+	wait("h-2 active as observed", func(got *v1alpha1.LoadBalancer) error {
+		st := got.Status
+		if st.ActiveNode != "h-2" || len(st.Holders) != 1 || st.Holders[0].VirtualIP != "198.18.6.100" || fmt.Sprint(st.Holders[0].Nodes) != "[h-2]" {
+			return fmt.Errorf("active %q, holders %+v", st.ActiveNode, st.Holders)
+		}
+		return nil
+	})
+
+	report("h-1", v1alpha1.VRRPRoleMaster, "198.18.6.100")
+	wait("SplitBrain naming both", func(got *v1alpha1.LoadBalancer) error {
+		d := condition(got, v1alpha1.LoadBalancerDegradedCondition)
+		if d == nil || d.Status != metav1.ConditionTrue || d.Reason != v1alpha1.LoadBalancerSplitBrainReason ||
+			d.Message != "several nodes hold 198.18.6.100: h-1, h-2" {
+			return fmt.Errorf("degraded %+v", d)
+		}
+		return nil
+	})
+	waitEvent(t, lb, v1alpha1.LoadBalancerSplitBrainReason)
+
+	report("h-1", v1alpha1.VRRPRoleFault)
+	report("h-2", v1alpha1.VRRPRoleFault)
+	wait("NoActiveNode", func(got *v1alpha1.LoadBalancer) error {
+		r := condition(got, v1alpha1.LoadBalancerReadyCondition)
+		if got.Status.ActiveNode != "" || r == nil || r.Reason != v1alpha1.LoadBalancerNoActiveNodeReason || r.Message != "No node's interface carries 198.18.6.100" {
+			return fmt.Errorf("active %q, ready %+v", got.Status.ActiveNode, r)
+		}
+		return nil
+	})
+	waitEvent(t, lb, "SplitBrainEnded")
+	waitEvent(t, lb, v1alpha1.LoadBalancerNoActiveNodeReason)
+}
+
+// waitEvent waits for an event about lb with reason.
+func waitEvent(t *testing.T, lb *v1alpha1.LoadBalancer, reason string) {
+	t.Helper()
+	eventually(t, "event "+reason, func() error {
+		var list eventsv1.EventList
+		if err := k8s.List(ctx, &list, client.InNamespace(lb.Namespace)); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == lb.Name && e.Reason == reason {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event among %d", reason, len(list.Items))
+	})
 }

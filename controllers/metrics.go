@@ -21,6 +21,10 @@ var (
 		Name: "hakeeper_loadbalancer_status_condition",
 		Help: "A LoadBalancer's status conditions: 1 for the condition's current status (true, false or unknown), 0 for the others.",
 	}, []string{"loadbalancer_namespace", "loadbalancer", "type", "status"})
+	virtualIPHolders = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hakeeper_loadbalancer_virtual_ip_holders",
+		Help: "Nodes whose interface carries a virtual IP, as the agents observe them: 1 is right, 0 leaves it unserved, more is a split brain.",
+	}, []string{"loadbalancer_namespace", "loadbalancer", "virtual_ip"})
 	nodesByRole = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hakeeper_loadbalancer_nodes",
 		Help: "A LoadBalancer's nodes by the VRRP role their agents report (master, backup, fault, unknown): more than one master is a split brain, none leaves the virtual IPs unserved.",
@@ -28,7 +32,7 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(reconcileOutcomes, statusConditions, nodesByRole)
+	ctrlmetrics.Registry.MustRegister(reconcileOutcomes, statusConditions, nodesByRole, virtualIPHolders)
 }
 
 // Outcomes besides the stop reasons.
@@ -63,6 +67,10 @@ func recordReconcile(lb *v1alpha1.LoadBalancer, s *scope, err error) {
 	for role, n := range roles {
 		nodesByRole.WithLabelValues(lb.Namespace, lb.Name, strings.ToLower(string(role))).Set(float64(n))
 	}
+	virtualIPHolders.DeletePartialMatch(prometheus.Labels{"loadbalancer_namespace": lb.Namespace, "loadbalancer": lb.Name})
+	for _, h := range lb.Status.Holders {
+		virtualIPHolders.WithLabelValues(lb.Namespace, lb.Name, h.VirtualIP).Set(float64(len(h.Nodes)))
+	}
 }
 
 // forgetMetrics drops a deleted LoadBalancer's series.
@@ -71,4 +79,5 @@ func forgetMetrics(namespace, name string) {
 	reconcileOutcomes.DeletePartialMatch(match)
 	statusConditions.DeletePartialMatch(match)
 	nodesByRole.DeletePartialMatch(match)
+	virtualIPHolders.DeletePartialMatch(match)
 }

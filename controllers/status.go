@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -97,7 +98,8 @@ func conditionsStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v
 		st.VirtualIPs = append(st.VirtualIPs, v.String())
 	}
 	st.Nodes = nodeStatuses(s)
-	st.ActiveNode, st.Backends = activeNodeAndBackends(lb, s)
+	st.Holders = holders(s)
+	st.ActiveNode, st.Backends = activeNodeAndBackends(lb, s, st.Holders)
 	setDegraded(&st, gen, s)
 	setProgressing(&st, gen, s)
 	setReady(&st, gen, s)
@@ -146,14 +148,43 @@ func nodeStatuses(s *scope) []v1alpha1.NodeStatus {
 	return out
 }
 
-// activeNodeAndBackends picks the node holding the virtual IPs (the
-// highest-priority MASTER, should several claim it) and takes the backend
-// counts from its HAProxy, the one serving.
-func activeNodeAndBackends(lb *v1alpha1.LoadBalancer, s *scope) (string, []v1alpha1.BackendStatus) {
+// holders are, per virtual IP, the nodes whose agents see it on their
+// interface; nil while no agent observes its interface (older agents).
+func holders(s *scope) []v1alpha1.VirtualIPHolders {
+	observed := false
+	for _, n := range s.nodes {
+		observed = observed || s.reports[n.Name].HoldsObserved
+	}
+	if !observed {
+		return nil
+	}
+	out := make([]v1alpha1.VirtualIPHolders, 0, len(s.virtualIPs))
+	for _, v := range s.virtualIPs {
+		addr := v.Addr().String()
+		h := v1alpha1.VirtualIPHolders{VirtualIP: addr}
+		for _, n := range s.nodes {
+			if slices.Contains(s.reports[n.Name].Holds, addr) {
+				h.Nodes = append(h.Nodes, n.Name)
+			}
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// activeNodeAndBackends picks the node holding the virtual IPs: the one
+// whose interface carries the first (the highest priority, should
+// several), or without observations the highest-priority MASTER. It takes
+// the backend counts from its HAProxy, the one serving.
+func activeNodeAndBackends(lb *v1alpha1.LoadBalancer, s *scope, holders []v1alpha1.VirtualIPHolders) (string, []v1alpha1.BackendStatus) {
+	claims := func(name string) bool { return s.reports[name].Role == v1alpha1.VRRPRoleMaster }
+	if holders != nil {
+		claims = func(name string) bool { return len(holders) > 0 && slices.Contains(holders[0].Nodes, name) }
+	}
 	active := ""
 	var best int32
 	for _, n := range s.nodes {
-		if s.reports[n.Name].Role == v1alpha1.VRRPRoleMaster && n.Priority > best {
+		if claims(n.Name) && n.Priority > best {
 			active, best = n.Name, n.Priority
 		}
 	}
@@ -198,8 +229,15 @@ func setDegraded(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 			add(v1alpha1.LoadBalancerConfigRejectedReason, fmt.Sprintf("node %s: %s", n.Name, rep.Message))
 		}
 	}
-	if m := masters(s); len(m) > 1 {
-		add(v1alpha1.LoadBalancerSplitBrainReason, fmt.Sprintf("several nodes hold the virtual IPs: %s", strings.Join(m, ", ")))
+	switch {
+	case st.Holders != nil:
+		for _, h := range st.Holders {
+			if len(h.Nodes) > 1 {
+				add(v1alpha1.LoadBalancerSplitBrainReason, fmt.Sprintf("several nodes hold %s: %s", h.VirtualIP, strings.Join(h.Nodes, ", ")))
+			}
+		}
+	case len(masters(s)) > 1:
+		add(v1alpha1.LoadBalancerSplitBrainReason, fmt.Sprintf("several nodes hold the virtual IPs: %s", strings.Join(masters(s), ", ")))
 	}
 	if st.ActiveNode != "" {
 		for _, b := range st.Backends {
@@ -239,7 +277,7 @@ func setReady(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason,
 			fmt.Sprintf("No node matches LoadBalancerClass %s's data-plane nodes and spec.nodeSelector", s.class.Name))
 	case st.ActiveNode == "":
-		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason, "No node holds the virtual IPs yet")
+		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason, noActiveNodeMessage(st))
 	case !nodeReady(st, st.ActiveNode):
 		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerRollingOutReason,
 			fmt.Sprintf("Node %s holds the virtual IPs but does not run the current config or is unhealthy", st.ActiveNode))
@@ -249,7 +287,40 @@ func setReady(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 	}
 }
 
+func noActiveNodeMessage(st *v1alpha1.LoadBalancerStatus) string {
+	if st.Holders == nil {
+		return "No node holds the virtual IPs yet"
+	}
+	return "No node's interface carries " + st.Holders[0].VirtualIP
+}
+
 func nodeReady(st *v1alpha1.LoadBalancerStatus, name string) bool {
 	i := slices.IndexFunc(st.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == name })
 	return i >= 0 && st.Nodes[i].Ready
+}
+
+// announceHolders records an event when a split brain starts or ends, and
+// when the virtual IPs lose their last holder: what happened to traffic,
+// for `kubectl events`, beside the conditions that say how things stand.
+func (r *LoadBalancerReconciler) announceHolders(lb *v1alpha1.LoadBalancer, before *v1alpha1.LoadBalancerStatus) {
+	reasonOf := func(st *v1alpha1.LoadBalancerStatus, typ string) (string, string) {
+		c := meta.FindStatusCondition(st.Conditions, typ)
+		if c == nil || (typ == v1alpha1.LoadBalancerDegradedCondition && c.Status != metav1.ConditionTrue) {
+			return "", ""
+		}
+		return c.Reason, c.Message
+	}
+	was, _ := reasonOf(before, v1alpha1.LoadBalancerDegradedCondition)
+	now, message := reasonOf(&lb.Status, v1alpha1.LoadBalancerDegradedCondition)
+	switch {
+	case now == v1alpha1.LoadBalancerSplitBrainReason && was != now:
+		r.Recorder.Eventf(lb, nil, corev1.EventTypeWarning, v1alpha1.LoadBalancerSplitBrainReason, "Observe", "%s", message)
+	case was == v1alpha1.LoadBalancerSplitBrainReason && now != was:
+		r.Recorder.Eventf(lb, nil, corev1.EventTypeNormal, "SplitBrainEnded", "Observe", "One node holds the virtual IPs again")
+	}
+	was, _ = reasonOf(before, v1alpha1.LoadBalancerReadyCondition)
+	now, message = reasonOf(&lb.Status, v1alpha1.LoadBalancerReadyCondition)
+	if now == v1alpha1.LoadBalancerNoActiveNodeReason && was != now && before.ActiveNode != "" {
+		r.Recorder.Eventf(lb, nil, corev1.EventTypeWarning, v1alpha1.LoadBalancerNoActiveNodeReason, "Observe", "%s (was %s)", message, before.ActiveNode)
+	}
 }

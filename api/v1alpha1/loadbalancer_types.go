@@ -678,7 +678,8 @@ const (
 	// refused it, or a TLS Secret it needs was unreadable. The last good
 	// config keeps serving.
 	LoadBalancerConfigRejectedReason = "ConfigRejected"
-	// LoadBalancerNoActiveNodeReason: no node holds the virtual IPs.
+	// LoadBalancerNoActiveNodeReason: no node holds the virtual IPs (as
+	// the agents observe the interfaces), or no node matches the class.
 	LoadBalancerNoActiveNodeReason = "NoActiveNode"
 	// LoadBalancerServersDownReason: a backend has no server up.
 	LoadBalancerServersDownReason = "ServersDown"
@@ -747,10 +748,22 @@ type LoadBalancerStatus struct {
 	// +optional
 	VirtualRouterID int32 `json:"virtualRouterID,omitempty"`
 
-	// activeNode holds the virtual IPs now.
+	// activeNode holds the virtual IPs now: the node whose interface
+	// carries the first one, as its agent observes it (the highest
+	// priority should several), or the one keepalived calls MASTER while
+	// no agent reports its interface.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	ActiveNode string `json:"activeNode,omitempty"`
+
+	// holders are, per virtual IP, the nodes whose interface carries it now,
+	// as their agents observe it: one is right, none leaves the address
+	// unserved, several are a split brain.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=virtualIP
+	Holders []VirtualIPHolders `json:"holders,omitempty"`
 
 	// nodes are what each selected node reports.
 	// +optional
@@ -765,6 +778,21 @@ type LoadBalancerStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Backends []BackendStatus `json:"backends,omitempty"`
+}
+
+// VirtualIPHolders are the nodes holding one virtual IP.
+type VirtualIPHolders struct {
+	// virtualIP is the address, without prefix.
+	// +required
+	// +kubebuilder:validation:MaxLength=45
+	VirtualIP string `json:"virtualIP"`
+
+	// nodes whose interface carries it.
+	// +optional
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=253
+	// +listType=atomic
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // NodeStatus is one node's report.

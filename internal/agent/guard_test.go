@@ -28,7 +28,8 @@ func newGuardFixture(t *testing.T) *syncFixture {
 	f := &syncFixture{haproxy: cache.NewStore(cache.MetaNamespaceKeyFunc), keep: cache.NewStore(cache.MetaNamespaceKeyFunc), names: desired.NamesFor(lb)}
 	missing := configcheck.Checker{HAProxy: filepath.Join(dir, "no-haproxy"), Keepalived: filepath.Join(dir, "no-keepalived")}
 	f.agent = &Agent{
-		o: Options{Node: "n1", Namespace: "ns", LoadBalancer: "web", Checker: missing,
+		// The goldens' maxconn needs more files than this sandbox allows.
+		o: Options{Node: "n1", Namespace: "ns", LoadBalancer: "web", Checker: missing, OpenFileLimit: 1 << 20,
 			Paths: contract.Paths{RunDir: filepath.Join(dir, "run"), ConfigDir: filepath.Join(dir, "etc")}},
 		metrics: newAgentMetrics(prometheus.NewRegistry(), Options{Node: "n1", LoadBalancer: "web", LoadBalancerNamespace: "ns"}),
 		names:   f.names, client: fake.NewClientset(), haproxy: f.haproxy, keep: f.keep,

@@ -47,6 +47,9 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		}
 		faulty := a.unhealthy(dead, failures)
 		a.metrics.setBackends(backends)
+		// hakeeper supervise-haproxy sets it when HAProxy exits; write it
+		// again once HAProxy is back.
+		track.setElsewhere()
 		if changed, err := track.write(faulty); err != nil {
 			log.Error(err, "Writing the track file failed")
 		} else if changed {
@@ -64,7 +67,21 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			log.Info("Preempt hold changed", "held", held)
 		}
 		a.metrics.setTracked(trackedPreemptHold, hold.set)
-		a.update(func(r *contract.NodeReport) { r.Healthy, r.Backends = !faulty, backends })
+		// The liveness probe's evidence that this loop runs.
+		if err := os.Chtimes(a.o.Paths.Heartbeat(), now, now); err != nil {
+			_ = os.WriteFile(a.o.Paths.Heartbeat(), nil, 0o644)
+		}
+		// What the interface carries, not what keepalived says: a split
+		// brain or a VIP left behind shows here.
+		var vips []string
+		if p := a.virtualIPs.Load(); p != nil {
+			vips = *p
+		}
+		holds := heldAddresses(a.iface, vips)
+		a.update(func(r *contract.NodeReport) {
+			r.Healthy, r.Backends = !faulty, backends
+			r.HoldsObserved, r.Holds = true, holds
+		})
 		select {
 		case <-ctx.Done():
 			return

@@ -133,19 +133,31 @@ func (a *Agent) keepalivedRuns() bool {
 
 // holds tells whether the interface carries addr.
 func holds(iface, addr string) bool {
-	want := net.ParseIP(addr)
+	return len(heldAddresses(iface, []string{addr})) == 1
+}
+
+// heldAddresses are those of addrs the interface carries, in their order.
+func heldAddresses(iface string, addrs []string) []string {
+	if iface == "" || len(addrs) == 0 {
+		return nil
+	}
 	i, err := net.InterfaceByName(iface)
-	if err != nil || want == nil {
-		return false
-	}
-	addrs, err := i.Addrs()
 	if err != nil {
-		return false
+		return nil
 	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(want) {
-			return true
+	have, err := i.Addrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, addr := range addrs {
+		want := net.ParseIP(addr)
+		for _, h := range have {
+			if n, ok := h.(*net.IPNet); ok && want != nil && n.IP.Equal(want) {
+				out = append(out, addr)
+				break
+			}
 		}
 	}
-	return false
+	return out
 }

@@ -64,6 +64,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	vrrp := contract.ParseVRRPRecord(kcm)
 	a.preemptDelay.Store(int64(time.Duration(vrrp.PreemptDelaySeconds) * time.Second))
+	a.virtualIPs.Store(&vrrp.VirtualIPs)
 	a.learnRole(vrrp.VirtualIPs)
 	want := appliedConfig{
 		haproxyCfg:     hcm.Data[contract.KeyHAProxyConfig],
@@ -97,6 +98,12 @@ func (a *Agent) sync(ctx context.Context) error {
 		a.update(func(r *contract.NodeReport) { r.ConfigHash, r.Message = hash, "" })
 		return nil
 	}
+	if a.refused.haproxyCfg == want.haproxyCfg && a.refused.certsHash == want.certsHash && a.applied.keepalivedConf == want.keepalivedConf {
+		// HAProxy refused this very config at reload: say so again, and
+		// do not reload into the same failure every resync.
+		a.update(func(r *contract.NodeReport) { r.Message = a.refused.message })
+		return nil
+	}
 	if daemon, err := a.check(ctx, want); err != nil {
 		ctrl.LoggerFrom(ctx).Info("Refusing a config the daemons reject; the last good one keeps serving", "error", err.Error())
 		a.metrics.configRejections.WithLabelValues(daemon).Inc()
@@ -104,9 +111,20 @@ func (a *Agent) sync(ctx context.Context) error {
 		return nil
 	}
 	if err := a.apply(ctx, want); err != nil {
+		var failed *reloadFailedError
+		if errors.As(err, &failed) && !a.applied.unknown && a.applied.haproxyCfg != "" {
+			// keepalived took its config; HAProxy runs the last good one.
+			// The same config is not tried again until it changes.
+			a.applied.keepalivedConf = want.keepalivedConf
+			a.refused = refusedConfig{haproxyCfg: want.haproxyCfg, certsHash: want.certsHash, message: err.Error()}
+			if err := a.saveApplied(); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "Recording the applied config failed")
+			}
+		}
 		a.update(func(r *contract.NodeReport) { r.Message = err.Error() })
 		return err
 	}
+	a.refused = refusedConfig{}
 	a.applied = want
 	if err := a.saveApplied(); err != nil {
 		// The next restart reloads instead of resuming: no harm done.
@@ -125,7 +143,7 @@ func (a *Agent) learnRole(virtualIPs []string) {
 		return
 	}
 	a.roleLearned = true
-	role := a.initialRole(a.snapshot().Interface, virtualIPs)
+	role := a.initialRole(a.iface, virtualIPs)
 	if role == v1alpha1.VRRPRoleUnknown {
 		return
 	}
@@ -190,6 +208,9 @@ func (a *Agent) check(ctx context.Context, want appliedConfig) (daemon string, e
 	if err := configguard.Keepalived(want.keepalivedConf, a.o.Paths.RunDir); err != nil {
 		return "keepalived", err
 	}
+	if err := checkFileLimit(want.haproxyCfg, a.o.OpenFileLimit); err != nil {
+		return "haproxy", err
+	}
 	for listener, pem := range want.certs {
 		if err := writeFileAtomic(a.o.Paths.CertificateFile(listener), []byte(pem), 0o600); err != nil {
 			return "haproxy", err
@@ -216,49 +237,64 @@ func (a *Agent) check(ctx context.Context, want appliedConfig) (daemon string, e
 }
 
 // apply installs checked configs. Server changes go through the runtime
-// API; anything else reloads HAProxy through its master socket.
+// API; anything else reloads HAProxy through its master socket. A reload
+// HAProxy refuses puts the last good haproxy.cfg back on disk (so a later
+// restart of HAProxy starts), still applies keepalived's config, and
+// returns the *reloadFailedError.
 func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 	log := ctrl.LoggerFrom(ctx)
 	p := a.o.Paths
 	haproxyPath := filepath.Join(p.ConfigDir, contract.HAProxyConfigFile)
 	keepalivedPath := filepath.Join(p.ConfigDir, contract.KeepalivedConfigFile)
+	var reloadErr error
 	if want.haproxyCfg != a.applied.haproxyCfg || want.certsHash != a.applied.certsHash || a.applied.unknown {
 		if err := writeFileAtomic(haproxyPath, []byte(want.haproxyCfg), 0o644); err != nil {
 			return err
 		}
 		if a.applied.haproxyCfg != "" || a.applied.unknown { // HAProxy runs: change it live
 			cmds, runtimeOK := contract.RuntimeCommands(a.applied.servers, want.servers)
+			var err error
 			switch {
 			case runtimeOK && want.certsHash == a.applied.certsHash && !a.applied.unknown:
 				log.Info("Applying server changes through the runtime API", "commands", len(cmds))
-				if err := a.runtime(ctx, cmds); err != nil {
+				if err = a.runtime(ctx, cmds); err != nil {
 					log.Info("Runtime API failed; reloading instead", "error", err.Error())
-					if err := a.reloadHAProxy(ctx); err != nil {
-						return err
-					}
+					err = a.reloadHAProxy(ctx)
 				} else {
 					a.metrics.runtimeUpdates.Inc()
 				}
 			default:
 				log.Info("Reloading HAProxy")
-				if err := a.reloadHAProxy(ctx); err != nil {
-					return err
+				err = a.reloadHAProxy(ctx)
+			}
+			var failed *reloadFailedError
+			switch {
+			case errors.As(err, &failed):
+				failed.cause = bindConflicts(a.applied.haproxyCfg, want.haproxyCfg)
+				if a.applied.haproxyCfg != "" {
+					if err := writeFileAtomic(haproxyPath, []byte(a.applied.haproxyCfg), 0o644); err != nil {
+						return errors.Join(failed, err)
+					}
 				}
+				log.Info("HAProxy refused to reload; the last good config keeps serving", "error", failed.Error())
+				reloadErr = failed
+			case err != nil:
+				return err
 			}
 		}
 	}
 	if want.keepalivedConf != a.applied.keepalivedConf || a.applied.unknown {
 		if err := writeFileAtomic(keepalivedPath, []byte(want.keepalivedConf), 0o644); err != nil {
-			return err
+			return errors.Join(reloadErr, err)
 		}
 		if a.applied.keepalivedConf != "" || a.applied.unknown {
 			log.Info("Signalling keepalived to reload")
 			if err := a.signalKeepalived(); err != nil {
-				return err
+				return errors.Join(reloadErr, err)
 			}
 		}
 	}
-	return nil
+	return reloadErr
 }
 
 func (a *Agent) runtime(ctx context.Context, cmds []string) error {
@@ -275,20 +311,74 @@ func (a *Agent) runtime(ctx context.Context, cmds []string) error {
 }
 
 // reloadHAProxy saves server states (health, runtime changes) for the new
-// process, then asks the master to reload. The master socket refuses
+// process, asks the master to reload, and verifies that it did: the
+// master's `show proc` counts the reload, and a failed one (a port in use,
+// file descriptors the node cannot give, anything `haproxy -c` does not
+// try) as failed, the old workers serving on. The master socket refuses
 // connections for a moment after a reload, so connecting is retried.
 func (a *Agent) reloadHAProxy(ctx context.Context) error {
 	p := a.o.Paths
 	if state, err := haproxyapi.Command(ctx, p.RuntimeSocket(), "show servers state"); err == nil {
 		_ = writeFileAtomic(p.ServerState(), []byte(state), 0o600)
 	}
+	before, known := a.masterState(ctx)
 	a.reloadedAt.Store(time.Now().UnixNano())
 	a.metrics.reloads.Inc()
 	if _, err := haproxyapi.MasterCommand(ctx, p.MasterSocket(), "reload"); err != nil {
 		a.metrics.reloadFailures.Inc()
 		return fmt.Errorf("failed to reload HAProxy: %w", err)
 	}
-	return nil
+	if !known {
+		return nil // an HAProxy without the counters: nothing to verify against
+	}
+	deadline := time.Now().Add(reloadVerifyTimeout)
+	for {
+		after, ok := a.masterState(ctx)
+		switch {
+		case ok && after.Failed > before.Failed:
+			a.metrics.reloadFailures.Inc()
+			return &reloadFailedError{before: before, after: after}
+		case ok && after.Reloads > before.Reloads:
+			return nil
+		case time.Now().After(deadline):
+			a.metrics.reloadFailures.Inc()
+			return fmt.Errorf("failed to reload HAProxy: its master did not count the reload within %v", reloadVerifyTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// reloadVerifyTimeout bounds the wait for the master to count a reload:
+// parsing and starting the new workers takes milliseconds; a config with
+// thousands of servers or certificates, seconds.
+const reloadVerifyTimeout = 15 * time.Second
+
+func (a *Agent) masterState(ctx context.Context) (haproxyapi.MasterState, bool) {
+	out, err := haproxyapi.MasterCommand(ctx, a.o.Paths.MasterSocket(), "show proc")
+	if err != nil {
+		return haproxyapi.MasterState{}, false
+	}
+	return haproxyapi.ParseShowProc(out)
+}
+
+// reloadFailedError: the master refused the new config; its old workers
+// serve the last good one.
+type reloadFailedError struct {
+	before, after haproxyapi.MasterState
+	cause         string // what the agent found wrong, if anything
+}
+
+func (e *reloadFailedError) Error() string {
+	msg := fmt.Sprintf("HAProxy did not start the new config: its master counts the reload as failed (show proc: failed %d -> %d); "+
+		"the last good config keeps serving and is back on disk", e.before.Failed, e.after.Failed)
+	if e.cause != "" {
+		msg += "; " + e.cause
+	}
+	return msg + " (HAProxy's own message is in the haproxy container's log)"
 }
 
 func (a *Agent) signalKeepalived() error {

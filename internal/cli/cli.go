@@ -25,6 +25,7 @@ var commands = []command{
 	{"manager", "run the operator", runManager},
 	{"probe", "check that HAProxy answers on its runtime socket (liveness probe)", runProbe},
 	{"agent", "run the data-plane agent beside HAProxy and Keepalived", runAgent},
+	{"supervise-haproxy", "run HAProxy and set keepalived's tracked file the moment it exits", runSuperviseHAProxy},
 }
 
 // Run runs the subcommand args[0] and returns the process exit code.

@@ -26,6 +26,7 @@ const (
 	ServerStateFile      = "haproxy.state"
 	TrackFile            = "haproxy.health"
 	PreemptHoldFile      = "preempt.hold"
+	HeartbeatFile        = "agent.heartbeat"
 	NotifyFIFOFile       = "keepalived.fifo"
 	TLSDir               = "tls"
 )
@@ -50,6 +51,10 @@ func (p Paths) TrackFile() string { return path.Join(p.RunDir, TrackFile) }
 // PreemptHold is the file keepalived tracks to hold a recovering node at
 // the lowest priority: 1 holds, 0 releases.
 func (p Paths) PreemptHold() string { return path.Join(p.RunDir, PreemptHoldFile) }
+
+// Heartbeat is touched by the agent's health loop; its liveness probe
+// reads its age.
+func (p Paths) Heartbeat() string { return path.Join(p.RunDir, HeartbeatFile) }
 
 // NotifyFIFO is where keepalived reports state changes.
 func (p Paths) NotifyFIFO() string { return path.Join(p.RunDir, NotifyFIFOFile) }

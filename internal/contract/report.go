@@ -31,6 +31,11 @@ type NodeReport struct {
 	Message string `json:"message,omitempty"`
 	// Backends counts servers per backend as HAProxy's checks see them.
 	Backends map[string]BackendCount `json:"backends,omitempty"`
+	// HoldsObserved says the agent looks at its interface, so Holds is
+	// what it carries (an older agent reports neither).
+	HoldsObserved bool `json:"holdsObserved,omitempty"`
+	// Holds are the virtual IPs the node's interface carries now.
+	Holds []string `json:"holds,omitempty"`
 }
 
 // BackendCount is one backend's servers up and in total.

@@ -224,6 +224,9 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPor
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		StartupProbe: execProbe(1, 600, "sh", "-c",
 			fmt.Sprintf("test -s %s && test -s %s", haproxyCfg, keepalivedConf)),
+		// A hung agent stops beating: restarted within about 6 s (it then
+		// resumes without moving the VIPs).
+		LivenessProbe: execProbe(2, 3, contract.Binary, "probe", "agent", "--heartbeat="+paths.Heartbeat(), "--max-age=5s"),
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
@@ -241,7 +244,11 @@ func haproxyContainer(in DataPlaneInput, paths contract.Paths) corev1.Container 
 		ImagePullPolicy: in.Options.ImagePullPolicy,
 		// -W master-worker, -db stay in the foreground; the master CLI
 		// socket is only reachable inside the pod's volume.
-		Command: []string{"haproxy", "-W", "-db",
+		// supervise-haproxy sets keepalived's tracked file the moment
+		// HAProxy's master exits, so the node gives up the VIPs even if the
+		// agent is dead or hung.
+		Command: []string{contract.Binary, "supervise-haproxy", "--track-file=" + paths.TrackFile(), "--",
+			"haproxy", "-W", "-db",
 			"-S", paths.MasterSocket() + ",mode,600",
 			"-f", path.Join(paths.ConfigDir, contract.HAProxyConfigFile)},
 		LivenessProbe: execProbe(10, 3, contract.Binary, "probe", "haproxy", "--socket="+paths.RuntimeSocket()),

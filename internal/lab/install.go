@@ -59,16 +59,21 @@ patches:
 const ClassName = "lab"
 
 // Class is the LoadBalancerClass the lab's admin writes: virtual IPs from
-// Prefix+96/27 on the nodes' /24, data planes on the nodes with
-// nodeLabels. Its limits allow the fast health checks the scenarios use.
+// Prefix+96/27 on the nodes' /24 and, for IPv6, from Prefix6+100/120 on
+// their /64 (second, so that allocation without ipFamilies stays IPv4),
+// data planes on the nodes with nodeLabels. Its limits allow the fast
+// health checks the scenarios use.
 func Class(nodeLabels map[string]string) *v1alpha1.LoadBalancerClass {
 	return &v1alpha1.LoadBalancerClass{
 		ObjectMeta: metav1.ObjectMeta{Name: ClassName, Annotations: map[string]string{v1alpha1.AnnotationDefaultClass: "true"}},
 		Spec: v1alpha1.LoadBalancerClassSpec{
-			VirtualIPPools: []v1alpha1.VirtualIPPool{{Name: "lab", CIDR: Prefix + "96/27", PrefixLength: ptr.To[int32](24)}},
-			DataPlane:      v1alpha1.DataPlaneSpec{NodeSelector: nodeLabels},
-			Backends:       v1alpha1.BackendPolicy{AllowedCIDRs: []string{Prefix + "0/24"}},
-			Limits:         v1alpha1.ClassLimits{MinHealthCheckIntervalMilliseconds: ptr.To[int32](100)},
+			VirtualIPPools: []v1alpha1.VirtualIPPool{
+				{Name: "lab", CIDR: Prefix + "96/27", PrefixLength: ptr.To[int32](24)},
+				{Name: "lab-v6", CIDR: Prefix6 + "100/120", PrefixLength: ptr.To[int32](PrefixLen6)},
+			},
+			DataPlane: v1alpha1.DataPlaneSpec{NodeSelector: nodeLabels},
+			Backends:  v1alpha1.BackendPolicy{AllowedCIDRs: []string{Prefix + "0/24"}},
+			Limits:    v1alpha1.ClassLimits{MinHealthCheckIntervalMilliseconds: ptr.To[int32](100)},
 		},
 	}
 }

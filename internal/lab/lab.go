@@ -77,6 +77,26 @@ func BackendAddr(i int) string { return Prefix + strconv.Itoa(21+i) }
 // ClientAddr is the client's address.
 const ClientAddr = Prefix + "50"
 
+// IPv6 subnet of the lab network, inside the documentation range
+// 2001:db8::/32: every host has an address in it too, the IPv4 one's last
+// octet written after Prefix6 (198.18.0.11 is 2001:db8:18::11).
+const (
+	Prefix6    = "2001:db8:18::"
+	PrefixLen6 = 64
+)
+
+// IPv6Of is the IPv6 address of the lab host whose IPv4 address is addr.
+func IPv6Of(addr string) string {
+	return Prefix6 + strings.TrimPrefix(addr, Prefix)
+}
+
+// NodeAddr6, BackendAddr6 and ClientAddr6 are the hosts' IPv6 addresses.
+func NodeAddr6(i int) string    { return IPv6Of(NodeAddr(i)) }
+func BackendAddr6(i int) string { return IPv6Of(BackendAddr(i)) }
+
+// ClientAddr6 is the client's IPv6 address.
+var ClientAddr6 = IPv6Of(ClientAddr)
+
 // lockPath serialises labs on a machine: they share the API server's
 // address and port on the host.
 const lockPath = "/run/hakeeper-lab.lock"

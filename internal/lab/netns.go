@@ -7,9 +7,10 @@
 // `kubectl apply -k`, so the manager and the data plane run as the pods a
 // cluster would run.
 //
-// Addresses come from 198.18.0.0/15 only, no namespace has a default
-// route, and everything the lab creates is removed by name and pid, also
-// after a killed run (see internal/leftovers).
+// Addresses come from 198.18.0.0/15 and, for IPv6, 2001:db8::/32 (the
+// documentation range) only, no namespace has a default route, and
+// everything the lab creates is removed by name and pid, also after a
+// killed run (see internal/leftovers).
 package lab
 
 import (
@@ -63,8 +64,23 @@ func (n *network) create() error {
 	return ip("-n", sw, "link", "set", "br0", "up")
 }
 
-// addHost creates a namespace with eth0 holding addr, plugged into the
-// bridge. No route but the subnet's.
+// ipv6Sysctls make a host's IPv6 addresses usable at once and keep it a
+// plain host: no duplicate address detection (an address would stay
+// tentative for a second or more after it is added, the link-local one
+// too, which VRRP for IPv6 sends from), no router advertisements heeded,
+// no forwarding, and addresses kept over a pulled cable as IPv4 keeps
+// them (the kernel flushes IPv6 ones on link down by default). Set before
+// eth0 exists, so that "default" applies to it.
+var ipv6Sysctls = []string{
+	"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+	"net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0",
+	"net.ipv6.conf.all.forwarding=0",
+	"net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.default.keep_addr_on_down=1",
+}
+
+// addHost creates a namespace with eth0 holding addr and its IPv6
+// counterpart (IPv6Of), plugged into the bridge. No route but the
+// subnets'.
 func (n *network) addHost(host, addr string) error {
 	ns, sw := n.ns(host), n.ns("sw")
 	peer := fmt.Sprintf("v%d", len(n.hosts))
@@ -73,9 +89,11 @@ func (n *network) addHost(host, addr string) error {
 	}
 	n.hosts = append(n.hosts, host)
 	steps := [][]string{
+		append([]string{"netns", "exec", ns, "sysctl", "-q", "-w"}, ipv6Sysctls...),
 		{"-n", ns, "link", "set", "lo", "up"},
 		{"-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", peer, "netns", sw},
 		{"-n", ns, "addr", "add", fmt.Sprintf("%s/%d", addr, PrefixLen), "dev", "eth0"},
+		{"-n", ns, "addr", "add", fmt.Sprintf("%s/%d", IPv6Of(addr), PrefixLen6), "dev", "eth0", "nodad"},
 		{"-n", ns, "link", "set", "eth0", "up"},
 		{"-n", sw, "link", "set", peer, "master", "br0"},
 		{"-n", sw, "link", "set", peer, "up"},

@@ -2,6 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,7 +36,10 @@ func TestAgentRestartKeepsVIP(t *testing.T) {
 	})
 	settled(t, l, lb)
 	before := transitions(t, l, lb)
-	probe := lab.NewProbeClient(l).StartProbe("http://"+vip+"/", 10*time.Millisecond, 3*time.Minute)
+	// A request fails when nobody answers within a second: a VIP that moves
+	// shows in the other nodes' transitions below; a request slowed by a
+	// container restart on two busy cores is not a failure.
+	probe := l.NewClient(time.Second).StartProbe("http://"+vip+"/", 10*time.Millisecond, 3*time.Minute)
 	for i := range 3 {
 		old, err := l.Container(lab.NodeName(0), lb, desired.ContainerAgent)
 		if err != nil {
@@ -68,4 +76,45 @@ func TestAgentRestartKeepsVIP(t *testing.T) {
 			t.Errorf("%s counted %d VRRP transitions while node-a's agent restarted: the VIP moved", node, after[node]-before[node])
 		}
 	}
+}
+
+// TestHungAgentHAProxyDies: the agent on the master is frozen (SIGSTOP),
+// so it writes nothing; then HAProxy's master process dies. Its supervisor
+// sets keepalived's tracked file at once, so node-b takes the VIP as fast
+// as when the agent sees it. The frozen agent's liveness probe fails; once
+// it runs again node-a recovers and preempts back.
+func TestHungAgentHAProxyDies(t *testing.T) {
+	l := requireLab(t)
+	lb := applyWebsite(t, l)
+	agent, err := l.Container(lab.NodeName(0), lb, desired.ContainerAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	supervisor, err := l.Container(lab.NodeName(0), lb, desired.ContainerHAProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Go may fork from any of the supervisor's threads: each lists its own
+	// children.
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", supervisor.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var children string
+	for _, task := range tasks {
+		data, _ := os.ReadFile(task)
+		children += string(data) + " "
+	}
+	master, err := strconv.Atoi(strings.Fields(children + " 0")[0])
+	if err != nil || master == 0 {
+		t.Fatalf("no HAProxy under its supervisor (pid %d): %q", supervisor.PID, children)
+	}
+	if err := syscall.Kill(agent.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(agent.PID, syscall.SIGCONT) })
+	outage := failover(t, l, lb, lab.NodeName(1), func() error { return syscall.Kill(master, syscall.SIGKILL) })
+	t.Logf("HAProxy killed on the master while its agent was frozen: outage %.3fs", outage.Seconds())
+	_ = syscall.Kill(agent.PID, syscall.SIGCONT)
+	waitActive(t, l, lb, lab.NodeName(0), 90*time.Second)
 }

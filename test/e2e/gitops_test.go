@@ -157,33 +157,13 @@ func TestGitOpsHealth(t *testing.T) {
 
 	// VRRP cut between node-a and node-b: node-b hears no advert and
 	// becomes master too.
-	cut := func(add bool) error {
-		argv := [][]string{{"nft", "delete", "table", "inet", "hkgitops"}}
-		if add {
-			argv = [][]string{
-				{"nft", "add", "table", "inet", "hkgitops"},
-				{"nft", "add", "chain", "inet", "hkgitops", "in", "{ type filter hook input priority 0 ; }"},
-				{"nft", "add", "rule", "inet", "hkgitops", "in", "ip", "protocol", "vrrp", "drop"},
-			}
-		}
-		for _, a := range argv {
-			cmd, err := l.NodeCommand(ctx, lab.NodeName(1), a...)
-			if err != nil {
-				return err
-			}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("%v: %v: %s", a, err, out)
-			}
-		}
-		return nil
-	}
-	if err := cut(true); err != nil {
+	if err := blockVRRP(l, lab.NodeName(1), true); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cut(false) })
+	t.Cleanup(func() { _ = blockVRRP(l, lab.NodeName(1), false) })
 	check("split-brain.yaml", is(v1alpha1.LoadBalancerDegradedCondition, metav1.ConditionTrue, v1alpha1.LoadBalancerSplitBrainReason),
 		"Degraded", kstatus.CurrentStatus, "SplitBrain", lab.NodeName(0), lab.NodeName(1))
-	if err := cut(false); err != nil {
+	if err := blockVRRP(l, lab.NodeName(1), false); err != nil {
 		t.Fatal(err)
 	}
 	waitActive(t, l, lb, lab.NodeName(0), 90*time.Second)
