@@ -83,7 +83,7 @@ render-sample: ## Render the website sample for two nodes, as `hakeeper render` 
 
 .PHONY: test
 test: deps control-plane images verify verify-kustomize $(HELM) $(HELM4) ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
-	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./... -count=1 -timeout 20m
+	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./... -count=1 -timeout 40m
 
 .PHONY: test-e2e
 test-e2e: deps control-plane images $(HELM) ## Only the lab scenarios, verbose: prints each failover's outage and the load figures.

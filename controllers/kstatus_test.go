@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -78,6 +79,12 @@ func TestKstatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("a change rolling out: %s", waitKstatus(t, lb, kstatus.InProgressStatus))
+	eventually(t, "the change rendered", func() error {
+		if !strings.Contains(configMap(t, dataPlaneNamespace, names.HAProxyConfigMap).Data[contract.KeyHAProxyConfig], "maxconn 3000") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
 	report()
 	waitKstatus(t, lb, kstatus.CurrentStatus)
 }

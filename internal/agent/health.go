@@ -38,6 +38,8 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		gate.healthySince = time.Unix(1, 0)
 	}
 	failures := 0
+	var ticks int
+	var holds []string
 	for {
 		healthy, dead, backends, why := a.probe(ctx)
 		if healthy {
@@ -77,7 +79,12 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		if p := a.virtualIPs.Load(); p != nil {
 			vips = *p
 		}
-		holds := heldAddresses(a.iface, vips)
+		// Every fifth tick (0.5 s at the default interval): a netlink dump
+		// per agent, and a node runs one agent per LoadBalancer.
+		if ticks%holdsEvery == 0 {
+			holds = heldAddresses(a.iface, vips)
+		}
+		ticks++
 		a.update(func(r *contract.NodeReport) {
 			r.Healthy, r.Backends = !faulty, backends
 			r.HoldsObserved, r.Holds = true, holds
@@ -96,6 +103,9 @@ func fileSet(path string) bool {
 	data, err := os.ReadFile(path)
 	return err != nil || strings.TrimSpace(string(data)) != "0"
 }
+
+// holdsEvery is how many health ticks pass between looks at the interface.
+const holdsEvery = 5
 
 // flagFile is a file keepalived tracks, holding 1 (set) or 0. It is
 // written only when the value changes; prepareFiles creates it set.

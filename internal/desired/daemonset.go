@@ -224,9 +224,11 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPor
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		StartupProbe: execProbe(1, 600, "sh", "-c",
 			fmt.Sprintf("test -s %s && test -s %s", haproxyCfg, keepalivedConf)),
-		// A hung agent stops beating: restarted within about 6 s (it then
-		// resumes without moving the VIPs).
-		LivenessProbe: execProbe(2, 3, contract.Binary, "probe", "agent", "--heartbeat="+paths.Heartbeat(), "--max-age=5s"),
+		// A hung agent stops beating: restarted within about 30 s (it then
+		// resumes without moving the VIPs). Not faster: every exec probe is
+		// a runc exec, and a node runs one agent per LoadBalancer; HAProxy's
+		// death does not wait for it (supervise-haproxy).
+		LivenessProbe: execProbe(10, 3, contract.Binary, "probe", "agent", "--heartbeat="+paths.Heartbeat(), "--max-age=5s"),
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},

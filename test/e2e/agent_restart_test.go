@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/lab"
 )
@@ -23,23 +27,17 @@ import (
 // active and current again.
 func TestAgentRestartKeepsVIP(t *testing.T) {
 	l := requireLab(t)
-	lb := applyWebsite(t, l)
-	// Every node past its first notification (Unknown to BACKUP counts),
-	// so that what follows counts only moves.
-	eventually(t, 30*time.Second, "every node reporting a VRRP role", func() error {
-		for node, n := range transitions(t, l, lb) {
-			if n == 0 {
-				return fmt.Errorf("%s has reported no role yet", node)
-			}
-		}
-		return nil
-	})
-	settled(t, l, lb)
+	// Its own LoadBalancer: three kills put its agent container in the
+	// kubelet's restart back-off, which must not reach other scenarios.
+	addr := lab.Prefix + "115"
+	lb := variant("restart", addr)
+	createAndWait(t, l, lb)
+	settledHealthy(t, l, lb)
 	before := transitions(t, l, lb)
 	// A request fails when nobody answers within a second: a VIP that moves
 	// shows in the other nodes' transitions below; a request slowed by a
 	// container restart on two busy cores is not a failure.
-	probe := l.NewClient(time.Second).StartProbe("http://"+vip+"/", 10*time.Millisecond, 3*time.Minute)
+	probe := l.NewClient(time.Second).StartProbe("http://"+addr+"/", 10*time.Millisecond, 3*time.Minute)
 	for i := range 3 {
 		old, err := l.Container(lab.NodeName(0), lb, desired.ContainerAgent)
 		if err != nil {
@@ -61,7 +59,7 @@ func TestAgentRestartKeepsVIP(t *testing.T) {
 			return nil
 		})
 		waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
-		if !l.HoldsVIP(lab.NodeName(0), vip) {
+		if !l.HoldsVIP(lab.NodeName(0), addr) {
 			t.Errorf("node-a lost the VIP after restart %d of its agent", i+1)
 		}
 	}
@@ -85,7 +83,11 @@ func TestAgentRestartKeepsVIP(t *testing.T) {
 // it runs again node-a recovers and preempts back.
 func TestHungAgentHAProxyDies(t *testing.T) {
 	l := requireLab(t)
-	lb := applyWebsite(t, l)
+	// Its own LoadBalancer, deleted after: its containers end in restart
+	// back-off.
+	lb := variant("hung", lab.Prefix+"116")
+	createAndWait(t, l, lb)
+	settledHealthy(t, l, lb)
 	agent, err := l.Container(lab.NodeName(0), lb, desired.ContainerAgent)
 	if err != nil {
 		t.Fatal(err)
@@ -117,4 +119,42 @@ func TestHungAgentHAProxyDies(t *testing.T) {
 	t.Logf("HAProxy killed on the master while its agent was frozen: outage %.3fs", outage.Seconds())
 	_ = syscall.Kill(agent.PID, syscall.SIGCONT)
 	waitActive(t, l, lb, lab.NodeName(0), 90*time.Second)
+}
+
+// settledHealthy waits until every node runs the current config, is
+// healthy and past its start-up VRRP transitions (BACKUP, FAULT until the
+// agent saw HAProxy healthy, BACKUP again), with node-a active, and stays
+// so for a second: what follows counts only what it causes.
+func settledHealthy(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	settled(t, l, lb)
+	eventually(t, 60*time.Second, "every node healthy, node-a active, for a second", func() error {
+		check := func() error {
+			got := &v1alpha1.LoadBalancer{}
+			if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
+				return err
+			}
+			if got.Status.ActiveNode != lab.NodeName(0) {
+				return fmt.Errorf("active %q", got.Status.ActiveNode)
+			}
+			for _, n := range got.Status.Nodes {
+				if !n.Ready || (n.Role != v1alpha1.VRRPRoleMaster && n.Role != v1alpha1.VRRPRoleBackup) {
+					return fmt.Errorf("%s: ready %v, role %s", n.Name, n.Ready, n.Role)
+				}
+			}
+			return nil
+		}
+		if err := check(); err != nil {
+			return err
+		}
+		first := transitions(t, l, lb)
+		time.Sleep(time.Second)
+		if err := check(); err != nil {
+			return err
+		}
+		if now := transitions(t, l, lb); !maps.Equal(first, now) {
+			return fmt.Errorf("transitions still moving: %v then %v", first, now)
+		}
+		return nil
+	})
 }
