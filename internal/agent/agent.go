@@ -202,7 +202,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // to, and the tracked files.
 func (a *Agent) prepareFiles() error {
 	p := a.o.Paths
-	for _, dir := range []string{p.RunDir, p.ConfigDir, filepath.Dir(p.CertificateFile("x"))} {
+	for _, dir := range []string{p.RunDir, p.ConfigDir, filepath.Dir(p.CertificateFile("x")), filepath.Dir(p.CandidateCertificateFile("x"))} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,7 +117,10 @@ func TestCheckPassesRenderedConfigsToTheDaemons(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "failed to run haproxy") || daemon != "haproxy" {
 		t.Fatalf("got %v, want the guard to pass and running the missing haproxy to fail", err)
 	}
-	if got := f.onDisk(t, ".candidate-"+contract.HAProxyConfigFile); got != want.haproxyCfg {
-		t.Error("the candidate haproxy.cfg was not written")
+	// The candidate names the candidate certificates, not the live ones.
+	p := f.agent.o.Paths
+	wantCandidate := strings.ReplaceAll(want.haproxyCfg, path.Dir(p.CertificateFile("x"))+"/", path.Dir(p.CandidateCertificateFile("x"))+"/")
+	if got := f.onDisk(t, ".candidate-"+contract.HAProxyConfigFile); got != wantCandidate {
+		t.Error("the candidate haproxy.cfg was not written, naming the candidate certificates")
 	}
 }

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +23,7 @@ import (
 	"github.com/hakeeper/hakeeper/internal/configguard"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
+	"github.com/hakeeper/hakeeper/internal/render"
 )
 
 func (a *Agent) syncLoop(ctx context.Context) {
@@ -85,17 +89,24 @@ func (a *Agent) sync(ctx context.Context) error {
 		return err
 	}
 	a.watchSecrets(ctx, secrets)
-	certs, err := a.readCertificates(ctx, secrets)
-	if err != nil {
-		a.update(func(r *contract.NodeReport) { r.Message = err.Error() })
-		return err
+	certs, unreadable := a.readCertificates(ctx, secrets)
+	// A listener whose Secret cannot be read is left out on this node, and
+	// said so; every other listener is served.
+	unserved := ""
+	if len(unreadable) > 0 {
+		want.haproxyCfg = withoutListeners(want.haproxyCfg, slices.Sorted(maps.Keys(unreadable)))
+		var notes []string
+		for _, l := range slices.Sorted(maps.Keys(unreadable)) {
+			notes = append(notes, fmt.Sprintf("listener %s is not served: %s", l, unreadable[l]))
+		}
+		unserved = strings.Join(notes, "; ")
 	}
 	want.certs, want.certsHash = certs, certsHash(certs)
 	if !a.applied.unknown && a.applied.haproxyCfg == want.haproxyCfg && a.applied.keepalivedConf == want.keepalivedConf && a.applied.certsHash == want.certsHash {
 		// What runs is what is wanted: a rejection reported earlier (the
 		// spec was reverted since) no longer holds.
 		hash := contract.NodeConfigHash([]byte(want.haproxyCfg), []byte(want.keepalivedConf))
-		a.update(func(r *contract.NodeReport) { r.ConfigHash, r.Message = hash, "" })
+		a.update(func(r *contract.NodeReport) { r.ConfigHash, r.Message = hash, unserved })
 		return nil
 	}
 	if a.refused.haproxyCfg == want.haproxyCfg && a.refused.certsHash == want.certsHash && a.applied.keepalivedConf == want.keepalivedConf {
@@ -132,7 +143,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	hash := contract.NodeConfigHash([]byte(want.haproxyCfg), []byte(want.keepalivedConf))
 	a.metrics.setConfigHash(hash)
-	a.update(func(r *contract.NodeReport) { r.ConfigHash, r.Message = hash, "" })
+	a.update(func(r *contract.NodeReport) { r.ConfigHash, r.Message = hash, unserved })
 	return nil
 }
 
@@ -178,21 +189,44 @@ func (a *Agent) watchSecrets(ctx context.Context, listeners map[string]string) {
 }
 
 // readCertificates reads each TLS listener's Secret: tls.crt then tls.key,
-// one PEM file as HAProxy wants it.
-func (a *Agent) readCertificates(ctx context.Context, listeners map[string]string) (map[string]string, error) {
-	out := map[string]string{}
+// one PEM file as HAProxy wants it. unreadable says, per listener, why its
+// Secret could not be used.
+func (a *Agent) readCertificates(ctx context.Context, listeners map[string]string) (certs, unreadable map[string]string) {
+	certs, unreadable = map[string]string{}, map[string]string{}
 	for listener, secret := range listeners {
 		s, err := a.client.CoreV1().Secrets(a.o.LoadBalancerNamespace).Get(ctx, secret, metav1.GetOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("failed to read TLS Secret %s: %w", secret, err)
+			unreadable[listener] = fmt.Sprintf("failed to read TLS Secret %s: %v", secret, err)
+			continue
 		}
 		crt, key := s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
 		if len(crt) == 0 || len(key) == 0 {
-			return nil, fmt.Errorf("TLS Secret %s lacks %s or %s", secret, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
+			unreadable[listener] = fmt.Sprintf("TLS Secret %s lacks %s or %s", secret, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
+			continue
 		}
-		out[listener] = strings.TrimSpace(string(crt)) + "\n" + strings.TrimSpace(string(key)) + "\n"
+		certs[listener] = strings.TrimSpace(string(crt)) + "\n" + strings.TrimSpace(string(key)) + "\n"
 	}
-	return out, nil
+	return certs, unreadable
+}
+
+// withoutListeners drops the frontend sections of these listeners from a
+// rendered haproxy.cfg (nothing refers to a frontend, so the rest stands).
+func withoutListeners(cfg string, listeners []string) string {
+	drop := map[string]bool{}
+	for _, l := range listeners {
+		drop["frontend "+render.FrontendName(l)] = true
+	}
+	var out []string
+	skipping := false
+	for _, line := range strings.Split(cfg, "\n") {
+		if line != "" && line[0] != ' ' && line[0] != '\t' && line[0] != '#' {
+			skipping = drop[strings.TrimSpace(line)]
+		}
+		if !skipping {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // check refuses configs outside what hakeeper renders (configguard), then
@@ -211,15 +245,19 @@ func (a *Agent) check(ctx context.Context, want appliedConfig) (daemon string, e
 	if err := checkFileLimit(want.haproxyCfg, a.o.OpenFileLimit); err != nil {
 		return "haproxy", err
 	}
+	// Certificates are checked where HAProxy does not load them from: the
+	// candidate config names the candidate copies. Only apply moves them to
+	// the live directory, so a rejected rotation never reaches a restart.
 	for listener, pem := range want.certs {
-		if err := writeFileAtomic(a.o.Paths.CertificateFile(listener), []byte(pem), 0o600); err != nil {
+		if err := writeFileAtomic(a.o.Paths.CandidateCertificateFile(listener), []byte(pem), 0o600); err != nil {
 			return "haproxy", err
 		}
 	}
+	live, candidate := path.Dir(a.o.Paths.CertificateFile("x"))+"/", path.Dir(a.o.Paths.CandidateCertificateFile("x"))+"/"
 	dir := a.o.Paths.ConfigDir
 	hcand := filepath.Join(dir, ".candidate-"+contract.HAProxyConfigFile)
 	kcand := filepath.Join(dir, ".candidate-"+contract.KeepalivedConfigFile)
-	if err := writeFileAtomic(hcand, []byte(want.haproxyCfg), 0o644); err != nil {
+	if err := writeFileAtomic(hcand, []byte(strings.ReplaceAll(want.haproxyCfg, live, candidate)), 0o644); err != nil {
 		return "haproxy", err
 	}
 	if err := writeFileAtomic(kcand, []byte(want.keepalivedConf), 0o644); err != nil {
@@ -248,6 +286,9 @@ func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 	keepalivedPath := filepath.Join(p.ConfigDir, contract.KeepalivedConfigFile)
 	var reloadErr error
 	if want.haproxyCfg != a.applied.haproxyCfg || want.certsHash != a.applied.certsHash || a.applied.unknown {
+		if err := a.installCertificates(want.certs); err != nil {
+			return err
+		}
 		if err := writeFileAtomic(haproxyPath, []byte(want.haproxyCfg), 0o644); err != nil {
 			return err
 		}
@@ -275,6 +316,11 @@ func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 					if err := writeFileAtomic(haproxyPath, []byte(a.applied.haproxyCfg), 0o644); err != nil {
 						return errors.Join(failed, err)
 					}
+					if a.applied.certs != nil { // unknown after a restart: the new ones stay
+						if err := a.installCertificates(a.applied.certs); err != nil {
+							return errors.Join(failed, err)
+						}
+					}
 				}
 				log.Info("HAProxy refused to reload; the last good config keeps serving", "error", failed.Error())
 				reloadErr = failed
@@ -295,6 +341,16 @@ func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 		}
 	}
 	return reloadErr
+}
+
+// installCertificates puts checked certificates where HAProxy loads them.
+func (a *Agent) installCertificates(certs map[string]string) error {
+	for listener, pem := range certs {
+		if err := writeFileAtomic(a.o.Paths.CertificateFile(listener), []byte(pem), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (a *Agent) runtime(ctx context.Context, cmds []string) error {

@@ -161,3 +161,14 @@ func TestSyncWaitsForThisNodesKeepalivedConfig(t *testing.T) {
 		t.Error("HAProxy's config was installed before this node's keepalived.conf existed")
 	}
 }
+
+// TestWithoutListeners: a listener whose Secret cannot be read loses its
+// frontend and nothing else.
+func TestWithoutListeners(t *testing.T) {
+	cfg := "global\n    maxconn 10\n\nfrontend fe_https\n    mode http\n    bind 1.2.3.4:443 ssl crt /x/https.pem\n    default_backend be_web\n\nfrontend fe_http\n    mode http\n    bind 1.2.3.4:80\n    default_backend be_web\n\nbackend be_web\n    server s1 1.2.3.5:80\n"
+	got := withoutListeners(cfg, []string{"https"})
+	want := "global\n    maxconn 10\n\nfrontend fe_http\n    mode http\n    bind 1.2.3.4:80\n    default_backend be_web\n\nbackend be_web\n    server s1 1.2.3.5:80\n"
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}

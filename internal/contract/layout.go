@@ -59,6 +59,12 @@ func (p Paths) Heartbeat() string { return path.Join(p.RunDir, HeartbeatFile) }
 // NotifyFIFO is where keepalived reports state changes.
 func (p Paths) NotifyFIFO() string { return path.Join(p.RunDir, NotifyFIFOFile) }
 
+// CandidateCertificateFile is where a listener's new PEM is checked before
+// it replaces CertificateFile.
+func (p Paths) CandidateCertificateFile(listener string) string {
+	return path.Join(p.RunDir, TLSDir+"-candidate", listener+".pem")
+}
+
 // CertificateFile is the PEM (certificate and key) of a TLS listener.
 func (p Paths) CertificateFile(listener string) string {
 	return path.Join(p.RunDir, TLSDir, listener+".pem")
