@@ -57,7 +57,7 @@ func TestTLSFaults(t *testing.T) {
 		}
 		return nil
 	}
-	degraded := func(words ...string) func() error {
+	degraded := func(reason string, words ...string) func() error {
 		return func() error {
 			got := &v1alpha1.LoadBalancer{}
 			if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
@@ -66,6 +66,9 @@ func TestTLSFaults(t *testing.T) {
 			d := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition)
 			if d == nil || d.Status != metav1.ConditionTrue {
 				return fmt.Errorf("degraded %+v", d)
+			}
+			if d.Reason != reason {
+				return fmt.Errorf("reason %s (%s), want %s", d.Reason, d.Message, reason)
 			}
 			for _, w := range words {
 				if !strings.Contains(d.Message, w) {
@@ -81,7 +84,7 @@ func TestTLSFaults(t *testing.T) {
 	if err := l.Client.Update(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "the rejected rotation in status", degraded("ConfigRejected", "haproxy rejected the config", "tls-candidate"))
+	eventually(t, 60*time.Second, "the rejected rotation in status", degraded(v1alpha1.LoadBalancerConfigRejectedReason, "haproxy rejected the config", "tls-candidate"))
 	if err := servesOriginal(); err != nil {
 		t.Fatalf("after a rejected rotation: %v", err)
 	}
@@ -107,7 +110,7 @@ func TestTLSFaults(t *testing.T) {
 		lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "admin", Port: 8443, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web",
 			TLS: &v1alpha1.ListenerTLS{SecretRef: v1alpha1.SecretReference{Name: "faults-missing"}}})
 	})
-	eventually(t, 60*time.Second, "status naming the missing Secret", degraded("listener admin is not served", "faults-missing"))
+	eventually(t, 60*time.Second, "status naming the missing Secret", degraded(v1alpha1.LoadBalancerConfigRejectedReason, "listener admin is not served", "faults-missing"))
 	if err := servesOriginal(); err != nil {
 		t.Errorf("https with another listener's Secret missing: %v", err)
 	}

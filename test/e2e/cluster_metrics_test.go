@@ -70,6 +70,46 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("something answers on the virtual IP %s at the metrics port %d", vip, port)
 	}
 
+	// Each node's agent: its VRRP state, the config it runs (the hash
+	// status shows), HAProxy healthy, and servers up per backend. Earlier
+	// scenarios may have just moved the VIP or changed web, so each node's
+	// figures get time to settle: what must hold is that they agree with
+	// status once it has.
+	for i := range 3 {
+		self := fmt.Sprintf(`loadbalancer="web",loadbalancer_namespace="default",node="%s"`, lab.NodeName(i))
+		state := "backup"
+		if i == 0 {
+			state = "master"
+		}
+		eventually(t, 30*time.Second, lab.NodeName(i)+"'s agent figures", func() error {
+			now := &v1alpha1.LoadBalancer{}
+			if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), now); err != nil {
+				return err
+			}
+			hash := ""
+			for _, n := range now.Status.Nodes {
+				if n.Name == lab.NodeName(i) {
+					hash = n.ConfigHash
+				}
+			}
+			code, body, err := l.Scrape(ctx, agentURL(i, "/metrics"), reader)
+			if err != nil || code != 200 {
+				return fmt.Errorf("scraping: %d %v", code, err)
+			}
+			for _, want := range []string{
+				`hakeeper_agent_vrrp_state{` + self + `,state="` + state + `"} 1`,
+				`hakeeper_agent_config_info{hash="` + hash + `",` + self + `} 1`,
+				`hakeeper_agent_tracked_file{file="health",` + self + `} 0`,
+				`hakeeper_agent_backend_servers_up{backend="web",` + self + `} 2`,
+				`hakeeper_agent_config_rejections_total{daemon="haproxy",` + self + `} 0`,
+			} {
+				if !strings.Contains(body, want+"\n") {
+					return fmt.Errorf("lacks %s", want)
+				}
+			}
+			return nil
+		})
+	}
 	scrapeAgent := func(i int) string {
 		t.Helper()
 		code, body, err := l.Scrape(ctx, agentURL(i, "/metrics"), reader)
@@ -77,31 +117,6 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("scraping %s's agent: %d %v", lab.NodeName(i), code, err)
 		}
 		return body
-	}
-	// Each node's agent: its VRRP state, the config it runs (the hash
-	// status shows), HAProxy healthy, and servers up per backend.
-	hashes := map[string]string{}
-	for _, n := range live.Status.Nodes {
-		hashes[n.Name] = n.ConfigHash
-	}
-	for i := range 3 {
-		body := scrapeAgent(i)
-		self := fmt.Sprintf(`loadbalancer="web",loadbalancer_namespace="default",node="%s"`, lab.NodeName(i))
-		state := "backup"
-		if i == 0 {
-			state = "master"
-		}
-		for _, want := range []string{
-			`hakeeper_agent_vrrp_state{` + self + `,state="` + state + `"} 1`,
-			`hakeeper_agent_config_info{hash="` + hashes[lab.NodeName(i)] + `",` + self + `} 1`,
-			`hakeeper_agent_tracked_file{file="health",` + self + `} 0`,
-			`hakeeper_agent_backend_servers_up{backend="web",` + self + `} 2`,
-			`hakeeper_agent_config_rejections_total{daemon="haproxy",` + self + `} 0`,
-		} {
-			if !strings.Contains(body, want+"\n") {
-				t.Errorf("%s's agent lacks %s", lab.NodeName(i), want)
-			}
-		}
 	}
 	// HAProxy's own exporter, through the agent.
 	code, body, err := l.Scrape(ctx, agentURL(0, "/metrics/haproxy"), reader)
