@@ -711,7 +711,8 @@ const (
 	// VRRPRoleFault has given up: its HAProxy is down or unhealthy, or its
 	// interface is down.
 	VRRPRoleFault VRRPRole = "FAULT"
-	// VRRPRoleUnknown has not reported yet.
+	// VRRPRoleUnknown has not reported yet, or its keepalived is not
+	// running (killed, crashed, restarting).
 	VRRPRoleUnknown VRRPRole = "Unknown"
 )
 

@@ -31,6 +31,7 @@ import (
 	"github.com/hakeeper/hakeeper/internal/configcheck"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/ifaddr"
 )
 
 // Options configure the agent. The DaemonSet sets them from the downward
@@ -169,7 +170,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.prepareFiles(); err != nil {
 		return err
 	}
-	iface, err := interfaceHolding(a.o.HostIP)
+	iface, err := ifaddr.InterfaceHolding(a.o.HostIP)
 	if err != nil {
 		return err
 	}
@@ -210,11 +211,11 @@ func (a *Agent) prepareFiles() error {
 	if err := makeFIFO(p.NotifyFIFO()); err != nil {
 		return err
 	}
-	// Both tracked files start set in a new pod: not healthy yet, and held.
-	// A restarted agent finds them as it left them, and keeps them so until
-	// it has read HAProxy's health: setting them would take the VIPs off a
-	// healthy node.
-	for _, f := range []string{p.TrackFile(), p.PreemptHold()} {
+	// The tracked files start set in a new pod: not healthy yet, no server
+	// known up, and held. A restarted agent finds them as it left them, and
+	// keeps them so until it has read HAProxy's health: setting them would
+	// take the VIPs off a healthy node.
+	for _, f := range []string{p.TrackFile(), p.NoServers(), p.PreemptHold()} {
 		if _, err := os.Stat(f); err == nil {
 			continue
 		}
@@ -277,28 +278,6 @@ func (a *Agent) snapshot() contract.NodeReport {
 		r.Backends[k] = v
 	}
 	return r
-}
-
-// interfaceHolding finds the interface that holds ip: keepalived's
-// interface when spec.interface is empty.
-func interfaceHolding(ip string) (string, error) {
-	want := net.ParseIP(ip)
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return "", err
-	}
-	for _, iface := range ifaces {
-		addrs, err := iface.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, addr := range addrs {
-			if n, ok := addr.(*net.IPNet); ok && n.IP.Equal(want) {
-				return iface.Name, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("no interface holds %s", ip)
 }
 
 func (a *Agent) lastReload() time.Time { return time.Unix(0, a.reloadedAt.Load()) }

@@ -11,16 +11,22 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
+	"github.com/hakeeper/hakeeper/internal/ifaddr"
 	"github.com/hakeeper/hakeeper/internal/render"
 )
 
 // healthLoop reads HAProxy's stats every HealthInterval and writes the
-// track file: 0 while HAProxy answers and has a server up, 1 otherwise.
-// keepalived watches the file through inotify and enters FAULT the moment
-// it turns 1, so the virtual IPs leave a node whose HAProxy died within
-// about one interval.
+// track file: 0 while HAProxy answers, 1 otherwise. keepalived watches the
+// file through inotify and enters FAULT the moment it turns 1, so the
+// virtual IPs leave a node whose HAProxy died within about one interval.
+//
+// A HAProxy that answers but has no server up in any backend sets the
+// no-servers file instead (see render.NoServersTrackName): the node stays
+// in VRRP at the lowest priority, so the VIP goes to a node with servers
+// up if one exists and otherwise stays where it is.
 //
 // The same loop enforces the preempt delay through a second tracked file
 // (see render.HoldTrackName): it holds the node at the lowest priority
@@ -31,21 +37,29 @@ func (a *Agent) healthLoop(ctx context.Context) {
 	defer tick.Stop()
 	track := flagFile{path: a.o.Paths.TrackFile(), set: fileSet(a.o.Paths.TrackFile())}
 	hold := flagFile{path: a.o.Paths.PreemptHold(), set: fileSet(a.o.Paths.PreemptHold())}
+	noServers := flagFile{path: a.o.Paths.NoServers(), set: fileSet(a.o.Paths.NoServers())}
 	var gate holdGate
 	if !hold.set {
 		// A restarted agent whose node was released: it stays released
 		// while HAProxy is healthy, as if the delay had long passed.
 		gate.healthySince = time.Unix(1, 0)
 	}
-	failures := 0
+	failures, empty := 0, 0
 	var ticks int
 	var holds []string
 	for {
-		healthy, dead, backends, why := a.probe(ctx)
-		if healthy {
+		answers, dead, backends, why := a.probe(ctx)
+		serving := answers && anyServerUp(backends)
+		if answers {
 			failures = 0
 		} else {
 			failures++
+		}
+		switch {
+		case serving:
+			empty = 0
+		case answers:
+			empty++
 		}
 		faulty := a.unhealthy(dead, failures)
 		a.metrics.setBackends(backends)
@@ -58,11 +72,26 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			log.Info("HAProxy health changed", "healthy", !faulty, "reason", why, "failures", failures)
 		}
 		a.metrics.setTracked(trackedHealth, track.set)
+		// Debounced as any other failure: a reload or one slow check round
+		// must not move the VIP. While HAProxy does not answer the file
+		// stays as it was; the node is in FAULT anyway.
+		if answers {
+			lowered := time.Duration(empty)*a.o.HealthInterval >= faultAfter
+			if changed, err := noServers.write(lowered); err != nil {
+				log.Error(err, "Writing the no-servers file failed")
+			} else if changed {
+				log.Info("Servers up changed", "noServerUp", lowered)
+			}
+		}
+		a.metrics.setTracked(trackedNoServers, noServers.set)
+		serves := !faulty && !noServers.set
 		now := time.Now()
 		if hold.setElsewhere() { // keepalived restarted: the delay starts over
 			gate.restart(now)
 		}
-		held := gate.hold(now, !faulty, time.Duration(a.preemptDelay.Load()))
+		// The preempt delay counts from when the node serves again: HAProxy
+		// up and a server up.
+		held := gate.hold(now, serves, time.Duration(a.preemptDelay.Load()))
 		if changed, err := hold.write(held); err != nil {
 			log.Error(err, "Writing the preempt hold file failed")
 		} else if changed {
@@ -82,11 +111,12 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		// Every fifth tick (0.5 s at the default interval): a netlink dump
 		// per agent, and a node runs one agent per LoadBalancer.
 		if ticks%holdsEvery == 0 {
-			holds = heldAddresses(a.iface, vips)
+			holds = ifaddr.Held(a.iface, vips)
+			a.forgetRoleIfKeepalivedGone(ctx)
 		}
 		ticks++
 		a.update(func(r *contract.NodeReport) {
-			r.Healthy, r.Backends = !faulty, backends
+			r.Healthy, r.Backends = serves, backends
 			r.HoldsObserved, r.Holds = true, holds
 		})
 		select {
@@ -95,6 +125,24 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// forgetRoleIfKeepalivedGone clears the role keepalived last notified once
+// keepalived no longer runs (killed, crashed, restarting): a dead
+// keepalived sends no notification, and its last word (often MASTER) would
+// stay in status for good.
+func (a *Agent) forgetRoleIfKeepalivedGone(ctx context.Context) {
+	if a.keepalivedRuns() {
+		return
+	}
+	a.update(func(r *contract.NodeReport) {
+		if r.Role == v1alpha1.VRRPRoleUnknown || r.Role == "" {
+			return
+		}
+		ctrl.LoggerFrom(ctx).Info("keepalived is not running: its role is no longer known", "was", r.Role)
+		r.Role = v1alpha1.VRRPRoleUnknown
+		a.metrics.setVRRPState(r.Role)
+	})
 }
 
 // fileSet reads a tracked file: anything but 0 (missing, unreadable) is
@@ -184,10 +232,10 @@ func (a *Agent) unhealthy(dead bool, failures int) bool {
 	return time.Duration(failures)*a.o.HealthInterval >= faultAfter
 }
 
-// probe reads HAProxy's stats. dead means nothing listens on the runtime
-// socket any more (connection refused or the socket is gone); why says
-// what was wrong, for the log.
-func (a *Agent) probe(ctx context.Context) (healthy, dead bool, backends map[string]contract.BackendCount, why string) {
+// probe reads HAProxy's stats. answers means it did; dead means nothing
+// listens on the runtime socket any more (connection refused or the
+// socket is gone); why says what was wrong, for the log.
+func (a *Agent) probe(ctx context.Context) (answers, dead bool, backends map[string]contract.BackendCount, why string) {
 	timeout := min(a.o.HealthInterval*3, time.Second)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -199,15 +247,21 @@ func (a *Agent) probe(ctx context.Context) (healthy, dead bool, backends map[str
 	if !ok {
 		return false, false, nil, "unreadable stats"
 	}
+	return true, false, backends, ""
+}
+
+// anyServerUp: some backend has a server up, or there are no backends to
+// have one (a LoadBalancer whose listeners only redirect still serves).
+func anyServerUp(backends map[string]contract.BackendCount) bool {
 	if len(backends) == 0 {
-		return true, false, backends, ""
+		return true
 	}
 	for _, b := range backends {
 		if b.Up > 0 {
-			return true, false, backends, ""
+			return true
 		}
 	}
-	return false, false, backends, "no backend has a server up"
+	return false
 }
 
 // parseStats counts servers up and in total per backend from `show stat`.

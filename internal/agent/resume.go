@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
+	"github.com/hakeeper/hakeeper/internal/ifaddr"
 )
 
 // An agent restarts (a rollout of the agent alone, an OOM kill, node
@@ -112,7 +112,7 @@ func (a *Agent) initialRole(iface string, virtualIPs []string) v1alpha1.VRRPRole
 	if len(virtualIPs) == 0 {
 		return v1alpha1.VRRPRoleUnknown
 	}
-	if holds(iface, virtualIPs[0]) {
+	if len(ifaddr.Held(iface, virtualIPs[:1])) == 1 {
 		return v1alpha1.VRRPRoleMaster
 	}
 	return v1alpha1.VRRPRoleBackup
@@ -129,35 +129,4 @@ func (a *Agent) keepalivedRuns() bool {
 	}
 	err = syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// holds tells whether the interface carries addr.
-func holds(iface, addr string) bool {
-	return len(heldAddresses(iface, []string{addr})) == 1
-}
-
-// heldAddresses are those of addrs the interface carries, in their order.
-func heldAddresses(iface string, addrs []string) []string {
-	if iface == "" || len(addrs) == 0 {
-		return nil
-	}
-	i, err := net.InterfaceByName(iface)
-	if err != nil {
-		return nil
-	}
-	have, err := i.Addrs()
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, addr := range addrs {
-		want := net.ParseIP(addr)
-		for _, h := range have {
-			if n, ok := h.(*net.IPNet); ok && want != nil && n.IP.Equal(want) {
-				out = append(out, addr)
-				break
-			}
-		}
-	}
-	return out
 }

@@ -26,6 +26,7 @@ const (
 	ServerStateFile      = "haproxy.state"
 	TrackFile            = "haproxy.health"
 	PreemptHoldFile      = "preempt.hold"
+	NoServersFile        = "no-servers"
 	HeartbeatFile        = "agent.heartbeat"
 	NotifyFIFOFile       = "keepalived.fifo"
 	TLSDir               = "tls"
@@ -45,12 +46,16 @@ func (p Paths) MetricsSocket() string { return path.Join(p.RunDir, MetricsSocket
 // ServerState is where server states are saved across reloads.
 func (p Paths) ServerState() string { return path.Join(p.RunDir, ServerStateFile) }
 
-// TrackFile is the file keepalived tracks: 0 means HAProxy is healthy.
+// TrackFile is the file keepalived tracks: 0 means HAProxy answers.
 func (p Paths) TrackFile() string { return path.Join(p.RunDir, TrackFile) }
 
 // PreemptHold is the file keepalived tracks to hold a recovering node at
 // the lowest priority: 1 holds, 0 releases.
 func (p Paths) PreemptHold() string { return path.Join(p.RunDir, PreemptHoldFile) }
+
+// NoServers is the file keepalived tracks to lower a node none of whose
+// backends has a server up to the lowest priority: 1 lowers, 0 does not.
+func (p Paths) NoServers() string { return path.Join(p.RunDir, NoServersFile) }
 
 // Heartbeat is touched by the agent's health loop; its liveness probe
 // reads its age.

@@ -269,8 +269,12 @@ func keepalivedContainer(in DataPlaneInput, paths contract.Paths) corev1.Contain
 		Image:           daemonImage(in),
 		ImagePullPolicy: in.Options.ImagePullPolicy,
 		// Several LoadBalancers may share a node: every pid file lives in
-		// this pod's own run directory.
-		Command: []string{"keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
+		// this pod's own run directory. supervise-keepalived removes the
+		// virtual IPs whenever keepalived is not running (killed, crashed,
+		// or killed with its container and now restarting), which
+		// keepalived cannot do for itself.
+		Command: []string{contract.Binary, "supervise-keepalived", "--config=" + path.Join(paths.ConfigDir, contract.KeepalivedConfigFile), "--",
+			"keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
 			"--pid=" + pid, "--vrrp_pid=" + path.Join(paths.RunDir, "keepalived-vrrp.pid"),
 			"--use-file=" + path.Join(paths.ConfigDir, contract.KeepalivedConfigFile)},
 		LivenessProbe: execProbe(10, 3, "sh", "-c", fmt.Sprintf(`kill -0 "$(cat %s)"`, pid)),

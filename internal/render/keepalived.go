@@ -1,20 +1,33 @@
 package render
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 // TrackName is the vrrp_track_file keepalived watches. The agent writes 0
-// there while HAProxy is healthy and anything else when it is not; with
+// there while HAProxy answers and anything else when it does not; with
 // weight 0 a non-zero value puts the node in FAULT at once, so it gives up
 // the virtual IPs without waiting for a polling script.
 const TrackName = "haproxy"
+
+// NoServersTrackName is the vrrp_track_file the agent sets while HAProxy
+// runs but no backend has a server up. It lowers the node's claim instead
+// of removing it (weight holdWeight, down to priority 1): the VIP goes to
+// a node that still sees servers up if there is one, and when none does
+// it stays on one node, whose HAProxy answers 503, rather than on none,
+// where clients get no answer at all. (keepalived clamps each tracked
+// file's weight at -254 for FAULT on its own and the sum of all to a
+// priority of 1, so this file and the preempt hold together still leave
+// the node at 1, not in FAULT.)
+const NoServersTrackName = "no_servers"
 
 // HoldTrackName is the vrrp_track_file that implements the preempt delay.
 // keepalived 2.2.7's own preempt_delay also applies when the master fails
@@ -58,6 +71,7 @@ type keepalivedModel struct {
 	VirtualIPs      []string
 	ExcludedIPs     []string
 	TrackFile       string
+	NoServersTrack  string
 }
 
 // KeepalivedConfig renders keepalived.conf for one node. Nodes differ only
@@ -96,6 +110,7 @@ func newKeepalivedModel(in *Input, self int) keepalivedModel {
 		HoldWeight:      holdWeight,
 		Unicast:         v.Mode == v1alpha1.VRRPModeUnicast,
 		TrackFile:       TrackName,
+		NoServersTrack:  NoServersTrackName,
 	}
 	if m.Interface == "" {
 		m.Interface = node.Interface
@@ -136,4 +151,43 @@ func splitByFamily(vips []netip.Prefix, ipv4 bool) (advertised, excluded []strin
 // seconds prints milliseconds as keepalived's decimal seconds (100 -> 0.1).
 func seconds(ms int32) string {
 	return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)
+}
+
+// VirtualAddress is one address keepalived puts on an interface.
+type VirtualAddress struct {
+	Prefix    netip.Prefix
+	Interface string
+}
+
+// KeepalivedVirtualAddresses reads back the addresses a rendered
+// keepalived.conf makes keepalived add (virtual_ipaddress and
+// virtual_ipaddress_excluded), so that whoever must remove them when
+// keepalived cannot (it was killed) removes exactly those. It reads only
+// what KeepalivedConfig writes.
+func KeepalivedVirtualAddresses(conf []byte) ([]VirtualAddress, error) {
+	var out []VirtualAddress
+	inBlock := false
+	for n, line := range strings.Split(string(conf), "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case !inBlock && len(fields) == 2 && fields[1] == "{" &&
+			(fields[0] == "virtual_ipaddress" || fields[0] == "virtual_ipaddress_excluded"):
+			inBlock = true
+		case inBlock && len(fields) == 1 && fields[0] == "}":
+			inBlock = false
+		case inBlock:
+			if len(fields) != 3 || fields[1] != "dev" {
+				return nil, fmt.Errorf("line %d: %q is not `ADDRESS/PREFIX dev INTERFACE`", n+1, strings.TrimSpace(line))
+			}
+			p, err := netip.ParsePrefix(fields[0])
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", n+1, err)
+			}
+			out = append(out, VirtualAddress{Prefix: p, Interface: fields[2]})
+		}
+	}
+	if inBlock {
+		return nil, errors.New("an address block is not closed")
+	}
+	return out, nil
 }

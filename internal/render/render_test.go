@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -287,6 +288,45 @@ func TestHAProxyServers(t *testing.T) {
 	} {
 		if got := skeletonOf(mutate); got == base.Skeleton {
 			t.Errorf("%s left the skeleton unchanged", name)
+		}
+	}
+}
+
+// TestKeepalivedVirtualAddressesReadsBack: what the supervisor removes
+// after keepalived is killed is exactly what the rendered config adds, for
+// both families, advertised and excluded.
+func TestKeepalivedVirtualAddressesReadsBack(t *testing.T) {
+	for name, c := range sampleCases {
+		in := c.input(t)
+		for _, n := range in.Nodes {
+			conf, err := KeepalivedConfig(in, n.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := KeepalivedVirtualAddresses(conf)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", name, n.Name, err)
+			}
+			iface := in.Interface
+			if iface == "" {
+				iface = n.Interface
+			}
+			var want []VirtualAddress
+			for _, v := range c.vips {
+				want = append(want, VirtualAddress{Prefix: netip.MustParsePrefix(v), Interface: iface})
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s/%s: read back %v, rendered %v", name, n.Name, got, want)
+			}
+		}
+	}
+	for _, bad := range []string{
+		"virtual_ipaddress {\n 198.18.0.1/24 dev\n}\n",
+		"virtual_ipaddress {\n 198.18.0.1 dev eth0\n}\n",
+		"virtual_ipaddress {\n 198.18.0.1/24 dev eth0\n",
+	} {
+		if _, err := KeepalivedVirtualAddresses([]byte(bad)); err == nil {
+			t.Errorf("%q read without an error", bad)
 		}
 	}
 }

@@ -6,16 +6,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
@@ -57,34 +53,12 @@ func TestTLSFaults(t *testing.T) {
 		}
 		return nil
 	}
-	degraded := func(reason string, words ...string) func() error {
-		return func() error {
-			got := &v1alpha1.LoadBalancer{}
-			if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
-				return err
-			}
-			d := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition)
-			if d == nil || d.Status != metav1.ConditionTrue {
-				return fmt.Errorf("degraded %+v", d)
-			}
-			if d.Reason != reason {
-				return fmt.Errorf("reason %s (%s), want %s", d.Reason, d.Message, reason)
-			}
-			for _, w := range words {
-				if !strings.Contains(d.Message, w) {
-					return fmt.Errorf("message %q lacks %q", d.Message, w)
-				}
-			}
-			return nil
-		}
-	}
-
 	// A rotation to a certificate that is no certificate.
 	secret.Data = map[string][]byte{"tls.crt": []byte("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"), "tls.key": keyPEM}
 	if err := l.Client.Update(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "the rejected rotation in status", degraded(v1alpha1.LoadBalancerConfigRejectedReason, "haproxy rejected the config", "tls-candidate"))
+	eventually(t, 60*time.Second, "the rejected rotation in status", degradedWith(l, lb, v1alpha1.LoadBalancerConfigRejectedReason, "haproxy rejected the config", "tls-candidate"))
 	if err := servesOriginal(); err != nil {
 		t.Fatalf("after a rejected rotation: %v", err)
 	}
@@ -110,7 +84,7 @@ func TestTLSFaults(t *testing.T) {
 		lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "admin", Port: 8443, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web",
 			TLS: &v1alpha1.ListenerTLS{SecretRef: v1alpha1.SecretReference{Name: "faults-missing"}}})
 	})
-	eventually(t, 60*time.Second, "status naming the missing Secret", degraded(v1alpha1.LoadBalancerConfigRejectedReason, "listener admin is not served", "faults-missing"))
+	eventually(t, 60*time.Second, "status naming the missing Secret", degradedWith(l, lb, v1alpha1.LoadBalancerConfigRejectedReason, "listener admin is not served", "faults-missing"))
 	if err := servesOriginal(); err != nil {
 		t.Errorf("https with another listener's Secret missing: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/argohealth"
+	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/lab"
 )
 
@@ -31,7 +33,7 @@ const captureEnv = "HAKEEPER_CAPTURE_ARGOCD"
 // must tell apart, on the lab's real nodes, and reads each as Argo CD does
 // (health.lua in gopher-lua) and as Flux and `kubectl wait` do (kstatus):
 // rolling out, Ready, a config a node rejects, no node holding the VIP
-// (every backend down), two nodes holding it (VRRP cut between them), and
+// (every node's HAProxy frozen), two nodes holding it (VRRP cut between them), and
 // a spec the operator refuses.
 func TestGitOpsHealth(t *testing.T) {
 	l := requireLab(t)
@@ -130,29 +132,26 @@ func TestGitOpsHealth(t *testing.T) {
 	update(t, l, lb, func(lb *v1alpha1.LoadBalancer) { lb.Spec = *good.DeepCopy() })
 	waitActive(t, l, lb, lab.NodeName(0), 90*time.Second)
 
-	// Every backend down: every node's HAProxy has nothing to serve, so
-	// every node goes FAULT and none holds the VIP.
+	// Every node's HAProxy frozen (SIGSTOP): it answers nobody, so every
+	// agent sets its health file and every node goes FAULT. (Every backend
+	// down no longer empties the VIP: one node keeps it, answering 503.)
 	for i := range 3 {
-		if err := l.SetBackendHealthy(i, false); err != nil {
-			t.Fatal(err)
-		}
+		freezeHAProxy(t, l, lb, lab.NodeName(i), true)
 	}
-	restored := false
-	restoreBackends := func() {
-		if restored {
+	thawed := false
+	thaw := func() {
+		if thawed {
 			return
 		}
-		restored = true
+		thawed = true
 		for i := range 3 {
-			if err := l.SetBackendHealthy(i, true); err != nil {
-				t.Error(err)
-			}
+			freezeHAProxy(t, l, lb, lab.NodeName(i), false)
 		}
 	}
-	t.Cleanup(restoreBackends)
+	t.Cleanup(thaw)
 	check("no-holder.yaml", is(v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason),
 		"Degraded", kstatus.InProgressStatus, "NoActiveNode")
-	restoreBackends()
+	thaw()
 	waitActive(t, l, lb, lab.NodeName(0), 90*time.Second)
 
 	// VRRP cut between node-a and node-b: node-b hears no advert and
@@ -203,4 +202,29 @@ func captured(t *testing.T, lb *v1alpha1.LoadBalancer) map[string]any {
 		t.Fatal(err)
 	}
 	return u.Object
+}
+
+// freezeHAProxy stops (SIGSTOP) or resumes every HAProxy process of a
+// LoadBalancer's pod on a node, leaving its supervisor alone: a HAProxy
+// that is there but answers nobody. Its liveness probe would restart it
+// after 30 s; the states captured here take seconds.
+func freezeHAProxy(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string, freeze bool) {
+	t.Helper()
+	supervisor, err := l.Container(node, lb, desired.ContainerHAProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := syscall.SIGCONT
+	if freeze {
+		sig = syscall.SIGSTOP
+	}
+	procs := descendants(supervisor.PID)
+	if len(procs) == 0 {
+		t.Fatalf("no HAProxy under its supervisor on %s", node)
+	}
+	for _, pid := range procs {
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Errorf("%s %d on %s: %v", sig, pid, node, err)
+		}
+	}
 }

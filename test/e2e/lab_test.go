@@ -444,6 +444,30 @@ func TestPreemptDelay(t *testing.T) {
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
 }
 
+// degradedWith is a condition for eventually: Degraded is True with reason,
+// and its message has every one of words.
+func degradedWith(l *lab.Lab, lb *v1alpha1.LoadBalancer, reason string, words ...string) func() error {
+	return func() error {
+		got := &v1alpha1.LoadBalancer{}
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
+			return err
+		}
+		d := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition)
+		if d == nil || d.Status != metav1.ConditionTrue {
+			return fmt.Errorf("degraded %+v", d)
+		}
+		if d.Reason != reason {
+			return fmt.Errorf("reason %s (%s), want %s", d.Reason, d.Message, reason)
+		}
+		for _, w := range words {
+			if !strings.Contains(d.Message, w) {
+				return fmt.Errorf("message %q lacks %q", d.Message, w)
+			}
+		}
+		return nil
+	}
+}
+
 // nodeReport is what a node's agent reports now.
 func nodeReport(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node string) contract.NodeReport {
 	t.Helper()

@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hakeeper/hakeeper/internal/contract"
+	"github.com/hakeeper/hakeeper/internal/ifaddr"
+	"github.com/hakeeper/hakeeper/internal/render"
+	"golang.org/x/sys/unix"
+)
+
+// runSuperviseKeepalived runs keepalived as its child and removes the
+// virtual IPs keepalived.conf names from the node's interfaces whenever no
+// keepalived runs: before starting it (a keepalived killed earlier, with
+// its container or its pod, left them behind) and the moment it exits for
+// any reason. keepalived releases its addresses only when it stops
+// cleanly; a SIGKILL, a crash or an OOM kill leaves them on a node that no
+// longer takes part in VRRP, so two nodes answer for the VIP.
+//
+// It is a child subreaper: keepalived's VRRP process, orphaned when its
+// parent dies, becomes this process's child and is stopped too, since a
+// VRRP process left running could keep advertising as master.
+func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error {
+	fs := flag.NewFlagSet("supervise-keepalived", flag.ContinueOnError)
+	fs.SetOutput(s.Err)
+	config := fs.String("config", contract.DefaultPaths().ConfigDir+"/"+contract.KeepalivedConfigFile,
+		"keepalived.conf, whose virtual_ipaddress blocks say what to remove")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return errors.New("usage: hakeeper supervise-keepalived [--config=PATH] -- keepalived ARGS...")
+	}
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(s.Err, "hakeeper supervise-keepalived: "+format+"\n", a...)
+	}
+	if err := setChildSubreaper(); err != nil {
+		return fmt.Errorf("becoming a child subreaper: %w", err)
+	}
+	// Signals first, so no SIGCHLD is missed.
+	signals := make(chan os.Signal, 16)
+	signal.Notify(signals, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT)
+	defer signal.Stop(signals)
+
+	releaseVirtualIPs(ctx, *config, logf)
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return err
+	}
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{os.Stdin.Fd(), fdOf(s.Out), fdOf(s.Err)},
+		// If this process is killed, keepalived is told to stop cleanly
+		// (it then releases the addresses itself).
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM},
+	})
+	if err != nil {
+		return err
+	}
+	stopping := false
+	for sig := range signals {
+		if sig != syscall.SIGCHLD {
+			stopping = stopping || sig == syscall.SIGTERM || sig == syscall.SIGINT
+			_ = syscall.Kill(pid, sig.(syscall.Signal))
+			continue
+		}
+		status, exited := reap(pid)
+		if !exited {
+			continue
+		}
+		// keepalived's own children, now this process's, go too.
+		stopOrphans(logf)
+		releaseVirtualIPs(ctx, *config, logf)
+		if stopping && status.Exited() && status.ExitStatus() == 0 {
+			return nil
+		}
+		return fmt.Errorf("keepalived exited (%s)", describe(status))
+	}
+	return errors.New("signal channel closed")
+}
+
+// reap collects every child that has exited and tells whether main was
+// one of them, with its status.
+func reap(main int) (syscall.WaitStatus, bool) {
+	var mainStatus syscall.WaitStatus
+	found := false
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err != nil || pid <= 0 {
+			return mainStatus, found
+		}
+		if pid == main {
+			mainStatus, found = ws, true
+		}
+	}
+}
+
+// stopOrphans ends whatever children are left (keepalived's VRRP process
+// after its parent died): SIGTERM, so it releases its addresses itself,
+// then SIGKILL after a second.
+func stopOrphans(logf func(string, ...any)) {
+	children := childrenOf(os.Getpid())
+	if len(children) == 0 {
+		return
+	}
+	logf("stopping keepalived's orphaned processes %v", children)
+	for _, c := range children {
+		_ = syscall.Kill(c, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && len(childrenOf(os.Getpid())) > 0 {
+		reapAll()
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, c := range childrenOf(os.Getpid()) {
+		_ = syscall.Kill(c, syscall.SIGKILL)
+	}
+	for range 50 {
+		reapAll()
+		if len(childrenOf(os.Getpid())) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func reapAll() {
+	for {
+		var ws syscall.WaitStatus
+		if pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil); err != nil || pid <= 0 {
+			return
+		}
+	}
+}
+
+// releaseVirtualIPs removes from the interfaces every address the config
+// names. Only this LoadBalancer's keepalived manages them on this node
+// (virtual IPs are unique across LoadBalancers), and none runs now.
+func releaseVirtualIPs(ctx context.Context, config string, logf func(string, ...any)) {
+	data, err := os.ReadFile(config)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			logf("reading %s: %v", config, err)
+		}
+		return
+	}
+	addrs, err := render.KeepalivedVirtualAddresses(data)
+	if err != nil {
+		logf("reading the virtual IPs of %s: %v", config, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, a := range addrs {
+		removed, err := ifaddr.Remove(ctx, a.Interface, a.Prefix.Addr())
+		switch {
+		case err != nil:
+			logf("%v", err)
+		case removed:
+			logf("removed %s from %s: no keepalived runs to hold it", a.Prefix.Addr(), a.Interface)
+		}
+	}
+}
+
+func describe(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
+}
+
+func setChildSubreaper() error {
+	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+}
+
+// fdOf is the descriptor keepalived writes its log to: the stream's own
+// when it is a file (the container's stdout), else this process's.
+func fdOf(w io.Writer) uintptr {
+	if f, ok := w.(*os.File); ok {
+		return f.Fd()
+	}
+	return os.Stderr.Fd()
+}
+
+// childrenOf lists the live processes whose parent is pid, from /proc.
+func childrenOf(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		rest := string(stat)
+		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		fields := strings.Fields(rest)
+		if len(fields) < 2 || fields[0] == "Z" {
+			continue
+		}
+		if ppid, err := strconv.Atoi(fields[1]); err == nil && ppid == pid {
+			out = append(out, child)
+		}
+	}
+	return out
+}

@@ -1,0 +1,94 @@
+// Package ifaddr reads which addresses a node's interfaces carry, and
+// removes one. The agent reads (it reports the virtual IPs its node holds,
+// as the interfaces say, not as keepalived says); only the keepalived
+// container's supervisor, which has NET_ADMIN, removes.
+package ifaddr
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+)
+
+// InterfaceHolding is the interface that carries ip (a node's own address:
+// keepalived's VRRP goes out there).
+func InterfaceHolding(ip string) (string, error) {
+	want, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "", err
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "", err
+	}
+	for _, iface := range ifaces {
+		if _, ok := find(iface.Name, want); ok {
+			return iface.Name, nil
+		}
+	}
+	return "", fmt.Errorf("no interface holds %s", ip)
+}
+
+// Held are those of addrs the interface carries, in their order. An
+// interface that cannot be read carries nothing.
+func Held(iface string, addrs []string) []string {
+	if iface == "" {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		if want, err := netip.ParseAddr(a); err == nil {
+			if _, ok := find(iface, want); ok {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// find is addr as the interface carries it, with its prefix length: the
+// kernel removes an address only when given the length it was added with.
+func find(iface string, addr netip.Addr) (netip.Prefix, bool) {
+	i, err := net.InterfaceByName(iface)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	have, err := i.Addrs()
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	for _, h := range have {
+		n, ok := h.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		a, ok := netip.AddrFromSlice(n.IP)
+		if !ok || a.Unmap() != addr.Unmap() {
+			continue
+		}
+		bits, _ := n.Mask.Size()
+		return netip.PrefixFrom(addr, bits), true
+	}
+	return netip.Prefix{}, false
+}
+
+// Remove takes addr off the interface if it carries it, whatever prefix
+// length it was added with, and tells whether it did. It runs iproute2's
+// ip (in the data-plane image), so it needs NET_ADMIN.
+func Remove(ctx context.Context, iface string, addr netip.Addr) (bool, error) {
+	p, ok := find(iface, addr)
+	if !ok {
+		return false, nil
+	}
+	out, err := exec.CommandContext(ctx, "ip", "addr", "del", p.String(), "dev", iface).CombinedOutput()
+	if err != nil {
+		if _, still := find(iface, addr); !still {
+			return false, nil // gone meanwhile
+		}
+		return false, fmt.Errorf("ip addr del %s dev %s: %v: %s", p, iface, err, strings.TrimSpace(string(out)))
+	}
+	return true, nil
+}

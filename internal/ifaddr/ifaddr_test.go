@@ -1,0 +1,39 @@
+package ifaddr_test
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/hakeeper/hakeeper/internal/ifaddr"
+	"github.com/hakeeper/hakeeper/internal/ifaddr/ifaddrtest"
+)
+
+func TestRemoveTakesTheAddressWithItsPrefix(t *testing.T) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ifaddrtest.EnterNetns(t, "vip0")
+		for _, a := range []string{"198.18.0.1/24", "198.18.0.111/24", "2001:db8:18::111/64"} {
+			ifaddrtest.AddAddress(t, "vip0", a)
+		}
+		if iface, err := ifaddr.InterfaceHolding("198.18.0.1"); err != nil || iface != "vip0" {
+			t.Errorf("InterfaceHolding = %q, %v", iface, err)
+		}
+		all := []string{"198.18.0.111", "2001:db8:18::111", "198.18.0.112"}
+		if got := ifaddr.Held("vip0", all); !slices.Equal(got, all[:2]) {
+			t.Errorf("Held = %v", got)
+		}
+		for _, a := range all {
+			removed, err := ifaddr.Remove(context.Background(), "vip0", netip.MustParseAddr(a))
+			if err != nil || removed != (a != "198.18.0.112") {
+				t.Errorf("Remove(%s) = %v, %v", a, removed, err)
+			}
+		}
+		if got := ifaddr.Held("vip0", append(all, "198.18.0.1")); !slices.Equal(got, []string{"198.18.0.1"}) {
+			t.Errorf("after Remove the interface holds %v; only the node's own address should be left", got)
+		}
+	}()
+	<-done
+}
