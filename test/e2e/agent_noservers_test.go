@@ -35,14 +35,18 @@ func TestNoServersKeepsOneHolder(t *testing.T) {
 	t.Cleanup(restore)
 	c := l.NewClient(time.Second)
 	url := "http://" + addr + "/"
-	watch := watchHolders(l, addr, 3*time.Minute)
+	watch := l.WatchHolders(addr, 5*time.Millisecond, 5*time.Minute)
 	stopped := false
-	samples := func() []holderSample {
-		if !stopped {
-			stopped = true
-			return watch.stop()
+	samples := func() []lab.HolderSample {
+		if stopped {
+			return nil
 		}
-		return nil
+		stopped = true
+		all, err := watch.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return all
 	}
 	defer samples()
 
@@ -105,24 +109,18 @@ func TestNoServersKeepsOneHolder(t *testing.T) {
 
 	all := samples()
 	check := func(what string, from, to time.Time, want func([]string) error) {
-		n, bad := 0, 0
-		for _, s := range all {
-			if s.at.Before(from) || s.at.After(to) {
-				continue
-			}
-			n++
+		spans := between(all, from, to)
+		t.Logf("%s: %s", what, describeHolders(spans, down))
+		if len(spans) == 0 {
+			t.Errorf("%s: nothing observed", what)
+		}
+		for _, s := range spans {
 			if err := want(s.holders); err != nil {
-				if bad < 5 {
-					t.Errorf("%s, at +%v: %v", what, s.at.Sub(down).Round(time.Millisecond), err)
-				}
-				bad++
+				t.Errorf("%s, at +%v for %v: %v", what, s.at.Sub(down).Round(time.Millisecond), s.d.Round(time.Millisecond), err)
 			}
 		}
-		if n == 0 {
-			t.Errorf("%s: no samples", what)
-		}
-		t.Logf("%s: %d samples, %d bad", what, n, bad)
 	}
+	t.Logf("while the nodes lowered their claims: %s", describeHolders(between(all, down, settledAt), down))
 	check("every server down", settledAt, noneUpEnd, func(h []string) error {
 		if len(h) != 1 {
 			return fmt.Errorf("held by %v, want exactly one node", h)
