@@ -56,7 +56,7 @@ func (r *LoadBalancerReconciler) apply(ctx context.Context, s *scope) error {
 			"haproxy.cfg updated (%d bytes, servers: %v)", len(s.haproxyCfg), s.serversTotal)
 	}
 	record := contract.VRRPRecord{VirtualRouterID: s.routerID, Priorities: priorities(s.nodes),
-		PreemptDelaySeconds: render.PreemptHoldSeconds(&s.spec.VRRP)}
+		PreemptDelaySeconds: render.PreemptHoldSeconds(&s.spec.VRRP), Maintenance: s.maintenance}
 	for _, v := range s.virtualIPs {
 		record.VirtualIPs = append(record.VirtualIPs, v.Addr().String())
 	}
@@ -66,7 +66,7 @@ func (r *LoadBalancerReconciler) apply(ctx context.Context, s *scope) error {
 	}
 	if changed {
 		r.Recorder.Eventf(lb, keepalivedCM, corev1.EventTypeNormal, "ConfigUpdated", "Apply",
-			"keepalived.conf updated for %d nodes (router ID %d, priorities %v)", len(s.keepalived), s.routerID, record.Priorities)
+			"keepalived.conf updated for %d nodes (router ID %d, priorities %v, under maintenance %v)", len(s.keepalived), s.routerID, record.Priorities, record.Maintenance)
 	}
 	ds := desired.DaemonSet(lb, desired.DataPlaneInput{Options: r.DataPlane, Class: s.class.Spec.DataPlane,
 		NodeSelector: s.placement.NodeSelector, RouterID: s.routerID})

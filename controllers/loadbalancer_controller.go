@@ -36,10 +36,11 @@ type LoadBalancerReconciler struct {
 	Recorder  events.EventRecorder
 	DataPlane desired.DataPlaneOptions
 
-	// allocations remembers the router IDs and virtual IPs this process
-	// allocated, by namespace/name, until the cache shows them in status:
-	// without it two LoadBalancers reconciled in quick succession could
-	// both take the same free one from a cache that lags the status patch.
+	// allocations remembers the router IDs, virtual IPs and priorities this
+	// process allocated, by namespace/name, until the cache shows them in
+	// status: without it two LoadBalancers reconciled in quick succession
+	// could both take the same free one (or both make the same node their
+	// master) from a cache that lags the status patch.
 	allocations sync.Map
 }
 
@@ -47,6 +48,7 @@ type LoadBalancerReconciler struct {
 type allocation struct {
 	routerID   int32
 	virtualIPs []string
+	priorities map[string]int32
 }
 
 // RBAC: exactly what the reconciler reads and writes. Cluster-wide it only

@@ -29,6 +29,7 @@ import (
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
 
@@ -1008,4 +1009,60 @@ func waitEvent(t *testing.T, lb *v1alpha1.LoadBalancer, reason string) {
 		}
 		return fmt.Errorf("no %s event among %d", reason, len(list.Items))
 	})
+}
+
+// TestMastersSpread: twelve LoadBalancers created at once on the same
+// three nodes, no priority pinned. Each node gets the highest priority of
+// four (so is master of four while healthy) and the second highest of
+// four (takes their VIPs on failover); then a fourth node joins and none
+// of the first three nodes' priorities changes.
+func TestMastersSpread(t *testing.T) {
+	ns := namespace(t, "spread")
+	for i := range 3 {
+		node(t, fmt.Sprintf("m-%d", i+1), fmt.Sprintf("198.18.30.%d", i+1), map[string]string{"pool": "spread"})
+	}
+	service(t, ns, "web", "http", 80, 8080, "198.18.30.11")
+	createClass(t, testClass("spread", "198.18.30.96/27"))
+	var lbs []*v1alpha1.LoadBalancer
+	for i := range 12 {
+		lb := smallLB(ns, "spread", fmt.Sprintf("198.18.30.%d", 100+i), "spread")
+		lb.Name = fmt.Sprintf("lb-%02d", i)
+		createLB(t, lb)
+		lbs = append(lbs, lb)
+	}
+	priorities := func(want int) []map[string]int32 {
+		var out []map[string]int32
+		eventually(t, fmt.Sprintf("priorities of %d nodes for every LoadBalancer", want), func() error {
+			out = out[:0]
+			for _, lb := range lbs {
+				record := contract.ParseVRRPRecord(configMap(t, dataPlaneNamespace, desired.NamesFor(lb).KeepalivedConfigMap))
+				if len(record.Priorities) != want {
+					return fmt.Errorf("%s: priorities %v", lb.Name, record.Priorities)
+				}
+				out = append(out, record.Priorities)
+			}
+			return nil
+		})
+		return out
+	}
+	before := priorities(3)
+	load := priority.Load{}
+	for _, p := range before {
+		load.Add(p)
+	}
+	for i := range 3 {
+		n := fmt.Sprintf("m-%d", i+1)
+		if load[n] != [2]int{4, 4} {
+			t.Errorf("%s leads %d and backs first %d of 12 LoadBalancers, want 4 and 4: %v", n, load[n][0], load[n][1], before)
+		}
+	}
+	node(t, "m-4", "198.18.30.4", map[string]string{"pool": "spread"})
+	after := priorities(4)
+	for i := range lbs {
+		for n, p := range before[i] {
+			if after[i][n] != p {
+				t.Errorf("%s: %s moved from priority %d to %d when m-4 joined", lbs[i].Name, n, p, after[i][n])
+			}
+		}
+	}
 }

@@ -55,9 +55,15 @@ type scope struct {
 	others    []resolve.Claim
 	held      map[netip.Addr]string
 	requested map[netip.Addr]string
+	// load is how many other LoadBalancers each node leads or backs first,
+	// so that new priorities spread the masters.
+	load priority.Load
 
 	allNodes []corev1.Node
 	nodes    []render.Node // selected, with address and priority
+	// maintenance are the selected nodes to hand the VIPs over from:
+	// cordoned, or annotated for maintenance.
+	maintenance []string
 	// pending nodes have not reported the interface holding their address.
 	pending []string
 	// missing lists references that do not resolve (Services, node
@@ -193,7 +199,7 @@ func (r *LoadBalancerReconciler) selectNodes(_ context.Context, s *scope) error 
 	for i, n := range selected {
 		nodeNames[i] = n.Name
 	}
-	prios := priority.Assign(lb.Spec.VRRP.Priorities, nodeNames, record.Priorities)
+	prios := priority.Assign(lb.Spec.VRRP.Priorities, nodeNames, record.Priorities, s.load)
 	unicast := s.spec.VRRP.Mode == v1alpha1.VRRPModeUnicast
 	// VRRP runs on the first virtual IP's family.
 	ipv4 := s.virtualIPs[0].Addr().Is4()
@@ -211,8 +217,17 @@ func (r *LoadBalancerReconciler) selectNodes(_ context.Context, s *scope) error 
 			s.pending = append(s.pending, n.Name)
 		}
 		s.nodes = append(s.nodes, render.Node{Name: n.Name, Address: addr, Interface: iface, Priority: prios[n.Name]})
+		if underMaintenance(n) {
+			s.maintenance = append(s.maintenance, n.Name)
+		}
 	}
 	return nil
+}
+
+// underMaintenance: a cordoned node (kubectl drain cordons first) or one
+// annotated for maintenance hands over the VIPs it holds before it goes.
+func underMaintenance(n *corev1.Node) bool {
+	return n.Spec.Unschedulable || n.Annotations[v1alpha1.AnnotationMaintenance] == "true"
 }
 
 // requestedAddrs are the addresses a LoadBalancer's spec asks for.
@@ -305,6 +320,7 @@ func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) err
 	s.others = make([]resolve.Claim, 0, len(list.Items))
 	s.held = map[netip.Addr]string{}
 	s.requested = map[netip.Addr]string{}
+	s.load = priority.Load{}
 	for i := range list.Items {
 		other := &list.Items[i]
 		if other.UID == s.lb.UID {
@@ -316,6 +332,10 @@ func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) err
 		}
 		claim := claimOf(other, requestedAddrs(other), nodes)
 		claim.Refused = refusedForItsSpec(other)
+		priorities := map[string]int32{}
+		for _, n := range other.Status.Nodes {
+			priorities[n.Name] = n.Priority
+		}
 		if a, ok := r.allocations.Load(claim.Key); ok {
 			// Newer than the cached status: what this process applied.
 			if !claim.Explicit {
@@ -326,7 +346,11 @@ func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) err
 					claim.Held = append(claim.Held, addr)
 				}
 			}
+			if p := a.(allocation).priorities; p != nil {
+				priorities = p
+			}
 		}
+		s.load.Add(priorities)
 		for _, v := range claim.Held {
 			s.held[v] = claim.Key
 		}
@@ -425,7 +449,11 @@ func (r *LoadBalancerReconciler) checkConflicts(_ context.Context, s *scope) err
 	for i, v := range s.virtualIPs {
 		held[i] = v.String()
 	}
-	r.allocations.Store(self.Key, allocation{routerID: s.routerID, virtualIPs: held})
+	priorities := make(map[string]int32, len(s.nodes))
+	for _, n := range s.nodes {
+		priorities[n.Name] = n.Priority
+	}
+	r.allocations.Store(self.Key, allocation{routerID: s.routerID, virtualIPs: held, priorities: priorities})
 	return nil
 }
 

@@ -181,6 +181,7 @@ var nodeChanged = predicate.Funcs{
 		return !maps.Equal(old.Labels, cur.Labels) ||
 			!equality.Semantic.DeepEqual(old.Spec.Taints, cur.Spec.Taints) ||
 			old.Spec.Unschedulable != cur.Spec.Unschedulable ||
+			old.Annotations[v1alpha1.AnnotationMaintenance] != cur.Annotations[v1alpha1.AnnotationMaintenance] ||
 			!equality.Semantic.DeepEqual(old.Status.Addresses, cur.Status.Addresses) ||
 			(old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil)
 	},

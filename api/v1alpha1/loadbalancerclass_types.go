@@ -9,6 +9,12 @@ import (
 // without spec.className use, as IngressClass and StorageClass mark theirs.
 const AnnotationDefaultClass = "hakeeper.io/is-default-class"
 
+// AnnotationMaintenance, set to "true" on a Node, has the node hand over
+// the virtual IPs it holds in a planned way, as cordoning it does: its
+// claim drops to the lowest priority, so a backup takes over before the
+// node is drained or stopped. The node stays a backup of last resort.
+const AnnotationMaintenance = "hakeeper.io/maintenance"
+
 // LoadBalancerClassSpec is what the platform admin decides for every
 // LoadBalancer of the class: the addresses it may use, the nodes and image
 // of its data plane, what its backends may be, and its limits. Tenants can

@@ -99,6 +99,9 @@ type Agent struct {
 	reloadedAt atomic.Int64
 	// preemptDelay is the LoadBalancer's preempt delay (nanoseconds).
 	preemptDelay atomic.Int64
+	// maintenance: the operator lists this node as cordoned or under
+	// maintenance, so it hands the VIPs over.
+	maintenance atomic.Bool
 	// virtualIPs are the addresses keepalived moves, from vrrp.json.
 	virtualIPs atomic.Pointer[[]string]
 	// iface holds the node's address, and the virtual IPs when it is master.
@@ -220,6 +223,13 @@ func (a *Agent) prepareFiles() error {
 			continue
 		}
 		if err := os.WriteFile(f, []byte("1\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	// Not under maintenance until the operator says so: the first sync,
+	// before HAProxy even starts, writes the real value.
+	if _, err := os.Stat(p.Maintenance()); err != nil {
+		if err := os.WriteFile(p.Maintenance(), []byte("0\n"), 0o644); err != nil {
 			return err
 		}
 	}

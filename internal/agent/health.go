@@ -38,6 +38,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 	track := flagFile{path: a.o.Paths.TrackFile(), set: fileSet(a.o.Paths.TrackFile())}
 	hold := flagFile{path: a.o.Paths.PreemptHold(), set: fileSet(a.o.Paths.PreemptHold())}
 	noServers := flagFile{path: a.o.Paths.NoServers(), set: fileSet(a.o.Paths.NoServers())}
+	maintenance := flagFile{path: a.o.Paths.Maintenance(), set: fileSet(a.o.Paths.Maintenance())}
 	var gate holdGate
 	if !hold.set {
 		// A restarted agent whose node was released: it stays released
@@ -84,6 +85,12 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			}
 		}
 		a.metrics.setTracked(trackedNoServers, noServers.set)
+		if changed, err := maintenance.write(a.maintenance.Load()); err != nil {
+			log.Error(err, "Writing the maintenance file failed")
+		} else if changed {
+			log.Info("Maintenance changed: the node's claim is lowered while it is set", "maintenance", maintenance.set)
+		}
+		a.metrics.setTracked(trackedMaintenance, maintenance.set)
 		serves := !faulty && !noServers.set
 		now := time.Now()
 		if hold.setElsewhere() { // keepalived restarted: the delay starts over

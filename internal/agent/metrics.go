@@ -28,6 +28,7 @@ const (
 	trackedHealth      = "health"
 	trackedPreemptHold = "preempt_hold"
 	trackedNoServers   = "no_servers"
+	trackedMaintenance = "maintenance"
 )
 
 // vrrpStates are the vrrp_state metric's state label values, one series
@@ -77,7 +78,7 @@ func newAgentMetrics(reg prometheus.Registerer, o Options) *agentMetrics {
 		configInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("config_info",
 			"The config this node runs: always 1, with its hash as LoadBalancer status reports it.")), []string{"hash"}),
 		trackedFile: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("tracked_file",
-			"Files keepalived tracks: 1 when set (health: HAProxy does not answer, so the node goes FAULT; no_servers: no backend has a server up, so the node drops to the lowest priority; preempt_hold: the node waits at the lowest priority).")), []string{"file"}),
+			"Files keepalived tracks: 1 when set (health: HAProxy does not answer, so the node goes FAULT; no_servers: no backend has a server up, so the node drops to the lowest priority; maintenance: the node is cordoned or annotated for maintenance and hands the VIPs over; preempt_hold: the node waits at the lowest priority).")), []string{"file"}),
 		healthyServers: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("backend_servers_up",
 			"Servers up per backend, as the agent's health check reads HAProxy's stats.")), []string{"backend"}),
 	}
@@ -92,6 +93,7 @@ func newAgentMetrics(reg prometheus.Registerer, o Options) *agentMetrics {
 	m.trackedFile.WithLabelValues(trackedHealth).Set(1)
 	m.trackedFile.WithLabelValues(trackedPreemptHold).Set(1)
 	m.trackedFile.WithLabelValues(trackedNoServers).Set(1)
+	m.trackedFile.WithLabelValues(trackedMaintenance).Set(0)
 	return m
 }
 

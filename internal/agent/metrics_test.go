@@ -54,9 +54,10 @@ func TestMetricsExposition(t *testing.T) {
 # HELP hakeeper_agent_backend_servers_up Servers up per backend, as the agent's health check reads HAProxy's stats.
 # TYPE hakeeper_agent_backend_servers_up gauge
 hakeeper_agent_backend_servers_up{backend="api",`+labels+`} 1
-# HELP hakeeper_agent_tracked_file Files keepalived tracks: 1 when set (health: HAProxy does not answer, so the node goes FAULT; no_servers: no backend has a server up, so the node drops to the lowest priority; preempt_hold: the node waits at the lowest priority).
+# HELP hakeeper_agent_tracked_file Files keepalived tracks: 1 when set (health: HAProxy does not answer, so the node goes FAULT; no_servers: no backend has a server up, so the node drops to the lowest priority; maintenance: the node is cordoned or annotated for maintenance and hands the VIPs over; preempt_hold: the node waits at the lowest priority).
 # TYPE hakeeper_agent_tracked_file gauge
 hakeeper_agent_tracked_file{file="health",`+labels+`} 0
+hakeeper_agent_tracked_file{file="maintenance",`+labels+`} 0
 hakeeper_agent_tracked_file{file="no_servers",`+labels+`} 1
 hakeeper_agent_tracked_file{file="preempt_hold",`+labels+`} 1
 `), "hakeeper_agent_tracked_file", "hakeeper_agent_backend_servers_up"); err != nil {

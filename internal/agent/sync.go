@@ -68,6 +68,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	vrrp := contract.ParseVRRPRecord(kcm)
 	a.preemptDelay.Store(int64(time.Duration(vrrp.PreemptDelaySeconds) * time.Second))
+	a.maintenance.Store(slices.Contains(vrrp.Maintenance, a.o.Node))
 	a.virtualIPs.Store(&vrrp.VirtualIPs)
 	a.learnRole(vrrp.VirtualIPs)
 	want := appliedConfig{

@@ -255,7 +255,7 @@ func (o *RenderOptions) nodes(in *render.Input) ([]render.Node, error) {
 			nodes[i].Interface = o.Interface
 		}
 	}
-	prios := priority.Assign(in.Spec.VRRP.Priorities, names, nil)
+	prios := priority.Assign(in.Spec.VRRP.Priorities, names, nil, nil)
 	for i := range nodes {
 		nodes[i].Priority = prios[nodes[i].Name]
 	}

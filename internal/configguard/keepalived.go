@@ -124,7 +124,7 @@ var keepalivedBlocks = map[string]keepalivedBlock{
 	}},
 	"vrrp_track_file": {keywords: map[string]keepalivedKeyword{
 		"file": {min: 1, max: 1, paths: func(p contract.Paths) []string {
-			return []string{p.TrackFile(), p.NoServers(), p.PreemptHold()}
+			return []string{p.TrackFile(), p.NoServers(), p.Maintenance(), p.PreemptHold()}
 		}},
 		"init_file": {min: 0, max: 2},
 	}},

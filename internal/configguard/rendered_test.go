@@ -73,7 +73,7 @@ func inputFor(lb *v1alpha1.LoadBalancer, runDir string) render.Input {
 	for i := 0; len(names) < 3; i++ {
 		names = append(names, fmt.Sprintf("node-%d", i))
 	}
-	prios := priority.Assign(lb.Spec.VRRP.Priorities, names, nil)
+	prios := priority.Assign(lb.Spec.VRRP.Priorities, names, nil, nil)
 	for i, n := range names {
 		in.Nodes = append(in.Nodes, render.Node{Name: n, Address: fmt.Sprintf("198.18.0.%d", 11+i), Interface: "eth0", Priority: prios[n]})
 	}

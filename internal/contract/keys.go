@@ -46,6 +46,10 @@ type VRRPRecord struct {
 	// restarted agent learns its node's role from whether the interface
 	// holds the first.
 	VirtualIPs []string `json:"virtualIPs,omitempty"`
+	// Maintenance are the nodes to hand the virtual IPs over from: cordoned
+	// or annotated hakeeper.io/maintenance=true. Their agents lower their
+	// claim to the lowest priority.
+	Maintenance []string `json:"maintenance,omitempty"`
 }
 
 // ParseVRRPRecord reads the record back; a missing or bad one is empty.

@@ -27,6 +27,7 @@ const (
 	TrackFile            = "haproxy.health"
 	PreemptHoldFile      = "preempt.hold"
 	NoServersFile        = "no-servers"
+	MaintenanceFile      = "maintenance"
 	HeartbeatFile        = "agent.heartbeat"
 	NotifyFIFOFile       = "keepalived.fifo"
 	TLSDir               = "tls"
@@ -56,6 +57,10 @@ func (p Paths) PreemptHold() string { return path.Join(p.RunDir, PreemptHoldFile
 // NoServers is the file keepalived tracks to lower a node none of whose
 // backends has a server up to the lowest priority: 1 lowers, 0 does not.
 func (p Paths) NoServers() string { return path.Join(p.RunDir, NoServersFile) }
+
+// Maintenance is the file keepalived tracks to lower a node under
+// maintenance to the lowest priority: 1 lowers, 0 does not.
+func (p Paths) Maintenance() string { return path.Join(p.RunDir, MaintenanceFile) }
 
 // Heartbeat is touched by the agent's health loop; its liveness probe
 // reads its age.

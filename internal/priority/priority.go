@@ -13,10 +13,17 @@
 // (measured in the lab: 1.3 s of outage with a 1 s round, 5.3 s with
 // keepalived's default 5 s, instead of 0.25 s). 100 and 50 are 10 ms apart,
 // time enough for the winner's advert to stop the other's timer.
+//
+// Which new node takes which of those priorities depends on the other
+// LoadBalancers sharing the nodes: the node that leads the fewest of them
+// (has their highest priority) takes the highest, so with several
+// LoadBalancers and no pinned priorities each node is master of its share
+// of them instead of the first node by name being master of all.
 package priority
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 )
@@ -29,10 +36,37 @@ const (
 // spreadPriorities are handed out first (see the package comment).
 var spreadPriorities = []int32{v1alpha1.DefaultDerivedPriority, 50, 25, 13, 7, 4, 2, 1}
 
+// Load counts, per node, how many other LoadBalancers it leads (index 0:
+// their highest priority, so their master while healthy) and how many it
+// backs first (index 1: second highest, where their VIP goes on failover).
+type Load map[string][2]int
+
+// Add counts one other LoadBalancer's priorities. Equal priorities (pinned
+// so on purpose) are ranked by name: keepalived breaks such a tie by
+// address, which is not known here, and either way it is one lead.
+func (l Load) Add(priorities map[string]int32) {
+	nodes := make([]string, 0, len(priorities))
+	for n := range priorities {
+		nodes = append(nodes, n)
+	}
+	slices.SortFunc(nodes, func(a, b string) int {
+		if priorities[a] != priorities[b] {
+			return int(priorities[b] - priorities[a])
+		}
+		return strings.Compare(a, b)
+	})
+	for rank, n := range nodes[:min(2, len(nodes))] {
+		c := l[n]
+		c[rank]++
+		l[n] = c
+	}
+}
+
 // Assign returns the priority of every node in nodes. previous holds the
 // assignment recorded last time (it may be nil); entries for nodes that are
-// gone are ignored.
-func Assign(pinned []v1alpha1.NodePriority, nodes []string, previous map[string]int32) map[string]int32 {
+// gone are ignored. load is what the other LoadBalancers give each node (it
+// may be nil): new nodes take the free priorities least loaded first.
+func Assign(pinned []v1alpha1.NodePriority, nodes []string, previous map[string]int32, load Load) map[string]int32 {
 	out := make(map[string]int32, len(nodes))
 	used := map[int32]bool{}
 	for _, p := range pinned {
@@ -55,6 +89,18 @@ func Assign(pinned []v1alpha1.NodePriority, nodes []string, previous map[string]
 			continue
 		}
 		fresh = append(fresh, n)
+	}
+	// The highest free priority to the node leading fewest others, the
+	// next to the one backing fewest first; ties by name.
+	for rank := range min(2, len(fresh)) {
+		rest := fresh[rank:]
+		slices.SortStableFunc(rest, func(a, b string) int {
+			la, lb := load[a], load[b]
+			if la[rank] != lb[rank] {
+				return la[rank] - lb[rank]
+			}
+			return la[1-rank] - lb[1-rank]
+		})
 	}
 	for _, n := range fresh {
 		p := highestFree(used)

@@ -29,6 +29,13 @@ const TrackName = "haproxy"
 // the node at 1, not in FAULT.)
 const NoServersTrackName = "no_servers"
 
+// MaintenanceTrackName is the vrrp_track_file the agent sets while its
+// node is cordoned or annotated for maintenance: the node drops to
+// priority 1, so a backup with preemption takes the VIP over at once, a
+// planned move (the node's HAProxy still serves while it goes), before the
+// node is drained or stopped. It stays a backup of last resort.
+const MaintenanceTrackName = "maintenance"
+
 // HoldTrackName is the vrrp_track_file that implements the preempt delay.
 // keepalived 2.2.7's own preempt_delay also applies when the master fails
 // (a backup then waits the whole delay before taking over, measured here:
@@ -52,26 +59,27 @@ func PreemptHoldSeconds(v *v1alpha1.VRRPSpec) int32 {
 }
 
 type keepalivedModel struct {
-	Name, Namespace string
-	Node            string
-	Paths           contract.Paths
-	Version         int32
-	Instance        string
-	Interface       string
-	VirtualRouterID int32
-	Priority        int32
-	AdvertInterval  string
-	Preempt         bool
-	PreemptHold     bool
-	HoldTrack       string
-	HoldWeight      int32
-	Unicast         bool
-	UnicastSource   string
-	UnicastPeers    []string
-	VirtualIPs      []string
-	ExcludedIPs     []string
-	TrackFile       string
-	NoServersTrack  string
+	Name, Namespace  string
+	Node             string
+	Paths            contract.Paths
+	Version          int32
+	Instance         string
+	Interface        string
+	VirtualRouterID  int32
+	Priority         int32
+	AdvertInterval   string
+	Preempt          bool
+	PreemptHold      bool
+	HoldTrack        string
+	HoldWeight       int32
+	Unicast          bool
+	UnicastSource    string
+	UnicastPeers     []string
+	VirtualIPs       []string
+	ExcludedIPs      []string
+	TrackFile        string
+	NoServersTrack   string
+	MaintenanceTrack string
 }
 
 // KeepalivedConfig renders keepalived.conf for one node. Nodes differ only
@@ -94,23 +102,24 @@ func newKeepalivedModel(in *Input, self int) keepalivedModel {
 	v := &in.Spec.VRRP
 	node := in.Nodes[self]
 	m := keepalivedModel{
-		Name:            in.Name,
-		Namespace:       in.Namespace,
-		Node:            node.Name,
-		Paths:           in.paths(),
-		Version:         v1alpha1.Int32Or(v.Version, v1alpha1.DefaultVRRPVersion),
-		Instance:        InstanceName(in.Namespace, in.Name),
-		Interface:       in.Interface,
-		VirtualRouterID: in.VirtualRouterID,
-		Priority:        node.Priority,
-		AdvertInterval:  seconds(v1alpha1.Int32Or(v.AdvertIntervalMilliseconds, v1alpha1.DefaultAdvertIntervalMilliseconds)),
-		Preempt:         v.Preemption != v1alpha1.PreemptionDisabled,
-		PreemptHold:     PreemptHoldSeconds(v) > 0,
-		HoldTrack:       HoldTrackName,
-		HoldWeight:      holdWeight,
-		Unicast:         v.Mode == v1alpha1.VRRPModeUnicast,
-		TrackFile:       TrackName,
-		NoServersTrack:  NoServersTrackName,
+		Name:             in.Name,
+		Namespace:        in.Namespace,
+		Node:             node.Name,
+		Paths:            in.paths(),
+		Version:          v1alpha1.Int32Or(v.Version, v1alpha1.DefaultVRRPVersion),
+		Instance:         InstanceName(in.Namespace, in.Name),
+		Interface:        in.Interface,
+		VirtualRouterID:  in.VirtualRouterID,
+		Priority:         node.Priority,
+		AdvertInterval:   seconds(v1alpha1.Int32Or(v.AdvertIntervalMilliseconds, v1alpha1.DefaultAdvertIntervalMilliseconds)),
+		Preempt:          v.Preemption != v1alpha1.PreemptionDisabled,
+		PreemptHold:      PreemptHoldSeconds(v) > 0,
+		HoldTrack:        HoldTrackName,
+		HoldWeight:       holdWeight,
+		Unicast:          v.Mode == v1alpha1.VRRPModeUnicast,
+		TrackFile:        TrackName,
+		NoServersTrack:   NoServersTrackName,
+		MaintenanceTrack: MaintenanceTrackName,
 	}
 	if m.Interface == "" {
 		m.Interface = node.Interface

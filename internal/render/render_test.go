@@ -33,6 +33,9 @@ type sampleCase struct {
 	nodes     []Node
 	endpoints map[string][]Endpoint
 	routerID  int32
+	// after are the samples applied before this one on the same nodes:
+	// the operator spreads masters, so their priorities decide this one's.
+	after []string
 }
 
 var sampleCases = map[string]sampleCase{
@@ -56,8 +59,10 @@ var sampleCases = map[string]sampleCase{
 		},
 		// The router ID the operator allocates when the samples are applied
 		// in order (website pins 51): controllers' tests compare with these
-		// goldens.
+		// goldens. Likewise the priorities: website leads on edge-a, so
+		// postgres's master is edge-b.
 		routerID: 1,
+		after:    []string{"website"},
 	},
 	"cloud-unicast": {
 		file:  "cloud-unicast.yaml",
@@ -124,12 +129,25 @@ func (c sampleCase) input(t testing.TB) Input {
 	for i, n := range c.nodes {
 		names[i] = n.Name
 	}
-	prios := priority.Assign(lb.Spec.VRRP.Priorities, names, nil)
+	prios := priority.Assign(lb.Spec.VRRP.Priorities, names, nil, c.load(t))
 	for _, n := range c.nodes {
 		n.Priority = prios[n.Name]
 		in.Nodes = append(in.Nodes, n)
 	}
 	return in
+}
+
+// load is what the samples applied before this one give its nodes.
+func (c sampleCase) load(t testing.TB) priority.Load {
+	l := priority.Load{}
+	for _, name := range c.after {
+		prios := map[string]int32{}
+		for _, n := range sampleCases[name].input(t).Nodes {
+			prios[n.Name] = n.Priority
+		}
+		l.Add(prios)
+	}
+	return l
 }
 
 // TestSamples renders every sample to golden files. The goldens are then

@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/lab"
+)
+
+// TestMaintenanceHandsOver: the master is cordoned (as `kubectl drain`
+// starts), then, separately, annotated hakeeper.io/maintenance=true, under
+// a client probing every 10 ms. Each time its claim drops to the lowest
+// priority and node-b, preempting, takes the VIP while node-a's HAProxy
+// still serves: a planned move, not a failure, so no request fails. Back
+// in service, node-a takes the VIP back by preemption, also without a
+// failed request.
+func TestMaintenanceHandsOver(t *testing.T) {
+	l := requireLab(t)
+	addr := lab.Prefix + "119"
+	lb := variant("maintenance", addr)
+	createAndWait(t, l, lb)
+	kubectl := func(args ...string) func() error {
+		return func() error {
+			out, err := l.Kubectl(ctx, args...)
+			if err != nil {
+				return fmt.Errorf("kubectl %v: %v: %s", args, err, out)
+			}
+			return nil
+		}
+	}
+	a := lab.NodeName(0)
+	t.Cleanup(func() {
+		_ = kubectl("uncordon", a)()
+		_ = kubectl("annotate", "node", a, v1alpha1.AnnotationMaintenance+"-")()
+	})
+	for _, how := range []struct {
+		name    string
+		on, off func() error
+	}{
+		{"cordon", kubectl("cordon", a), kubectl("uncordon", a)},
+		{"annotation", kubectl("annotate", "node", a, v1alpha1.AnnotationMaintenance+"=true"),
+			kubectl("annotate", "node", a, v1alpha1.AnnotationMaintenance+"-")},
+	} {
+		t.Run(how.name, func(t *testing.T) {
+			settledHealthy(t, l, lb)
+			probe := l.NewClient(time.Second).StartProbe("http://"+addr+"/", 10*time.Millisecond, 3*time.Minute)
+			watch := l.WatchHolders(addr, 5*time.Millisecond, 3*time.Minute)
+			holdsAlone := func(node string) func() error {
+				return func() error {
+					if h := currentHolders(l, addr); !slices.Equal(h, []string{node}) {
+						return fmt.Errorf("holders %v", h)
+					}
+					return nil
+				}
+			}
+			start := time.Now()
+			if err := how.on(); err != nil {
+				probe.Stop()
+				t.Fatal(err)
+			}
+			eventually(t, 30*time.Second, "node-b holding the VIP alone", holdsAlone(lab.NodeName(1)))
+			moved := time.Since(start)
+			waitActive(t, l, lb, lab.NodeName(1), 30*time.Second)
+			shown := time.Since(start)
+			time.Sleep(time.Second)
+			back := time.Now()
+			if err := how.off(); err != nil {
+				probe.Stop()
+				t.Fatal(err)
+			}
+			eventually(t, 30*time.Second, "node-a holding the VIP alone again", holdsAlone(a))
+			returned := time.Since(back)
+			waitActive(t, l, lb, a, 30*time.Second)
+			time.Sleep(time.Second)
+			samples, err := watch.Stop()
+			outage, ok, failed := probe.Stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			spans := between(samples, start, time.Now())
+			t.Logf("holders: %s", describeHolders(spans, start))
+			for _, s := range spans {
+				if len(s.holders) == 0 {
+					t.Errorf("no node held the VIP at +%v for %v", s.at.Sub(start).Round(time.Millisecond), s.d.Round(time.Millisecond))
+				}
+			}
+			t.Logf("%s: node-b held the VIP alone after %v, status named it after %v; back in service node-a held it alone after %v; "+
+				"client: %d answered, %d failed, longest outage %.3fs",
+				how.name, moved.Round(time.Millisecond), shown.Round(100*time.Millisecond), returned.Round(time.Millisecond), ok, failed, outage.Seconds())
+			if failed > 0 {
+				t.Errorf("%d requests failed: %v", failed, probe.Errors())
+			}
+		})
+	}
+}
