@@ -87,7 +87,7 @@ test: deps control-plane images verify verify-kustomize $(HELM) $(HELM4) ## Run 
 
 .PHONY: test-e2e
 test-e2e: deps control-plane images $(HELM) ## Only the lab scenarios, verbose: prints each failover's outage and the load figures.
-	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./test/e2e -count=1 -v -timeout 30m
+	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./test/e2e -count=1 -v -timeout 40m
 
 .PHONY: test-unit
 test-unit: ## Only the tests that need neither root nor a control plane.

@@ -52,6 +52,8 @@ func TestReloadFailureKeepsServing(t *testing.T) {
 		t.Fatalf("the port holder did not start: %v %q", err, buf[:n])
 	}
 
+	probe := c.StartProbe("http://"+addr+"/", 10*time.Millisecond, 2*time.Minute)
+	start := time.Now()
 	update(t, l, lb, func(lb *v1alpha1.LoadBalancer) {
 		lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "taken", Port: port, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web"})
 	})
@@ -78,7 +80,14 @@ func TestReloadFailureKeepsServing(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("status: %s", degraded)
+	shown := time.Since(start)
+	time.Sleep(time.Second)
+	outage, ok, failed := probe.Stop()
+	t.Logf("refused reload: status said so after %.1fs: %s", shown.Seconds(), degraded)
+	t.Logf("client through the refused reload: %d answered, %d failed, longest outage %v", ok, failed, outage)
+	if failed > 0 {
+		t.Errorf("%d requests failed over a refused reload: %v", failed, probe.Errors())
+	}
 	// node-a's old workers serve on, through the VIP.
 	if !l.HoldsVIP(lab.NodeName(0), addr) {
 		t.Error("node-a lost the VIP over a refused reload")
@@ -121,6 +130,7 @@ func TestReloadFailureKeepsServing(t *testing.T) {
 
 	// More connections than the node's file limit allows: refused on every
 	// node before a reload, in the agent's words.
+	start = time.Now()
 	update(t, l, lb, func(lb *v1alpha1.LoadBalancer) { lb.Spec.HAProxy.MaxConnections = ptr.To(int32(1000000)) })
 	eventually(t, 60*time.Second, "the file limit named in status", func() error {
 		got := &v1alpha1.LoadBalancer{}
@@ -134,7 +144,7 @@ func TestReloadFailureKeepsServing(t *testing.T) {
 		degraded = d.Message
 		return nil
 	})
-	t.Logf("status: %.300s", degraded)
+	t.Logf("maxConnections above the file limit: status said so after %.1fs: %.300s", time.Since(start).Seconds(), degraded)
 	if _, err := c.Get(ctx, "http://"+addr+"/", ""); err != nil {
 		t.Errorf("the last good config stopped serving: %v", err)
 	}
