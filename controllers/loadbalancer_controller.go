@@ -42,6 +42,9 @@ type LoadBalancerReconciler struct {
 	// could both take the same free one (or both make the same node their
 	// master) from a cache that lags the status patch.
 	allocations sync.Map
+	// splitSince is when several holders of a virtual IP were first seen,
+	// by namespace/name, while they still are.
+	splitSince sync.Map
 }
 
 // allocation is what allocations holds for one LoadBalancer.
@@ -90,6 +93,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			return ctrl.Result{RequeueAfter: dataPlaneGone}, err
 		}
 		r.allocations.Delete(req.String())
+		r.splitSince.Delete(req.String())
 		forgetMetrics(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
@@ -133,6 +137,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.gatherEndpoints,
 		r.render,
 		r.apply,
+		r.observeHolders,
 	} {
 		if err := step(ctx, s); err != nil {
 			return ctrl.Result{}, err

@@ -37,6 +37,9 @@ type scope struct {
 	stopMessage string
 	// retryAfter asks for another reconcile without an event to wait for.
 	retryAfter time.Duration
+	// splitBrainPending: several nodes hold a virtual IP, but not yet for
+	// splitBrainAfter.
+	splitBrainPending bool
 
 	class *v1alpha1.LoadBalancerClass
 	// classUsable: the class exists and allows this namespace; only then
