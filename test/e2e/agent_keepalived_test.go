@@ -67,11 +67,15 @@ func TestKeepalivedKilled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The supervisor removed it, not keepalived on its way out.
-		log, err := l.Kubectl(ctx, "logs", "-n", supervisor.Namespace, supervisor.Pod, "-c", desired.ContainerKeepalived, "--previous")
-		if err != nil || !strings.Contains(string(log), "removed "+addr+" from eth0: no keepalived runs") {
-			t.Errorf("the killed keepalived's supervisor did not say it removed %s: %v\n%s", addr, err, log)
-		}
+		// The supervisor removed it, not keepalived on its way out; its log
+		// is the previous container's once the kubelet has restarted it.
+		eventually(t, 90*time.Second, "the killed keepalived's supervisor saying it removed "+addr, func() error {
+			log, err := l.Kubectl(ctx, "logs", "-n", supervisor.Namespace, supervisor.Pod, "-c", desired.ContainerKeepalived, "--previous")
+			if err != nil || !strings.Contains(string(log), "removed "+addr+" from eth0: no keepalived runs") {
+				return fmt.Errorf("%v: %s", err, log)
+			}
+			return nil
+		})
 		outage, ok, failed := probe.Stop()
 		released, tookOver := checkOneHolder(t, samples, killed, time.Now(), 2*time.Second)
 		t.Logf("keepalived SIGKILLed on the master: node-a released the VIP after %v, node-b held it after %v, "+

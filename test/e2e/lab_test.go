@@ -720,6 +720,14 @@ func TestHitlessChanges(t *testing.T) {
 	l := requireLab(t)
 	addr := lab.Prefix + "103"
 	lb := variant("hitless", addr)
+	// Health checks that a loaded CI machine does not fail (the website's
+	// 200 ms timeout did, once, marking the servers down: a 503 that is
+	// not what this test is about, requests lost to a reload).
+	for i := range lb.Spec.Backends {
+		lb.Spec.Backends[i].HealthCheck.IntervalMilliseconds = ptr.To(int32(1000))
+		lb.Spec.Backends[i].HealthCheck.TimeoutMilliseconds = ptr.To(int32(1000))
+		lb.Spec.Backends[i].HealthCheck.Fall = ptr.To(int32(3))
+	}
 	lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "svc", Port: 81, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "svc"})
 	lb.Spec.Backends = append(lb.Spec.Backends, v1alpha1.Backend{Name: "svc",
 		ServiceRef: &v1alpha1.ServiceReference{Name: "lab-web", Port: intstr.FromString("http"), ServerSlots: ptr.To(int32(4))}})
