@@ -16,14 +16,20 @@ import (
 )
 
 // blockVRRP drops (or stops dropping) VRRP (IP protocol 112) arriving at
-// a node, with an nftables table of its own in the node's namespace.
+// a node.
 func blockVRRP(l *lab.Lab, node string, block bool) error {
-	argv := [][]string{{"nft", "delete", "table", "inet", "hkvrrp"}}
-	if block {
+	return nodeFirewall(l, node, "hkvrrp", "input", block, "ip", "protocol", "vrrp", "drop")
+}
+
+// nodeFirewall adds (or deletes) an nftables table of its own in a node's
+// namespace, with one chain on hook holding one rule.
+func nodeFirewall(l *lab.Lab, node, table, hook string, on bool, rule ...string) error {
+	argv := [][]string{{"nft", "delete", "table", "inet", table}}
+	if on {
 		argv = [][]string{
-			{"nft", "add", "table", "inet", "hkvrrp"},
-			{"nft", "add", "chain", "inet", "hkvrrp", "in", "{ type filter hook input priority 0 ; }"},
-			{"nft", "add", "rule", "inet", "hkvrrp", "in", "ip", "protocol", "vrrp", "drop"},
+			{"nft", "add", "table", "inet", table},
+			{"nft", "add", "chain", "inet", table, "c", "{ type filter hook " + hook + " priority 0 ; }"},
+			append([]string{"nft", "add", "rule", "inet", table, "c"}, rule...),
 		}
 	}
 	for _, a := range argv {

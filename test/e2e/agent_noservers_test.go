@@ -140,27 +140,10 @@ func TestNoServersKeepsOneHolder(t *testing.T) {
 }
 
 // blockBackends drops (or stops dropping) a node's traffic to the lab's
-// backends, with an nftables table of its own in the node's namespace.
+// backends.
 func blockBackends(l *lab.Lab, node string, block bool) error {
-	argv := [][]string{{"nft", "delete", "table", "inet", "hkbackends"}}
-	if block {
-		argv = [][]string{
-			{"nft", "add", "table", "inet", "hkbackends"},
-			{"nft", "add", "chain", "inet", "hkbackends", "out", "{ type filter hook output priority 0 ; }"},
-			{"nft", "add", "rule", "inet", "hkbackends", "out", "ip", "daddr",
-				"{ " + strings.Join([]string{lab.BackendAddr(0), lab.BackendAddr(1), lab.BackendAddr(2)}, ", ") + " }", "drop"},
-		}
-	}
-	for _, a := range argv {
-		cmd, err := l.NodeCommand(ctx, node, a...)
-		if err != nil {
-			return err
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%v: %v: %s", a, err, out)
-		}
-	}
-	return nil
+	return nodeFirewall(l, node, "hkbackends", "output", block, "ip", "daddr",
+		"{ "+strings.Join([]string{lab.BackendAddr(0), lab.BackendAddr(1), lab.BackendAddr(2)}, ", ")+" }", "drop")
 }
 
 func currentHolders(l *lab.Lab, addr string) []string {

@@ -3,10 +3,6 @@ package e2e
 import (
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -96,21 +92,12 @@ func TestHungAgentHAProxyDies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Go may fork from any of the supervisor's threads: each lists its own
-	// children.
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", supervisor.PID))
-	if err != nil {
-		t.Fatal(err)
+	// HAProxy's master is the supervisor's only child.
+	children := descendants(supervisor.PID)
+	if len(children) == 0 {
+		t.Fatalf("no HAProxy under its supervisor (pid %d)", supervisor.PID)
 	}
-	var children string
-	for _, task := range tasks {
-		data, _ := os.ReadFile(task)
-		children += string(data) + " "
-	}
-	master, err := strconv.Atoi(strings.Fields(children + " 0")[0])
-	if err != nil || master == 0 {
-		t.Fatalf("no HAProxy under its supervisor (pid %d): %q", supervisor.PID, children)
-	}
+	master := children[0]
 	if err := syscall.Kill(agent.PID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
