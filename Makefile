@@ -119,6 +119,10 @@ verify-generated: $(CONTROLLER_GEN) ## Fail when `make generate manifests` would
 
 ##@ Benchmarks
 
+.PHONY: bench-endpoints
+bench-endpoints: deps control-plane images ## EndpointSlice change to every node's HAProxy on a three-node lab: p50, p90, worst. CHANGES=30.
+	$(GO) run ./hack/bench/endpoints -changes $${CHANGES:-30}
+
 .PHONY: bench-scale
 bench-scale: deps control-plane build ## 100 LoadBalancers x 50 endpoints on the local API server: time to converge, manager memory.
 	$(GO) run ./hack/bench/scale -lbs $${LBS:-100} -endpoints $${ENDPOINTS:-50} -hakeeper $(BIN)/hakeeper

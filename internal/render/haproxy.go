@@ -342,6 +342,10 @@ func servers(b *v1alpha1.Backend, endpoints []Endpoint) []server {
 	return out
 }
 
+// ServerAddress is a server's address as haproxy.cfg has it: what the
+// agent compares a runtime server with.
+func ServerAddress(host string, port int32) string { return serverAddress(host, port) }
+
 func serverAddress(host string, port int32) string {
 	if addr, err := validation.ParseAddress(host); err == nil {
 		return hostPort(addr, port)
