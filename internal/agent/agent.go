@@ -104,6 +104,10 @@ type Agent struct {
 	maintenance atomic.Bool
 	// virtualIPs are the addresses keepalived moves, from vrrp.json.
 	virtualIPs atomic.Pointer[[]string]
+	// masterGone: HAProxy's master CLI refused a connection, or its socket
+	// is gone (see masterWatchLoop); healthNow wakes the health loop.
+	masterGone atomic.Bool
+	healthNow  chan struct{}
 	// iface holds the node's address, and the virtual IPs when it is master.
 	iface string
 
@@ -162,6 +166,7 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 		client:        c,
 		trigger:       make(chan struct{}, 1),
 		changed:       make(chan struct{}, 1),
+		healthNow:     make(chan struct{}, 1),
 		secretWatches: map[string]context.CancelFunc{},
 	}, nil
 }
@@ -194,7 +199,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	for _, loop := range []func(context.Context){a.syncLoop, a.healthLoop, a.vrrpLoop, a.reportLoop} {
+	for _, loop := range []func(context.Context){a.syncLoop, a.healthLoop, a.masterWatchLoop, a.vrrpLoop, a.reportLoop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}

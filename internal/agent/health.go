@@ -3,10 +3,8 @@ package agent
 import (
 	"context"
 	"encoding/csv"
-	"errors"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,10 +16,11 @@ import (
 	"github.com/hakeeper/hakeeper/internal/render"
 )
 
-// healthLoop reads HAProxy's stats every HealthInterval and writes the
-// track file: 0 while HAProxy answers, 1 otherwise. keepalived watches the
-// file through inotify and enters FAULT the moment it turns 1, so the
-// virtual IPs leave a node whose HAProxy died within about one interval.
+// healthLoop reads HAProxy's stats every HealthInterval, and at once when
+// masterWatchLoop sees HAProxy's master go, and writes the track file: 0
+// while HAProxy answers, 1 otherwise. keepalived watches the file through
+// inotify and enters FAULT the moment it turns 1, so the virtual IPs leave
+// a node whose HAProxy died within milliseconds of its death.
 //
 // A HAProxy that answers but has no server up in any backend sets the
 // no-servers file instead (see render.NoServersTrackName): the node stays
@@ -62,7 +61,14 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		case answers:
 			empty++
 		}
-		faulty := a.unhealthy(dead, failures)
+		// A master that has gone counts as soon as it is seen (outside a
+		// reload, when the master refuses for a moment), even while a
+		// dying worker still answers.
+		masterGone := a.masterGone.Load() && time.Since(a.lastReload()) > reloadGrace
+		faulty := masterGone || a.unhealthy(dead, failures)
+		if masterGone && why == "" {
+			why = "HAProxy's master is gone"
+		}
 		a.metrics.setBackends(backends)
 		// hakeeper supervise-haproxy sets it when HAProxy exits; write it
 		// again once HAProxy is back.
@@ -126,10 +132,18 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			r.Healthy, r.Backends = serves, backends
 			r.HoldsObserved, r.Holds = true, holds
 		})
+		// A master gone during a reload's grace is looked at again when
+		// the grace ends, not only at the next tick.
+		var graceOver <-chan time.Time
+		if a.masterGone.Load() && !masterGone {
+			graceOver = time.After(reloadGrace - time.Since(a.lastReload()) + time.Millisecond)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-a.healthNow:
+		case <-graceOver:
 		}
 	}
 }
@@ -248,7 +262,7 @@ func (a *Agent) probe(ctx context.Context) (answers, dead bool, backends map[str
 	defer cancel()
 	out, err := haproxyapi.Command(ctx, a.o.Paths.RuntimeSocket(), "show stat")
 	if err != nil {
-		return false, errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT), nil, err.Error()
+		return false, haproxyapi.Gone(err), nil, err.Error()
 	}
 	backends, ok := parseStats(out)
 	if !ok {
