@@ -123,6 +123,14 @@ verify-generated: $(CONTROLLER_GEN) ## Fail when `make generate manifests` would
 bench-endpoints: deps control-plane images ## EndpointSlice change to every node's HAProxy on a three-node lab: p50, p90, worst. CHANGES=30.
 	$(GO) run ./hack/bench/endpoints -changes $${CHANGES:-30}
 
+.PHONY: bench-failover
+bench-failover: deps control-plane images ## Client-side outage when the master fails: hakeeper and hand-written HAProxy + Keepalived pairs on a three-node lab. RUNS=5, TIMEOUT=20ms.
+	$(GO) run ./hack/bench/failover -runs $${RUNS:-5} -timeout $${TIMEOUT:-20ms}
+
+.PHONY: bench-adverts
+bench-adverts: deps control-plane images ## hakeeper's link-down outage and false failovers under a 60 s overload of the master, per advert interval. ADVERTS=50,30,20, RUNS=5.
+	$(GO) run ./hack/bench/failover -adverts $${ADVERTS:-50,30,20} -runs $${RUNS:-5} -overload $${OVERLOAD:-60s}
+
 .PHONY: bench-scale
 bench-scale: deps control-plane build ## 100 LoadBalancers x 50 endpoints on the local API server: time to converge, manager memory.
 	$(GO) run ./hack/bench/scale -lbs $${LBS:-100} -endpoints $${ENDPOINTS:-50} -hakeeper $(BIN)/hakeeper
