@@ -13,9 +13,9 @@ import (
 // killed whole takes its supervisor with it, and nothing else writes the
 // track file sooner. When the connection ends, one new connection tells a
 // reload (the master re-executes and accepts again) from a death (see
-// haproxyapi.Gone), and the health loop is woken
-// to act on it at once. The stats poll stays for everything else: a
-// worker that stops answering, backends without servers.
+// haproxyapi.Gone), and the health loop is woken to read the workers'
+// socket at once, which decides. The stats poll stays for everything
+// else: a worker that stops answering, backends without servers.
 func (a *Agent) masterWatchLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		closed, err := haproxyapi.HoldMaster(ctx, a.o.Paths.MasterSocket())

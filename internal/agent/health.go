@@ -17,8 +17,9 @@ import (
 )
 
 // healthLoop reads HAProxy's stats every HealthInterval, and at once when
-// masterWatchLoop sees HAProxy's master go, and writes the track file: 0
-// while HAProxy answers, 1 otherwise. keepalived watches the file through
+// masterWatchLoop sees HAProxy's master go (then every masterGoneRecheck
+// while it stays gone), and writes the track file: 0 while HAProxy
+// answers, 1 otherwise. keepalived watches the file through
 // inotify and enters FAULT the moment it turns 1, so the virtual IPs leave
 // a node whose HAProxy died within milliseconds of its death.
 //
@@ -61,14 +62,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		case answers:
 			empty++
 		}
-		// A master that has gone counts as soon as it is seen (outside a
-		// reload, when the master refuses for a moment), even while a
-		// dying worker still answers.
-		masterGone := a.masterGone.Load() && time.Since(a.lastReload()) > reloadGrace
-		faulty := masterGone || a.unhealthy(dead, failures)
-		if masterGone && why == "" {
-			why = "HAProxy's master is gone"
-		}
+		faulty := a.unhealthy(dead, failures)
 		a.metrics.setBackends(backends)
 		// hakeeper supervise-haproxy sets it when HAProxy exits; write it
 		// again once HAProxy is back.
@@ -132,18 +126,20 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			r.Healthy, r.Backends = serves, backends
 			r.HoldsObserved, r.Holds = true, holds
 		})
-		// A master gone during a reload's grace is looked at again when
-		// the grace ends, not only at the next tick.
-		var graceOver <-chan time.Time
-		if a.masterGone.Load() && !masterGone {
-			graceOver = time.After(reloadGrace - time.Since(a.lastReload()) + time.Millisecond)
+		// The master gone while HAProxy still answers: a worker outliving
+		// it for a moment, or the master re-executing for a reload. Look
+		// again soon rather than at the next tick; only what the workers'
+		// socket says decides, as for any death.
+		var soon <-chan time.Time
+		if a.masterGone.Load() && !faulty {
+			soon = time.After(masterGoneRecheck)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-a.healthNow:
-		case <-graceOver:
+		case <-soon:
 		}
 	}
 }
@@ -241,6 +237,9 @@ func (g *holdGate) hold(now time.Time, healthy bool, delay time.Duration) bool {
 const (
 	faultAfter  = time.Second
 	reloadGrace = 3 * time.Second
+	// masterGoneRecheck: how soon HAProxy is read again while its master
+	// is gone but the workers' socket still answers.
+	masterGoneRecheck = 20 * time.Millisecond
 )
 
 func (a *Agent) unhealthy(dead bool, failures int) bool {
