@@ -166,10 +166,19 @@ func (h *hakeeperLB) overload(ctx context.Context, d time.Duration) (transitions
 	if err != nil {
 		return 0, 0, "", err
 	}
+	var perNode []string
 	for node, n := range after {
 		transitions += n - before[node]
+		if n != before[node] {
+			perNode = append(perNode, fmt.Sprintf("%s %d", node, n-before[node]))
+		}
 	}
-	return transitions, offMaster, wrkSummary(string(out)), nil
+	slices.Sort(perNode)
+	summary := wrkSummary(string(out))
+	if len(perNode) > 0 {
+		summary = "transitions on " + strings.Join(perNode, ", ") + "; " + summary
+	}
+	return transitions, offMaster, summary, nil
 }
 
 // transitions reads every node's count of VRRP state changes from the

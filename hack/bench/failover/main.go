@@ -184,9 +184,15 @@ func measure(ctx context.Context, l *lab.Lab, systems []system, timeout time.Dur
 			p.Stop()
 		}
 	}
-	// Quiet before the fault: what fails now is the probe's noise, not the
-	// failover.
-	time.Sleep(500 * time.Millisecond)
+	// Quiet before the fault: every VIP has answered a second in a row.
+	for i, s := range systems {
+		if err := waitUntil(ctx, 30*time.Second, s.name()+" answering before the fault", func() bool {
+			return probes[i].Streak() >= 100
+		}); err != nil {
+			stopAll()
+			return nil, err
+		}
+	}
 	faultAt := time.Now()
 	if err := fault(); err != nil {
 		stopAll()
