@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
+	"github.com/hakeeper/hakeeper/internal/desired"
 )
 
 // WaitActive waits until a LoadBalancer's status is Ready with node as its
@@ -36,4 +39,19 @@ func (l *Lab) WaitActive(ctx context.Context, lb *v1alpha1.LoadBalancer, node st
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// Transitions reads every node's count of VRRP state changes from the
+// agents' reports (the status follows them).
+func (l *Lab) Transitions(ctx context.Context, lb *v1alpha1.LoadBalancer) (map[string]int64, error) {
+	cm := &corev1.ConfigMap{}
+	key := client.ObjectKey{Namespace: OperatorNamespace, Name: desired.NamesFor(lb).ReportConfigMap}
+	if err := l.Client.Get(ctx, key, cm); err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for node, r := range contract.ParseReports(cm.Data) {
+		out[node] = r.Transitions
+	}
+	return out, nil
 }

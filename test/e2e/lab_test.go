@@ -533,14 +533,9 @@ func TestNoFalseFailoverUnderLoad(t *testing.T) {
 // agents' reports (the status follows them).
 func transitions(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) map[string]int64 {
 	t.Helper()
-	cm := &corev1.ConfigMap{}
-	key := client.ObjectKey{Namespace: lab.OperatorNamespace, Name: desired.NamesFor(lb).ReportConfigMap}
-	if err := l.Client.Get(ctx, key, cm); err != nil {
+	out, err := l.Transitions(ctx, lb)
+	if err != nil {
 		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for node, r := range contract.ParseReports(cm.Data) {
-		out[node] = r.Transitions
 	}
 	return out
 }

@@ -115,7 +115,7 @@ func (h *hakeeperLB) setAdvert(ctx context.Context, ms int) error {
 // counts the VRRP transitions the agents report and the samples in which
 // node-a did not hold the VIP.
 func (h *hakeeperLB) overload(ctx context.Context, d time.Duration) (transitions int64, offMaster int, wrk string, err error) {
-	before, err := h.transitions(ctx)
+	before, err := h.l.Transitions(ctx, h.lb)
 	if err != nil {
 		return 0, 0, "", err
 	}
@@ -162,7 +162,7 @@ func (h *hakeeperLB) overload(ctx context.Context, d time.Duration) (transitions
 		return 0, 0, "", fmt.Errorf("wrk: %w: %s", err, out)
 	}
 	time.Sleep(time.Second) // the agents report within 200 ms
-	after, err := h.transitions(ctx)
+	after, err := h.l.Transitions(ctx, h.lb)
 	if err != nil {
 		return 0, 0, "", err
 	}
@@ -179,21 +179,6 @@ func (h *hakeeperLB) overload(ctx context.Context, d time.Duration) (transitions
 		summary = "transitions on " + strings.Join(perNode, ", ") + "; " + summary
 	}
 	return transitions, offMaster, summary, nil
-}
-
-// transitions reads every node's count of VRRP state changes from the
-// agents' reports.
-func (h *hakeeperLB) transitions(ctx context.Context) (map[string]int64, error) {
-	cm := &corev1.ConfigMap{}
-	key := client.ObjectKey{Namespace: lab.OperatorNamespace, Name: desired.NamesFor(h.lb).ReportConfigMap}
-	if err := h.l.Client.Get(ctx, key, cm); err != nil {
-		return nil, err
-	}
-	out := map[string]int64{}
-	for node, r := range contract.ParseReports(cm.Data) {
-		out[node] = r.Transitions
-	}
-	return out, nil
 }
 
 // wrkSummary is wrk's requests per second and its error lines.
