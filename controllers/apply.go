@@ -68,8 +68,7 @@ func (r *LoadBalancerReconciler) apply(ctx context.Context, s *scope) error {
 		r.Recorder.Eventf(lb, keepalivedCM, corev1.EventTypeNormal, "ConfigUpdated", "Apply",
 			"keepalived.conf updated for %d nodes (router ID %d, priorities %v, under maintenance %v)", len(s.keepalived), s.routerID, record.Priorities, record.Maintenance)
 	}
-	ds := desired.DaemonSet(lb, desired.DataPlaneInput{Options: r.DataPlane, Class: s.class.Spec.DataPlane,
-		NodeSelector: s.placement.NodeSelector, RouterID: s.routerID})
+	ds := s.desiredDaemonSet
 	if changed, err = r.applyOwned(ctx, s, ds); err != nil || s.stopped() {
 		return err
 	}

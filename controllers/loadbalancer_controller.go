@@ -64,7 +64,10 @@ type allocation struct {
 // also lets it hold what that Role grants. Owned objects are server-side
 // applied (create and patch); update only puts back an object someone else
 // wrote (see applyOwned). loadbalancers/finalizers: the TLS Role's owner
-// reference blocks the LoadBalancer's deletion until it is gone.
+// reference blocks the LoadBalancer's deletion until it is gone. Pods:
+// the operator replaces the data-plane pods itself (rollout.go), marking
+// the one that hands the virtual IPs over; it lists them live too, to
+// delete the data plane's other objects only once they are gone.
 //
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers/status,verbs=get;patch
@@ -77,7 +80,7 @@ type allocation struct {
 // +kubebuilder:rbac:groups="",namespace=hakeeper-system,resources=configmaps;serviceaccounts,verbs=get;list;watch;create;patch;update;delete
 // +kubebuilder:rbac:groups=apps,namespace=hakeeper-system,resources=daemonsets,verbs=get;list;watch;create;patch;update;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,namespace=hakeeper-system,resources=roles;rolebindings,verbs=create;patch;update;delete
-// +kubebuilder:rbac:groups="",namespace=hakeeper-system,resources=pods,verbs=list
+// +kubebuilder:rbac:groups="",namespace=hakeeper-system,resources=pods,verbs=list;watch;patch;delete
 
 // Reconcile brings one LoadBalancer's owned objects and status up to date.
 func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -136,7 +139,9 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.checkConflicts,
 		r.gatherEndpoints,
 		r.render,
+		r.planRollout,
 		r.apply,
+		r.rollOut,
 		r.observeHolders,
 	} {
 		if err := step(ctx, s); err != nil {
@@ -169,7 +174,7 @@ func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.forNode), builder.WithPredicates(nodeChanged))
 	// Owned objects live in another namespace than their LoadBalancer (or,
 	// for the TLS Role, carry its labels too): map them back by label.
-	for _, obj := range []client.Object{&corev1.ConfigMap{}, &appsv1.DaemonSet{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {
+	for _, obj := range []client.Object{&corev1.ConfigMap{}, &appsv1.DaemonSet{}, &corev1.Pod{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {
 		b = b.Watches(obj, handler.EnqueueRequestsFromMapFunc(ownerOf))
 	}
 	return b.Named("loadbalancer").Complete(r)

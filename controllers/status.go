@@ -266,6 +266,9 @@ func setProgressing(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 	if ds := s.daemonSet; ds != nil && ds.Status.UpdatedNumberScheduled < ds.Status.DesiredNumberScheduled {
 		behind = append(behind, fmt.Sprintf("DaemonSet %d/%d pods updated", ds.Status.UpdatedNumberScheduled, ds.Status.DesiredNumberScheduled))
 	}
+	if !s.rollout.Done && s.rollout.Waiting != "" {
+		behind = append(behind, "rollout: "+s.rollout.Waiting)
+	}
 	if len(behind) == 0 {
 		setCondition(st, gen, v1alpha1.LoadBalancerProgressingCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerAsExpectedReason, "Every node runs the current config")
 		return

@@ -23,6 +23,7 @@ import (
 	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/render"
 	"github.com/hakeeper/hakeeper/internal/resolve"
+	"github.com/hakeeper/hakeeper/internal/rollout"
 	"github.com/hakeeper/hakeeper/internal/validation"
 )
 
@@ -88,6 +89,10 @@ type scope struct {
 	expectedHash map[string]string
 	serversTotal map[string]int32
 	daemonSet    *appsv1.DaemonSet
+	// desiredDaemonSet is the DaemonSet to apply; rollout is the next
+	// step of replacing the pods made from an older template.
+	desiredDaemonSet *appsv1.DaemonSet
+	rollout          rollout.Plan
 }
 
 func (s *scope) stop(reason, message string) {

@@ -38,6 +38,8 @@ import (
 // API (environment) and flags.
 type Options struct {
 	Node string
+	// Pod is the agent's pod, named in its reports (optional).
+	Pod string
 	// Namespace is the pod's: the data-plane namespace, where the
 	// ConfigMaps are.
 	Namespace    string
@@ -288,6 +290,7 @@ func (a *Agent) snapshot() contract.NodeReport {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.state
+	r.Pod = a.o.Pod
 	r.Backends = make(map[string]contract.BackendCount, len(a.state.Backends))
 	for k, v := range a.state.Backends {
 		r.Backends[k] = v

@@ -24,6 +24,7 @@ func runAgent(ctx context.Context, args []string, s Streams) error {
 	}
 	o := agent.Options{
 		Node:                  os.Getenv(contract.EnvNodeName),
+		Pod:                   os.Getenv(contract.EnvPodName),
 		Namespace:             os.Getenv(contract.EnvPodNamespace),
 		LoadBalancer:          os.Getenv(contract.EnvLoadBalancer),
 		LoadBalancerNamespace: os.Getenv(contract.EnvLoadBalancerNamespace),

@@ -23,7 +23,10 @@ const (
 
 // Environment variables the agent reads; the downward API fills them.
 const (
-	EnvNodeName     = "NODE_NAME"
+	EnvNodeName = "NODE_NAME"
+	// EnvPodName names the agent's pod in its reports, so the operator
+	// knows a report comes from a pod it replaced and not from the last.
+	EnvPodName      = "POD_NAME"
 	EnvPodNamespace = "POD_NAMESPACE"
 	EnvHostIP       = "HOST_IP"
 	EnvLoadBalancer = "HAKEEPER_LOADBALANCER"

@@ -17,6 +17,8 @@ type NodeReport struct {
 	// Interface holds the node's InternalIP; the operator renders the node's
 	// keepalived.conf with it when spec.interface is empty.
 	Interface string `json:"interface,omitempty"`
+	// Pod is the agent's pod (an older agent reports none).
+	Pod string `json:"pod,omitempty"`
 	// Role is keepalived's state for this LoadBalancer.
 	Role v1alpha1.VRRPRole `json:"role,omitempty"`
 	// Transitions counts keepalived's state changes since the agent

@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"encoding/json"
 	"fmt"
 	"path"
 
@@ -8,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
@@ -77,26 +77,43 @@ func DaemonSet(lb *v1alpha1.LoadBalancer, in DataPlaneInput) *appsv1.DaemonSet {
 	paths := contract.DefaultPaths()
 	selector := map[string]string{LabelLoadBalancer: lb.Name, LabelLoadBalancerNamespace: lb.Namespace, LabelComponent: ComponentDataPlane}
 	podLabels := Labels(lb, ComponentDataPlane)
+	template := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{
+			Labels:      podLabels,
+			Annotations: map[string]string{AnnotationLayout: hashOf([]byte(layoutVersion), []byte(paths.RunDir), []byte(paths.ConfigDir))},
+		},
+		Spec: podSpec(lb, in, paths),
+	}
+	template.Annotations[AnnotationTemplate] = TemplateHash(template)
 	return &appsv1.DaemonSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
 		ObjectMeta: owned(lb, in.Options.Namespace, names.DaemonSet, ComponentDataPlane),
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
-			// One node at a time, so a rollout never takes every holder of
-			// the virtual IPs down together.
-			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{
-				Type:          appsv1.RollingUpdateDaemonSetStrategyType,
-				RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: ptr.To(intstr.FromInt32(1))},
-			},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{
-					Labels:      podLabels,
-					Annotations: map[string]string{AnnotationLayout: hashOf([]byte(layoutVersion), []byte(paths.RunDir), []byte(paths.ConfigDir))},
-				},
-				Spec: podSpec(lb, in, paths),
-			},
+			// The operator replaces the pods itself (internal/rollout):
+			// one node at a time, each once the last serves again, and a
+			// node holding the virtual IPs last, after handing them over.
+			// A RollingUpdate would delete the master's pod whenever its
+			// turn came, a failover instead of a handover.
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType},
+			Template:       template,
 		},
 	}
+}
+
+// TemplateHash identifies a pod template: the hash of its JSON without
+// the hash annotation itself. Each pod carries its template's, so the
+// operator tells pods made from an older template without reading the
+// DaemonSet controller's revisions.
+func TemplateHash(template corev1.PodTemplateSpec) string {
+	t := template.DeepCopy()
+	delete(t.Annotations, AnnotationTemplate)
+	data, err := json.Marshal(t)
+	if err != nil {
+		// A PodTemplateSpec always marshals.
+		panic(err)
+	}
+	return hashOf(data)
 }
 
 // tokenVolume is the agent's API token, mounted in the agent container
@@ -216,6 +233,7 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPor
 		Ports:           ports,
 		Env: []corev1.EnvVar{
 			fieldEnv(contract.EnvNodeName, "spec.nodeName"),
+			fieldEnv(contract.EnvPodName, "metadata.name"),
 			fieldEnv(contract.EnvPodNamespace, "metadata.namespace"),
 			fieldEnv(contract.EnvHostIP, "status.hostIP"),
 			{Name: contract.EnvLoadBalancer, Value: lb.Name},

@@ -26,11 +26,18 @@ const (
 	LabelLoadBalancerNamespace = "hakeeper.io/loadbalancer-namespace"
 	// Finalizer holds a LoadBalancer until its data plane, in another
 	// namespace than its own, is deleted.
-	Finalizer          = "hakeeper.io/dataplane"
-	ManagedBy          = "hakeeper"
-	FieldOwner         = "hakeeper"
-	AnnotationApplied  = "hakeeper.io/applied-hash"
-	AnnotationLayout   = "hakeeper.io/layout-hash"
+	Finalizer         = "hakeeper.io/dataplane"
+	ManagedBy         = "hakeeper"
+	FieldOwner        = "hakeeper"
+	AnnotationApplied = "hakeeper.io/applied-hash"
+	AnnotationLayout  = "hakeeper.io/layout-hash"
+	// AnnotationTemplate on a data-plane pod is the hash of the pod
+	// template it was made from: the operator replaces the pods whose
+	// hash is not the DaemonSet's (see internal/rollout).
+	AnnotationTemplate = "hakeeper.io/template-hash"
+	// AnnotationHandover on a data-plane pod is when the operator asked
+	// its node to hand the virtual IPs over before the pod is replaced.
+	AnnotationHandover = "hakeeper.io/handover-since"
 	ComponentConfig    = "config"
 	ComponentDataPlane = "dataplane"
 	ComponentAgent     = "agent"

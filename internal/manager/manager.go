@@ -104,14 +104,15 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	// Only hakeeper's own objects are cached: a cluster's other ConfigMaps
-	// would cost memory for nothing. ConfigMaps, DaemonSets and
-	// ServiceAccounts live in the data-plane namespace only (where the
+	// would cost memory for nothing. ConfigMaps, DaemonSets, their pods
+	// and ServiceAccounts live in the data-plane namespace only (where the
 	// manager may list them); the TLS Roles sit in tenants' namespaces.
 	ours := labels.SelectorFromSet(labels.Set{desired.LabelManagedBy: desired.ManagedBy})
 	inDataPlane := cache.ByObject{Label: ours, Namespaces: map[string]cache.Config{o.DataPlaneNamespace: {}}}
 	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.ConfigMap{}:      inDataPlane,
 		&appsv1.DaemonSet{}:      inDataPlane,
+		&corev1.Pod{}:            inDataPlane,
 		&corev1.ServiceAccount{}: inDataPlane,
 		&rbacv1.Role{}:           {Label: ours},
 		&rbacv1.RoleBinding{}:    {Label: ours},
