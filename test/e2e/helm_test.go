@@ -59,12 +59,10 @@ func TestHelmLifecycle(t *testing.T) {
 	}
 	t.Logf("helm upgrade to new images: rolled in %.1fs; longest outage %.3fs (%d requests answered, %d failed; every outage: %v)",
 		time.Since(start).Seconds(), outage.Seconds(), ok, failed, outages)
-	// Generous: the DaemonSet replaces one node at a time, so the VIP
-	// fails over when the master's pod goes; planned hand-overs belong to
-	// the reliability work.
-	if outage > 10*time.Second {
-		t.Errorf("outage %v during helm upgrade", outage)
-	}
+	// The operator rolls the data plane (TestRolloutHandsOverLast):
+	// node-a hands the VIP over before its pod goes and takes it back
+	// after, two planned moves.
+	lostOnlyInFlight(t, probe, failed, 2)
 
 	// Uninstall: the manager goes; the CRDs (helm.sh/resource-policy:
 	// keep), the LoadBalancer and its data plane stay and keep serving.
@@ -108,9 +106,7 @@ func TestHelmLifecycle(t *testing.T) {
 	waitActive(t, l, lb, lab.NodeName(0), 2*time.Minute)
 	outage, ok, failed = probe.Stop()
 	t.Logf("helm install again (images back): longest outage %.3fs (%d answered, %d failed)", outage.Seconds(), ok, failed)
-	if outage > 10*time.Second {
-		t.Errorf("outage %v during the reinstall", outage)
-	}
+	lostOnlyInFlight(t, probe, failed, 2)
 }
 
 // waitDataPlaneImage waits until the LoadBalancer's DaemonSet runs image
