@@ -3,6 +3,8 @@ package lab
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,4 +56,43 @@ func (l *Lab) Transitions(ctx context.Context, lb *v1alpha1.LoadBalancer) (map[s
 		out[node] = r.Transitions
 	}
 	return out, nil
+}
+
+// vrrpEvent matches the log lines that explain a VRRP transition:
+// keepalived's state changes, priorities and adverts received, tracked
+// files; the agent's health, servers, maintenance and hold changes.
+var vrrpEvent = regexp.MustCompile(`(?i)state|priority|track|fault|health|servers|maintenance|hold|reload`)
+
+// VRRPEvents are those lines from every node's keepalived and agent logged
+// since, each prefixed with its node and container: whether a transition
+// came from missed adverts or from a node's own tracked files. Read
+// through the API server, as `kubectl logs --timestamps` does.
+func (l *Lab) VRRPEvents(ctx context.Context, lb *v1alpha1.LoadBalancer, since time.Time) (string, error) {
+	pods, err := l.Pods(ctx, OperatorNamespace, map[string]string{desired.LabelLoadBalancer: lb.Name,
+		desired.LabelLoadBalancerNamespace: lb.Namespace, desired.LabelComponent: desired.ComponentDataPlane})
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	for _, p := range pods {
+		for _, c := range []string{desired.ContainerKeepalived, desired.ContainerAgent} {
+			// --since-time has a resolution of seconds: later lines are
+			// dropped by their own timestamps.
+			logs, err := l.Kubectl(ctx, "logs", "-n", OperatorNamespace, p.Name, "-c", c, "--timestamps",
+				"--since-time="+since.UTC().Format(time.RFC3339))
+			if err != nil {
+				return out.String(), err
+			}
+			for _, line := range strings.Split(string(logs), "\n") {
+				stamp, _, _ := strings.Cut(line, " ")
+				if at, err := time.Parse(time.RFC3339Nano, stamp); err != nil || at.Before(since) {
+					continue
+				}
+				if vrrpEvent.MatchString(line) {
+					fmt.Fprintf(&out, "%s %s: %s\n", p.Spec.NodeName, c, line)
+				}
+			}
+		}
+	}
+	return out.String(), nil
 }

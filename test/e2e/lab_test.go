@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -708,9 +709,14 @@ func update(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, f func(*v1alpha
 }
 
 // TestHitlessChanges: under load (a new connection every 10 ms, and a
-// keep-alive client), 50 changes that need a reload and 50 weight changes
-// lose no request; the weight changes and an endpoint joining a Service go
-// through the runtime API without a single reload on any node.
+// keep-alive client), 52 changes of every kind that reaches a node, a
+// quarter each (a timeout: HAProxy reloads; another node's priority:
+// keepalived reloads there; a second VIP added or removed: both daemons
+// reload everywhere, the master's keepalived included; a listener added or
+// removed: HAProxy reloads), then 50 weight changes, lose no request and
+// move the VIP nowhere: no node counts a VRRP transition. The weight
+// changes and an endpoint joining a Service go through the runtime API
+// without a single reload on any node.
 func TestHitlessChanges(t *testing.T) {
 	l := requireLab(t)
 	addr := lab.Prefix + "103"
@@ -741,7 +747,7 @@ func TestHitlessChanges(t *testing.T) {
 		t.Cleanup(func() { _ = l.Client.Delete(ctx, obj) })
 	}
 	createAndWait(t, l, lb)
-	settled(t, l, lb)
+	settledHealthy(t, l, lb)
 
 	// A 2 s timeout: this counts lost requests (refused, reset, stalled),
 	// not ones a loaded machine answers in more than the failover probes'
@@ -753,16 +759,41 @@ func TestHitlessChanges(t *testing.T) {
 	for _, n := range nodes {
 		before[n] = reloads(t, l, n, lb)
 	}
-	for i := range 50 {
-		mutate(t, l, lb, func(lb *v1alpha1.LoadBalancer) {
-			lb.Spec.HAProxy.Timeouts.ClientSeconds = ptr.To(int32(50 + i%2 + 1))
-		})
+	transitionsBefore := transitions(t, l, lb)
+	changesStarted := time.Now()
+	changes := []func(lb *v1alpha1.LoadBalancer, on bool){
+		func(lb *v1alpha1.LoadBalancer, on bool) {
+			lb.Spec.HAProxy.Timeouts.ClientSeconds = ptr.To(int32(map[bool]int32{true: 52, false: 51}[on]))
+		},
+		func(lb *v1alpha1.LoadBalancer, on bool) { // node-c's keepalived.conf only
+			lb.Spec.VRRP.Priorities[2].Priority = map[bool]int32{true: 40, false: 50}[on]
+		},
+		func(lb *v1alpha1.LoadBalancer, on bool) {
+			lb.Spec.VirtualIPs = []string{addr}
+			if on {
+				lb.Spec.VirtualIPs = append(lb.Spec.VirtualIPs, lab.Prefix+"120")
+			}
+		},
+		func(lb *v1alpha1.LoadBalancer, on bool) {
+			lb.Spec.Listeners = slices.DeleteFunc(lb.Spec.Listeners, func(l v1alpha1.Listener) bool { return l.Name == "extra" })
+			if on {
+				lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "extra", Port: 82, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web"})
+			}
+		},
+	}
+	haproxyChanges := 0
+	for i := range 52 {
+		kind := i % len(changes)
+		mutate(t, l, lb, func(lb *v1alpha1.LoadBalancer) { changes[kind](lb, (i/len(changes))%2 == 0) })
+		if kind != 1 {
+			haproxyChanges++
+		}
 	}
 	afterReloads := map[string]int{}
 	for _, n := range nodes {
 		afterReloads[n] = reloads(t, l, n, lb)
-		if afterReloads[n]-before[n] < 50 {
-			t.Errorf("%s reloaded %d times for 50 structural changes", n, afterReloads[n]-before[n])
+		if afterReloads[n]-before[n] < haproxyChanges {
+			t.Errorf("%s reloaded %d times for %d changes HAProxy must reload for", n, afterReloads[n]-before[n], haproxyChanges)
 		}
 	}
 	for i := range 50 {
@@ -795,6 +826,12 @@ func TestHitlessChanges(t *testing.T) {
 	_, kaOK, kaFailed := keepAlive.Stop()
 	t.Logf("new connections: %d answered, %d failed (longest outage %v) %v; keep-alive: %d answered, %d failed %v",
 		ok, failed, outage, probe.Errors(), kaOK, kaFailed, keepAlive.Errors())
+	time.Sleep(time.Second) // reports are written within 200 ms
+	if after := transitions(t, l, lb); !maps.Equal(transitionsBefore, after) {
+		events, err := l.VRRPEvents(ctx, lb, changesStarted)
+		t.Errorf("VRRP transitions during the changes: before %v, after %v; what keepalived and the agents logged (%v):\n%s",
+			transitionsBefore, after, err, events)
+	}
 	if failed != 0 || kaFailed != 0 {
 		t.Errorf("requests failed during hitless changes: %d new-connection, %d keep-alive", failed, kaFailed)
 	}
