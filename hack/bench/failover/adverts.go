@@ -87,6 +87,7 @@ func (h *hakeeperLB) setAdvert(ctx context.Context, ms int) error {
 	if err := h.l.Client.Update(ctx, lb); err != nil {
 		return err
 	}
+	h.advertMS = ms
 	want := fmt.Sprintf("advert_int %s", strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64))
 	return waitUntil(ctx, 2*time.Minute, "advert "+want+" on every node", func() bool {
 		cm := &corev1.ConfigMap{}

@@ -21,10 +21,12 @@ import (
 type hakeeperLB struct {
 	l  *lab.Lab
 	lb *v1alpha1.LoadBalancer
+	// advertMS is the advert interval the LoadBalancer runs with.
+	advertMS int
 }
 
 func newHakeeper(l *lab.Lab) *hakeeperLB {
-	return &hakeeperLB{l: l, lb: &v1alpha1.LoadBalancer{
+	return &hakeeperLB{l: l, advertMS: v1alpha1.DefaultAdvertIntervalMilliseconds, lb: &v1alpha1.LoadBalancer{
 		ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"},
 		Spec: v1alpha1.LoadBalancerSpec{
 			VirtualIPs: []string{lab.Prefix + "100"},
@@ -41,7 +43,9 @@ func newHakeeper(l *lab.Lab) *hakeeperLB {
 	}}
 }
 
-func (h *hakeeperLB) name() string    { return "hakeeper (v3, advert 50 ms, events)" }
+func (h *hakeeperLB) name() string {
+	return fmt.Sprintf("hakeeper (v3, advert %d ms, events)", h.advertMS)
+}
 func (h *hakeeperLB) url() string     { return "http://" + h.lb.Spec.VirtualIPs[0] + "/" }
 func (h *hakeeperLB) address() string { return h.lb.Spec.VirtualIPs[0] }
 
