@@ -75,12 +75,12 @@ func TestRolloutHandsOverLast(t *testing.T) {
 		reportNode(t, lb, node, contract.NodeReport{Pod: pod, Role: v1alpha1.VRRPRoleBackup, ConfigHash: hash(node), Healthy: true,
 			HoldsObserved: true, Holds: holds, Backends: map[string]contract.BackendCount{"web": {Up: 1, Total: 1}}})
 	}
-	// startPod plays the DaemonSet controller and the kubelet: a ready
-	// pod made from the template with this hash, then its agent's report.
+	// startPod plays the agent, the DaemonSet controller and the kubelet:
+	// the agent's report naming the pod (first: an old pod that does not
+	// serve would be replaced before the backups), then a ready pod made
+	// from the template with this hash.
 	startPod := func(node, name, templateHash string) {
 		t.Helper()
-		// Reported first: a pod that does not serve would be replaced
-		// first.
 		report(node, name)
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: dataPlaneNamespace, Name: name, Labels: ds.Spec.Template.Labels,
@@ -96,9 +96,10 @@ func TestRolloutHandsOverLast(t *testing.T) {
 	maintenance := func() []string {
 		return contract.ParseVRRPRecord(configMap(t, dataPlaneNamespace, names.KeepalivedConfigMap)).Maintenance
 	}
-	// replaced waits for the operator to delete node's old pod, and
+	// replaced waits for the operator to delete node's old pod, checks
+	// that the nodes under maintenance are lowered while it stops, and
 	// finishes the deletion as the kubelet would.
-	replaced := func(node string) {
+	replaced := func(node string, lowered ...string) {
 		t.Helper()
 		pod := &corev1.Pod{}
 		key := client.ObjectKey{Namespace: dataPlaneNamespace, Name: "old-" + node}
@@ -122,6 +123,9 @@ func TestRolloutHandsOverLast(t *testing.T) {
 			if p.Name != key.Name && p.DeletionTimestamp != nil {
 				t.Fatalf("%s deleted together with %s", p.Name, key.Name)
 			}
+		}
+		if m := maintenance(); !slices.Equal(m, lowered) {
+			t.Errorf("while %s stops, maintenance %v, want %v", key.Name, m, lowered)
 		}
 		if err := k8s.Delete(ctx, pod, client.GracePeriodSeconds(0)); client.IgnoreNotFound(err) != nil {
 			t.Fatal(err)
@@ -183,10 +187,9 @@ func TestRolloutHandsOverLast(t *testing.T) {
 	holder = "r-2"
 	report("r-1", "old-r-1")
 	report("r-2", "new-r-2")
-	replaced("r-1")
-	if m := maintenance(); !slices.Equal(m, []string{"r-1"}) {
-		t.Errorf("r-1 must stay lowered until its pod is gone, maintenance %v", m)
-	}
+	// Still lowered while its pod stops, so the keepalived in it cannot
+	// take the VIP back.
+	replaced("r-1", "r-1")
 	startPod("r-1", "new-r-1", current)
 	eventually(t, "rolled: nothing under maintenance, Progressing false", func() error {
 		if m := maintenance(); len(m) != 0 {

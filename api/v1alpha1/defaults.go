@@ -6,7 +6,7 @@ package v1alpha1
 // through these constants.
 const (
 	DefaultVRRPVersion                = 3
-	DefaultAdvertIntervalMilliseconds = 30
+	DefaultAdvertIntervalMilliseconds = 50
 	DefaultPreemptDelaySeconds        = 0
 	DefaultDerivedPriority            = 100
 

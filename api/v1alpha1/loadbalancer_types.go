@@ -141,12 +141,13 @@ type VRRPSpec struct {
 	// advertIntervalMilliseconds is how often the active node announces
 	// itself. A backup takes over after about three missed adverts, so this
 	// bounds failover time when a node drops off the network. VRRPv3 counts
-	// in centiseconds: the value must be a multiple of 10. Defaults to 30:
-	// a backup takes over about 0.09 s after the master vanishes, and in
-	// the lab 30 ms was the fastest interval with no false failover under
-	// a 60 s overload of the master (load through the VIP and a CPU burner
-	// per core; 20 ms had one). Raise it on nodes where a process may stall
-	// for more than 60 ms (heavily overcommitted VMs), or when
+	// in centiseconds: the value must be a multiple of 10. Defaults to 50:
+	// a backup takes over about 0.17 s after the master vanishes. In the
+	// lab 30 ms passed a 60 s overload of the master without a false
+	// failover but not a burst of config changes (a backup starved for
+	// three intervals during HAProxy reloads on every node); 50 ms passed
+	// both. Raise it on nodes where a process may stall for more than
+	// 100 ms (heavily overcommitted VMs), or when
 	// status.nodes[].vrrpTransitions rises without a fault: the VIP flaps.
 	// +optional
 	// +kubebuilder:validation:Minimum=10

@@ -135,6 +135,7 @@ var keepalivedBlocks = map[string]keepalivedBlock{
 		"priority":                   {min: 1, max: 1},
 		"advert_int":                 {min: 1, max: 1},
 		"garp_master_delay":          {min: 1, max: 1},
+		"skip_check_adv_addr":        {},
 		"nopreempt":                  {},
 		"unicast_src_ip":             {min: 1, max: 1},
 		"unicast_peer":               {block: "unicast_peer"},

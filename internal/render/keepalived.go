@@ -133,7 +133,7 @@ func newKeepalivedModel(in *Input, self int) keepalivedModel {
 		}
 		slices.Sort(m.UnicastPeers)
 	}
-	m.VirtualIPs, m.ExcludedIPs = splitByFamily(in.VirtualIPs, in.IPv4())
+	m.VirtualIPs, m.ExcludedIPs = splitAdvertised(in.VirtualIPs, in.IPv4())
 	return m
 }
 
@@ -142,13 +142,21 @@ func InstanceName(namespace, name string) string {
 	return "hk_" + namespace + "_" + name
 }
 
-// splitByFamily keeps virtual IPs of the first one's family in the VRRP
-// instance; the others go to virtual_ipaddress_excluded, which keepalived
-// still moves with the instance but does not advertise (a VRRP instance
-// carries one address family).
-func splitByFamily(vips []netip.Prefix, ipv4 bool) (advertised, excluded []string) {
+// splitAdvertised puts the first virtual IP of the instance's family in
+// the VRRP instance, which advertises it; every other one goes to
+// virtual_ipaddress_excluded, which keepalived moves with the instance
+// without advertising it (an instance carries one address family). A
+// backup discards adverts whose address list differs from its own
+// ("received an unexpected ip number count"), and the nodes reload one
+// after another: with every VIP advertised, adding or removing one made
+// the backups that had reloaded first stop hearing the master and take
+// over (the lab's CI run saw 18 transitions on each backup over 13 such
+// changes). With one advertised address only replacing that one changes
+// the adverts, and skip_check_adv_addr covers it for a master already
+// heard.
+func splitAdvertised(vips []netip.Prefix, ipv4 bool) (advertised, excluded []string) {
 	for _, prefix := range vips {
-		if prefix.Addr().Is4() == ipv4 {
+		if prefix.Addr().Is4() == ipv4 && len(advertised) == 0 {
 			advertised = append(advertised, prefix.String())
 		} else {
 			excluded = append(excluded, prefix.String())

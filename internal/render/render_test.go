@@ -348,3 +348,26 @@ func TestKeepalivedVirtualAddressesReadsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestOneAdvertisedAddress: the adverts carry the first address of the
+// instance's family only, so adding or removing any other VIP leaves them
+// as they were while the nodes reload one after another.
+func TestOneAdvertisedAddress(t *testing.T) {
+	vips := []netip.Prefix{netip.MustParsePrefix("198.18.0.100/24"), netip.MustParsePrefix("2001:db8::100/64"),
+		netip.MustParsePrefix("198.18.0.101/24"), netip.MustParsePrefix("198.18.0.102/24")}
+	advertised, excluded := splitAdvertised(vips, true)
+	if !slices.Equal(advertised, []string{"198.18.0.100/24"}) ||
+		!slices.Equal(excluded, []string{"2001:db8::100/64", "198.18.0.101/24", "198.18.0.102/24"}) {
+		t.Errorf("IPv4 instance: advertised %v, excluded %v", advertised, excluded)
+	}
+	advertised, excluded = splitAdvertised(vips, false)
+	if !slices.Equal(advertised, []string{"2001:db8::100/64"}) || len(excluded) != 3 {
+		t.Errorf("IPv6 instance: advertised %v, excluded %v", advertised, excluded)
+	}
+	// One VIP, or more of either family: the same advert.
+	for _, some := range [][]netip.Prefix{vips[:1], vips[:2], vips[:3], vips} {
+		if a, _ := splitAdvertised(some, true); !slices.Equal(a, []string{"198.18.0.100/24"}) {
+			t.Errorf("%v advertises %v", some, a)
+		}
+	}
+}

@@ -44,7 +44,11 @@ func TestHelmLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe := c.StartProbe("http://"+vip+"/", 10*time.Millisecond, 5*time.Minute)
+	// A 2 s timeout: the rollouts count lost requests (refused, reset,
+	// stalled), not ones the busy machine answers in more than 200 ms
+	// while it restarts the manager and every data-plane pod.
+	lossProbe := l.NewClient(2 * time.Second)
+	probe := lossProbe.StartProbe("http://"+vip+"/", 10*time.Millisecond, 5*time.Minute)
 	start := time.Now()
 	if out, err := l.HelmInstall(ctx, true, manager, dataPlane); err != nil {
 		probe.Stop()
@@ -97,7 +101,7 @@ func TestHelmLifecycle(t *testing.T) {
 	// Install again, with the first images: the kept CRDs are adopted
 	// (their Helm ownership names this release) and the LoadBalancer is
 	// reconciled again, its data plane rolled back to those images.
-	probe = c.StartProbe("http://"+vip+"/", 10*time.Millisecond, 5*time.Minute)
+	probe = lossProbe.StartProbe("http://"+vip+"/", 10*time.Millisecond, 5*time.Minute)
 	if out, err := l.HelmInstall(ctx, false, images.Manager, images.DataPlane); err != nil {
 		probe.Stop()
 		t.Fatalf("helm install over the kept CRDs: %v\n%s", err, out)
