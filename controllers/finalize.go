@@ -57,9 +57,7 @@ func (r *LoadBalancerReconciler) deleteDataPlane(ctx context.Context, namespace,
 		return false, err
 	}
 	var pods corev1.PodList
-	if err := r.APIReader.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{
-		desired.LabelLoadBalancer: name, desired.LabelLoadBalancerNamespace: namespace, desired.LabelComponent: desired.ComponentDataPlane,
-	}); err != nil {
+	if err := r.APIReader.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(desired.DataPlaneSelector(lb))); err != nil {
 		return false, fmt.Errorf("failed to list the data plane's pods: %w", err)
 	}
 	if len(pods.Items) > 0 {

@@ -75,7 +75,7 @@ const (
 func DaemonSet(lb *v1alpha1.LoadBalancer, in DataPlaneInput) *appsv1.DaemonSet {
 	names := NamesFor(lb)
 	paths := contract.DefaultPaths()
-	selector := map[string]string{LabelLoadBalancer: lb.Name, LabelLoadBalancerNamespace: lb.Namespace, LabelComponent: ComponentDataPlane}
+	selector := DataPlaneSelector(lb)
 	podLabels := Labels(lb, ComponentDataPlane)
 	template := corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
@@ -84,7 +84,7 @@ func DaemonSet(lb *v1alpha1.LoadBalancer, in DataPlaneInput) *appsv1.DaemonSet {
 		},
 		Spec: podSpec(lb, in, paths),
 	}
-	template.Annotations[AnnotationTemplate] = TemplateHash(template)
+	template.Annotations[AnnotationTemplate] = templateHash(template)
 	return &appsv1.DaemonSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
 		ObjectMeta: owned(lb, in.Options.Namespace, names.DaemonSet, ComponentDataPlane),
@@ -101,11 +101,11 @@ func DaemonSet(lb *v1alpha1.LoadBalancer, in DataPlaneInput) *appsv1.DaemonSet {
 	}
 }
 
-// TemplateHash identifies a pod template: the hash of its JSON without
+// templateHash identifies a pod template: the hash of its JSON without
 // the hash annotation itself. Each pod carries its template's, so the
 // operator tells pods made from an older template without reading the
 // DaemonSet controller's revisions.
-func TemplateHash(template corev1.PodTemplateSpec) string {
+func templateHash(template corev1.PodTemplateSpec) string {
 	t := template.DeepCopy()
 	delete(t.Annotations, AnnotationTemplate)
 	data, err := json.Marshal(t)
@@ -114,6 +114,12 @@ func TemplateHash(template corev1.PodTemplateSpec) string {
 		panic(err)
 	}
 	return hashOf(data)
+}
+
+// DataPlaneSelector selects a LoadBalancer's data-plane pods: the
+// DaemonSet's selector, and what the operator and the lab list them by.
+func DataPlaneSelector(lb *v1alpha1.LoadBalancer) map[string]string {
+	return map[string]string{LabelLoadBalancer: lb.Name, LabelLoadBalancerNamespace: lb.Namespace, LabelComponent: ComponentDataPlane}
 }
 
 // tokenVolume is the agent's API token, mounted in the agent container

@@ -68,8 +68,7 @@ var vrrpEvent = regexp.MustCompile(`(?i)state|priority|track|fault|health|server
 // came from missed adverts or from a node's own tracked files. Read
 // through the API server, as `kubectl logs --timestamps` does.
 func (l *Lab) VRRPEvents(ctx context.Context, lb *v1alpha1.LoadBalancer, since time.Time) (string, error) {
-	pods, err := l.Pods(ctx, OperatorNamespace, map[string]string{desired.LabelLoadBalancer: lb.Name,
-		desired.LabelLoadBalancerNamespace: lb.Namespace, desired.LabelComponent: desired.ComponentDataPlane})
+	pods, err := l.Pods(ctx, OperatorNamespace, desired.DataPlaneSelector(lb))
 	if err != nil {
 		return "", err
 	}

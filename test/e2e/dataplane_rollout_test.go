@@ -139,9 +139,7 @@ func dataPlanePods(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) []corev1
 
 func listDataPlanePods(l *lab.Lab, lb *v1alpha1.LoadBalancer) ([]corev1.Pod, error) {
 	var pods corev1.PodList
-	err := l.Client.List(ctx, &pods, client.InNamespace(lab.OperatorNamespace), client.MatchingLabels{
-		desired.LabelLoadBalancer: lb.Name, desired.LabelLoadBalancerNamespace: lb.Namespace, desired.LabelComponent: desired.ComponentDataPlane,
-	})
+	err := l.Client.List(ctx, &pods, client.InNamespace(lab.OperatorNamespace), client.MatchingLabels(desired.DataPlaneSelector(lb)))
 	return pods.Items, err
 }
 
