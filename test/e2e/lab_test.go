@@ -729,6 +729,17 @@ func TestHitlessChanges(t *testing.T) {
 		lb.Spec.Backends[i].HealthCheck.TimeoutMilliseconds = ptr.To(int32(1000))
 		lb.Spec.Backends[i].HealthCheck.Fall = ptr.To(int32(3))
 	}
+	// 100 ms adverts: this test is about what reloads do to VRRP, not
+	// about CPU. The lab's three nodes share two cores, so a change that
+	// reloads HAProxy everywhere is three reloads on the same cores, a
+	// load no real node sees; at 50 ms one fresh-clone run of two saw
+	// node-b's keepalived, starved for three intervals, take over for an
+	// instant (keepalived: "Receive advertisement timeout", then the
+	// master's advert in the same millisecond). What starvation does to
+	// each interval is measured by make bench-adverts. A reload that
+	// makes backups discard adverts (the advertised-address bug) fails
+	// this test at any interval: backups took over 18 times each.
+	lb.Spec.VRRP.AdvertIntervalMilliseconds = ptr.To(int32(100))
 	lb.Spec.Listeners = append(lb.Spec.Listeners, v1alpha1.Listener{Name: "svc", Port: 81, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "svc"})
 	lb.Spec.Backends = append(lb.Spec.Backends, v1alpha1.Backend{Name: "svc",
 		ServiceRef: &v1alpha1.ServiceReference{Name: "lab-web", Port: intstr.FromString("http"), ServerSlots: ptr.To(int32(4))}})
