@@ -138,9 +138,7 @@ func dataPlanePods(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) []corev1
 }
 
 func listDataPlanePods(l *lab.Lab, lb *v1alpha1.LoadBalancer) ([]corev1.Pod, error) {
-	var pods corev1.PodList
-	err := l.Client.List(ctx, &pods, client.InNamespace(lab.OperatorNamespace), client.MatchingLabels(desired.DataPlaneSelector(lb)))
-	return pods.Items, err
+	return l.Pods(ctx, lab.OperatorNamespace, desired.DataPlaneSelector(lb))
 }
 
 func podIsReady(p *corev1.Pod) bool {
