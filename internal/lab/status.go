@@ -73,6 +73,11 @@ func (l *Lab) VRRPEvents(ctx context.Context, lb *v1alpha1.LoadBalancer, since t
 		return "", err
 	}
 	var out strings.Builder
+	restarts, err := l.containerRestarts(ctx, pods, since)
+	out.WriteString(restarts)
+	if err != nil {
+		return out.String(), err
+	}
 	for _, p := range pods {
 		for _, c := range []string{desired.ContainerKeepalived, desired.ContainerAgent} {
 			// --since-time has a resolution of seconds: later lines are
@@ -92,6 +97,67 @@ func (l *Lab) VRRPEvents(ctx context.Context, lb *v1alpha1.LoadBalancer, since t
 				}
 			}
 		}
+	}
+	return out.String(), nil
+}
+
+// ContainerRestarts says which of a LoadBalancer's data-plane containers
+// restarted and why, as containerRestarts does.
+func (l *Lab) ContainerRestarts(ctx context.Context, lb *v1alpha1.LoadBalancer, since time.Time) (string, error) {
+	pods, err := l.Pods(ctx, OperatorNamespace, desired.DataPlaneSelector(lb))
+	if err != nil {
+		return "", err
+	}
+	return l.containerRestarts(ctx, pods, since)
+}
+
+// containerRestarts says which of the pods' containers restarted, how each
+// last ended and what its previous instance logged last, and the kubelet's
+// events about the pods since then (a failed liveness probe, a kill, a
+// back-off): a tracked file set by a HAProxy that exited, or a keepalived
+// that came back without the VIPs, shows no cause in the logs of the
+// instance running now.
+func (l *Lab) containerRestarts(ctx context.Context, pods []corev1.Pod, since time.Time) (string, error) {
+	var out strings.Builder
+	names := map[string]string{}
+	for _, p := range pods {
+		names[p.Name] = p.Spec.NodeName
+		for _, s := range p.Status.ContainerStatuses {
+			if s.RestartCount == 0 {
+				continue
+			}
+			fmt.Fprintf(&out, "%s %s: restarted %d times", p.Spec.NodeName, s.Name, s.RestartCount)
+			if t := s.LastTerminationState.Terminated; t != nil {
+				fmt.Fprintf(&out, "; last ended %s: %s, exit code %d, signal %d", t.FinishedAt.UTC().Format(time.RFC3339), t.Reason, t.ExitCode, t.Signal)
+			}
+			out.WriteString("\n")
+			logs, err := l.Kubectl(ctx, "logs", "-n", OperatorNamespace, p.Name, "-c", s.Name, "--previous", "--timestamps", "--tail=10")
+			if err != nil {
+				fmt.Fprintf(&out, "%s %s: no previous log: %v\n", p.Spec.NodeName, s.Name, err)
+				continue
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(logs)), "\n") {
+				fmt.Fprintf(&out, "%s %s (previous): %s\n", p.Spec.NodeName, s.Name, line)
+			}
+		}
+	}
+	var events corev1.EventList
+	if err := l.Client.List(ctx, &events, client.InNamespace(OperatorNamespace)); err != nil {
+		return out.String(), err
+	}
+	for _, e := range events.Items {
+		node, ours := names[e.InvolvedObject.Name]
+		if !ours || e.InvolvedObject.Kind != "Pod" || e.Type == corev1.EventTypeNormal && e.Reason != "Killing" {
+			continue
+		}
+		last := e.LastTimestamp.Time
+		if last.IsZero() {
+			last = e.EventTime.Time
+		}
+		if last.Before(since) {
+			continue
+		}
+		fmt.Fprintf(&out, "%s kubelet: %s %s %s (%d times): %s\n", node, last.UTC().Format(time.RFC3339), e.Type, e.Reason, max(e.Count, 1), e.Message)
 	}
 	return out.String(), nil
 }
