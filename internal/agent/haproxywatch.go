@@ -19,6 +19,9 @@ import (
 func (a *Agent) masterWatchLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		closed, err := haproxyapi.HoldMaster(ctx, a.o.Paths.MasterSocket())
+		if err == nil {
+			a.masterHeldAt.Store(time.Now().UnixNano())
+		}
 		gone := haproxyapi.Gone(err)
 		if a.masterGone.Swap(gone) != gone {
 			a.wakeHealth()

@@ -1,7 +1,11 @@
 package agent
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -70,4 +74,82 @@ func TestHAProxyDeathIsSeenAtOnce(t *testing.T) {
 
 func haproxytestReload(ctx context.Context, a *Agent) (string, error) {
 	return haproxyapi.MasterCommand(ctx, a.o.Paths.MasterSocket(), "reload")
+}
+
+// TestMasterExitKeepsTrackFileSet: HAProxy's master exits and
+// supervise-haproxy sets the track file, while a worker still answers on
+// the runtime socket (in CI one did for 20 ms after its master exited,
+// and the agent cleared the file for that long: keepalived left FAULT for
+// a HAProxy that was going). The agent keeps the file set until a new
+// master answers, and a new HAProxy then clears it.
+//
+// A real worker outlives its master by milliseconds at most, too short
+// to test against; a stand-in answering `show stat` on the runtime socket
+// plays it, for as long as the test needs.
+func TestMasterExitKeepsTrackFileSet(t *testing.T) {
+	f := newSyncFixture(t)
+	a := f.agent
+	a.o.HealthInterval = 20 * time.Millisecond
+	a.healthNow = make(chan struct{}, 1)
+	paths := a.o.Paths
+	pgid := haproxytest.Start(t, paths.MasterSocket(), paths.RuntimeSocket())
+	ctx, cancel := context.WithCancel(context.Background())
+	var loops sync.WaitGroup
+	defer func() { cancel(); loops.Wait() }() // before the files go
+	loops.Go(func() { a.masterWatchLoop(ctx) })
+	loops.Go(func() { a.healthLoop(ctx) })
+	track := paths.TrackFile()
+	waitTrack := func(want bool, within time.Duration) {
+		t.Helper()
+		for start := time.Now(); time.Since(start) < within; time.Sleep(time.Millisecond) {
+			if fileSet(track) == want {
+				return
+			}
+		}
+		t.Fatalf("track file set=%v not seen within %v", want, within)
+	}
+	waitTrack(false, 10*time.Second)
+	a.reloadedAt.Store(time.Now().Add(-time.Minute).UnixNano())
+
+	if err := haproxytest.KillAll(pgid); err != nil {
+		t.Fatal(err)
+	}
+	lingering := answerStats(t, paths.RuntimeSocket())
+	if err := os.WriteFile(track, []byte("1\n"), 0o644); err != nil { // as supervise-haproxy does
+		t.Fatal(err)
+	}
+	// Twenty health intervals: the worker answers every one of them.
+	for start := time.Now(); time.Since(start) < 400*time.Millisecond; time.Sleep(time.Millisecond) {
+		if !fileSet(track) {
+			t.Fatalf("the track file was cleared %v after HAProxy's master exited, its worker answering", time.Since(start))
+		}
+	}
+	lingering.Close()
+	// The container restarted: a new HAProxy on the same sockets.
+	haproxytest.Start(t, paths.MasterSocket(), paths.RuntimeSocket())
+	waitTrack(false, 10*time.Second)
+}
+
+// answerStats listens on socket in place of HAProxy's runtime API and
+// answers every command with the stats of a HAProxy with no backends.
+func answerStats(t *testing.T, socket string) net.Listener {
+	t.Helper()
+	_ = os.Remove(socket)
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = bufio.NewReader(conn).ReadString('\n')
+			_, _ = io.WriteString(conn, "# pxname,svname,status\nfe,FRONTEND,OPEN\n\n")
+			conn.Close()
+		}
+	}()
+	return l
 }

@@ -46,6 +46,9 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		gate.healthySince = time.Unix(1, 0)
 	}
 	failures, empty := 0, 0
+	// masterExited: when supervise-haproxy set the track file; zero once
+	// a new master answered.
+	var masterExited time.Time
 	var ticks int
 	var holds []string
 	for {
@@ -64,9 +67,23 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		}
 		faulty := a.unhealthy(dead, failures)
 		a.metrics.setBackends(backends)
-		// hakeeper supervise-haproxy sets it when HAProxy exits; write it
-		// again once HAProxy is back.
-		track.setElsewhere()
+		// hakeeper supervise-haproxy sets the file when HAProxy's master
+		// exits (a reload re-executes it in place, never exits). Its
+		// workers may still answer for a moment, and the file must not
+		// flip back to healthy for that moment (keepalived would leave
+		// FAULT for a HAProxy that is going, and might take the VIPs):
+		// it stays set until a master answers again, started after the
+		// exit, and the poll then decides as for any start.
+		if track.setElsewhere() {
+			masterExited = modTime(track.path)
+		}
+		if !masterExited.IsZero() {
+			if a.masterHeldAt.Load() > masterExited.UnixNano() {
+				masterExited = time.Time{}
+			} else {
+				faulty, why = true, "HAProxy's master exited (supervise-haproxy set the track file) and no new one answers yet"
+			}
+		}
 		if changed, err := track.write(faulty); err != nil {
 			log.Error(err, "Writing the track file failed")
 		} else if changed {
@@ -167,6 +184,16 @@ func (a *Agent) forgetRoleIfKeepalivedGone(ctx context.Context) {
 func fileSet(path string) bool {
 	data, err := os.ReadFile(path)
 	return err != nil || strings.TrimSpace(string(data)) != "0"
+}
+
+// modTime is when path was last written, or now if it cannot be read
+// (the safe side: only a master that answers later counts).
+func modTime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Now()
+	}
+	return fi.ModTime()
 }
 
 // holdsEvery is how many health ticks pass between looks at the interface.

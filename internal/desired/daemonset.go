@@ -208,11 +208,16 @@ func daemonImage(in DataPlaneInput) string {
 	return in.Options.Image
 }
 
+// execProbe runs command in the container. Its timeout is the kubelet's
+// for the whole exec (runtime, runc, process start) and longer than the
+// probes' own timeouts (hakeeper probe haproxy waits 2 s for HAProxy): on
+// a busy node the exec itself takes seconds, and that must not count as
+// a HAProxy that does not answer.
 func execProbe(period, failures int32, command ...string) *corev1.Probe {
 	return &corev1.Probe{
 		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: command}},
 		PeriodSeconds:    period,
-		TimeoutSeconds:   2,
+		TimeoutSeconds:   5,
 		FailureThreshold: failures,
 	}
 }
