@@ -109,9 +109,10 @@ type Agent struct {
 	// masterGone: HAProxy's master CLI refused a connection, or its socket
 	// is gone (see masterWatchLoop); healthNow wakes the health loop.
 	masterGone atomic.Bool
-	// masterHeldAt is when masterWatchLoop last opened a connection to
-	// HAProxy's master CLI (Unix nanoseconds): a master that answered
-	// after supervise-haproxy saw the last one exit is a new one.
+	// masterHeldAt is when masterWatchLoop began the last connection to
+	// HAProxy's master CLI that got a prompt (Unix nanoseconds): a master
+	// reached by an attempt begun after supervise-haproxy saw the last
+	// one exit is a new one.
 	masterHeldAt atomic.Int64
 	healthNow    chan struct{}
 	// iface holds the node's address, and the virtual IPs when it is master.

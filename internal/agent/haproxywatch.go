@@ -18,9 +18,12 @@ import (
 // else: a worker that stops answering, backends without servers.
 func (a *Agent) masterWatchLoop(ctx context.Context) {
 	for ctx.Err() == nil {
+		// When the attempt began, not when it succeeded: a master that
+		// sent its prompt and then died may still be read from afterwards.
+		began := time.Now()
 		closed, err := haproxyapi.HoldMaster(ctx, a.o.Paths.MasterSocket())
 		if err == nil {
-			a.masterHeldAt.Store(time.Now().UnixNano())
+			a.masterHeldAt.Store(began.UnixNano())
 		}
 		gone := haproxyapi.Gone(err)
 		if a.masterGone.Swap(gone) != gone {

@@ -67,22 +67,27 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		}
 		faulty := a.unhealthy(dead, failures)
 		a.metrics.setBackends(backends)
-		// hakeeper supervise-haproxy sets the file when HAProxy's master
-		// exits (a reload re-executes it in place, never exits). Its
-		// workers may still answer for a moment, and the file must not
-		// flip back to healthy for that moment (keepalived would leave
-		// FAULT for a HAProxy that is going, and might take the VIPs):
-		// it stays set until a master answers again, started after the
-		// exit, and the poll then decides as for any start.
+		// A HAProxy whose master is gone may still answer for a moment
+		// through a worker that outlives it, and a set file must not
+		// flip back to healthy for that moment: keepalived would leave
+		// FAULT for a HAProxy that is going, and might take the VIPs. So
+		// a set file stays set while the master CLI refuses, and, once
+		// hakeeper supervise-haproxy has set it (it does when HAProxy's
+		// master exits; a reload re-executes the master in place), until
+		// a connection begun after that exit reaches a master: the
+		// master CLI watch may not have seen the exit yet. The poll then
+		// decides as for any start.
 		if track.setElsewhere() {
 			masterExited = modTime(track.path)
 		}
-		if !masterExited.IsZero() {
-			if a.masterHeldAt.Load() > masterExited.UnixNano() {
-				masterExited = time.Time{}
-			} else {
-				faulty, why = true, "HAProxy's master exited (supervise-haproxy set the track file) and no new one answers yet"
-			}
+		if !masterExited.IsZero() && a.masterHeldAt.Load() > masterExited.UnixNano() {
+			masterExited = time.Time{}
+		}
+		switch {
+		case !masterExited.IsZero():
+			faulty, why = true, "HAProxy's master exited (supervise-haproxy set the track file) and no new one answers yet"
+		case track.set && a.masterGone.Load():
+			faulty, why = true, "HAProxy's master CLI refuses connections"
 		}
 		if changed, err := track.write(faulty); err != nil {
 			log.Error(err, "Writing the track file failed")
