@@ -1069,11 +1069,7 @@ func TestWithoutControlPlane(t *testing.T) {
 // restart it already made, at most 5 minutes.
 func restartBackOff(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node, container string) time.Duration {
 	t.Helper()
-	pods, err := l.Pods(ctx, lab.OperatorNamespace, desired.DataPlaneSelector(lb))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pods {
+	for _, p := range dataPlanePods(t, l, lb) {
 		if p.Spec.NodeName != node {
 			continue
 		}
