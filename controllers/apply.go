@@ -56,7 +56,7 @@ func (r *LoadBalancerReconciler) apply(ctx context.Context, s *scope) error {
 			"haproxy.cfg updated (%d bytes, servers: %v)", len(s.haproxyCfg), s.serversTotal)
 	}
 	record := contract.VRRPRecord{VirtualRouterID: s.routerID, Priorities: priorities(s.nodes),
-		PreemptDelaySeconds: render.PreemptHoldSeconds(&s.spec.VRRP), Maintenance: s.maintenance}
+		PreemptDelaySeconds: render.PreemptHoldSeconds(&s.spec.VRRP), Maintenance: s.maintenance, Peers: s.vrrpPeers}
 	for _, v := range s.virtualIPs {
 		record.VirtualIPs = append(record.VirtualIPs, v.Addr().String())
 	}

@@ -131,6 +131,9 @@ func nodeStatuses(s *scope) []v1alpha1.NodeStatus {
 		switch {
 		case slices.Contains(s.pending, n.Name):
 			ns.Message = "Waiting for the agent to report the interface holding " + n.Address
+			if n.Interface != "" {
+				ns.Message = "Waiting for the agent to report its interface's IPv6 link-local address, which its VRRP adverts come from"
+			}
 		case !reported:
 			ns.Message = "Waiting for the agent to report"
 		default:

@@ -68,8 +68,11 @@ type scope struct {
 	// maintenance are the selected nodes to hand the VIPs over from:
 	// cordoned, or annotated for maintenance.
 	maintenance []string
-	// pending nodes have not reported the interface holding their address.
+	// pending nodes have not reported the interface holding their address
+	// (or, for IPv6 multicast VRRP, its link-local address).
 	pending []string
+	// vrrpPeers are the addresses the nodes send VRRP adverts from.
+	vrrpPeers []string
 	// missing lists references that do not resolve (Services, node
 	// addresses): applied anyway, reported as Degraded.
 	missing []string
@@ -213,18 +216,22 @@ func (r *LoadBalancerReconciler) selectNodes(_ context.Context, s *scope) error 
 	ipv4 := s.virtualIPs[0].Addr().Is4()
 	for _, n := range selected {
 		addr := resolve.InternalIP(n, ipv4)
-		if addr == "" && unicast {
-			s.missing = append(s.missing, fmt.Sprintf("node %s has no InternalIP of the virtual IPs' family, so it cannot be a unicast peer", n.Name))
+		// Every node's VRRP filter accepts adverts only from the nodes'
+		// known sources: an IPv4 InternalIP (IPv6 unicast too), or the
+		// link-local address the agent reports (IPv6 multicast).
+		if addr == "" && (unicast || ipv4) {
+			s.missing = append(s.missing, fmt.Sprintf("node %s has no InternalIP of the virtual IPs' family, which its VRRP adverts come from", n.Name))
 			continue
 		}
 		iface := s.class.Spec.DataPlane.Interface
 		if iface == "" {
 			iface = s.reports[n.Name].Interface
 		}
-		if iface == "" {
+		linkLocal := s.reports[n.Name].LinkLocal
+		if iface == "" || (!ipv4 && !unicast && linkLocal == "") {
 			s.pending = append(s.pending, n.Name)
 		}
-		s.nodes = append(s.nodes, render.Node{Name: n.Name, Address: addr, Interface: iface, Priority: prios[n.Name]})
+		s.nodes = append(s.nodes, render.Node{Name: n.Name, Address: addr, Interface: iface, LinkLocal: linkLocal, Priority: prios[n.Name]})
 		if underMaintenance(n) {
 			s.maintenance = append(s.maintenance, n.Name)
 		}
@@ -526,6 +533,7 @@ func (r *LoadBalancerReconciler) render(_ context.Context, s *scope) error {
 		return nil
 	}
 	s.haproxyCfg, s.servers = cfg, servers
+	s.vrrpPeers = render.VRRPPeers(in)
 	s.keepalived = map[string][]byte{}
 	s.expectedHash = map[string]string{}
 	for _, n := range s.nodes {

@@ -139,6 +139,9 @@ type Agent struct {
 type appliedConfig struct {
 	haproxyCfg     string
 	keepalivedConf string
+	// vrrpPeers is the peers file keepalived's supervisor writes the VRRP
+	// filter from; it changes with keepalived.conf's side of the config.
+	vrrpPeers string
 	// servers describe haproxy.cfg's servers as data: what the runtime API
 	// can change without a reload.
 	servers contract.ServerSet
@@ -190,7 +193,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.iface = iface
-	a.update(func(r *contract.NodeReport) { r.Interface = iface; r.Role = v1alpha1.VRRPRoleUnknown })
+	linkLocal := ifaddr.LinkLocal(iface)
+	a.update(func(r *contract.NodeReport) {
+		r.Interface, r.LinkLocal, r.Role = iface, linkLocal, v1alpha1.VRRPRoleUnknown
+	})
 	a.resume(ctx)
 	a.haproxy = a.watchConfigMap(ctx, a.names.HAProxyConfigMap)
 	a.keep = a.watchConfigMap(ctx, a.names.KeepalivedConfigMap)
@@ -218,7 +224,8 @@ func (a *Agent) Run(ctx context.Context) error {
 // to, and the tracked files.
 func (a *Agent) prepareFiles() error {
 	p := a.o.Paths
-	for _, dir := range []string{p.RunDir, p.ConfigDir, filepath.Dir(p.CertificateFile("x")), filepath.Dir(p.CandidateCertificateFile("x"))} {
+	for _, dir := range []string{p.HAProxyConfigDir(), p.KeepalivedConfigDir(), p.HAProxyRun(), p.KeepalivedRun(), p.Health(), p.Agent(),
+		filepath.Dir(p.CertificateFile("x")), filepath.Dir(p.CandidateCertificateFile("x"))} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}

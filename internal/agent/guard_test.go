@@ -64,12 +64,13 @@ func TestSyncRefusesWhatHakeeperDoesNotRender(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newGuardFixture(t)
 			// What runs: a config applied earlier.
-			for name, data := range map[string]string{contract.HAProxyConfigFile: goodHAProxy, contract.KeepalivedConfigFile: goodKeepalived} {
-				if err := os.WriteFile(filepath.Join(f.agent.o.Paths.ConfigDir, name), []byte(data), 0o644); err != nil {
+			p := f.agent.o.Paths
+			for file, data := range map[string]string{p.HAProxyConfig(): goodHAProxy, p.KeepalivedConfig(): goodKeepalived} {
+				if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
-			f.agent.applied = appliedConfig{haproxyCfg: goodHAProxy, keepalivedConf: goodKeepalived, certs: map[string]string{}}
+			f.agent.applied = appliedConfig{haproxyCfg: goodHAProxy, keepalivedConf: goodKeepalived, vrrpPeers: "198.18.0.11\n198.18.0.12\n", certs: map[string]string{}}
 			hash := contract.NodeConfigHash([]byte(goodHAProxy), []byte(goodKeepalived))
 			f.agent.update(func(r *contract.NodeReport) { r.ConfigHash = hash })
 
@@ -87,8 +88,8 @@ func TestSyncRefusesWhatHakeeperDoesNotRender(t *testing.T) {
 			if f.onDisk(t, contract.HAProxyConfigFile) != goodHAProxy || f.onDisk(t, contract.KeepalivedConfigFile) != goodKeepalived {
 				t.Error("a refused config replaced the running one")
 			}
-			for _, name := range []string{contract.HAProxyConfigFile, contract.KeepalivedConfigFile} {
-				candidate := filepath.Join(f.agent.o.Paths.ConfigDir, ".candidate-"+name)
+			for _, file := range []string{p.HAProxyConfig(), p.KeepalivedConfig()} {
+				candidate := filepath.Join(filepath.Dir(file), ".candidate-"+filepath.Base(file))
 				if _, err := os.Stat(candidate); !os.IsNotExist(err) {
 					t.Errorf("%s was written for a refused config (%v)", candidate, err)
 				}
@@ -120,7 +121,11 @@ func TestCheckPassesRenderedConfigsToTheDaemons(t *testing.T) {
 	// The candidate names the candidate certificates, not the live ones.
 	p := f.agent.o.Paths
 	wantCandidate := strings.ReplaceAll(want.haproxyCfg, path.Dir(p.CertificateFile("x"))+"/", path.Dir(p.CandidateCertificateFile("x"))+"/")
-	if got := f.onDisk(t, ".candidate-"+contract.HAProxyConfigFile); got != wantCandidate {
+	got, err := os.ReadFile(filepath.Join(p.HAProxyConfigDir(), ".candidate-"+contract.HAProxyConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != wantCandidate {
 		t.Error("the candidate haproxy.cfg was not written, naming the candidate certificates")
 	}
 }

@@ -134,6 +134,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		// What the interface carries, not what keepalived says: a split
 		// brain or a VIP left behind shows here.
 		var vips []string
+		var linkLocal string
 		if p := a.virtualIPs.Load(); p != nil {
 			vips = *p
 		}
@@ -142,9 +143,13 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		if ticks%holdsEvery == 0 {
 			holds = ifaddr.Held(a.iface, vips)
 			a.forgetRoleIfKeepalivedGone(ctx)
+			linkLocal = ifaddr.LinkLocal(a.iface)
 		}
 		ticks++
 		a.update(func(r *contract.NodeReport) {
+			if linkLocal != "" {
+				r.LinkLocal = linkLocal
+			}
 			r.Healthy, r.Backends = serves, backends
 			r.HoldsObserved, r.Holds = true, holds
 		})

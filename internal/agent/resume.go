@@ -5,13 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -20,6 +17,7 @@ import (
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
 	"github.com/hakeeper/hakeeper/internal/ifaddr"
+	"github.com/hakeeper/hakeeper/internal/keepalivedctl"
 )
 
 // An agent restarts (a rollout of the agent alone, an OOM kill, node
@@ -36,6 +34,7 @@ const appliedFile = "applied.json"
 type appliedRecord struct {
 	HAProxyConfig    string             `json:"haproxyConfig"`
 	KeepalivedConfig string             `json:"keepalivedConfig"`
+	VRRPPeers        string             `json:"vrrpPeers"`
 	Servers          contract.ServerSet `json:"servers"`
 	CertsHash        string             `json:"certsHash"`
 }
@@ -62,11 +61,11 @@ func certsHash(certs map[string]string) string {
 
 func (a *Agent) saveApplied() error {
 	data, err := json.Marshal(appliedRecord{HAProxyConfig: a.applied.haproxyCfg, KeepalivedConfig: a.applied.keepalivedConf,
-		Servers: a.applied.servers, CertsHash: a.applied.certsHash})
+		VRRPPeers: a.applied.vrrpPeers, Servers: a.applied.servers, CertsHash: a.applied.certsHash})
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(a.o.Paths.RunDir, appliedFile), data, 0o600)
+	return writeFileAtomic(filepath.Join(a.o.Paths.Agent(), appliedFile), data, 0o600)
 }
 
 // resume learns what runs before anything is written. With a record, the
@@ -78,10 +77,10 @@ func (a *Agent) saveApplied() error {
 // and makes them run what the agent reports.
 func (a *Agent) resume(ctx context.Context) {
 	log := ctrl.LoggerFrom(ctx)
-	data, err := os.ReadFile(filepath.Join(a.o.Paths.RunDir, appliedFile))
+	data, err := os.ReadFile(filepath.Join(a.o.Paths.Agent(), appliedFile))
 	var rec appliedRecord
 	if err == nil && json.Unmarshal(data, &rec) == nil && rec.HAProxyConfig != "" && rec.KeepalivedConfig != "" {
-		a.applied = appliedConfig{haproxyCfg: rec.HAProxyConfig, keepalivedConf: rec.KeepalivedConfig,
+		a.applied = appliedConfig{haproxyCfg: rec.HAProxyConfig, keepalivedConf: rec.KeepalivedConfig, vrrpPeers: rec.VRRPPeers,
 			servers: rec.Servers, certsHash: rec.CertsHash}
 		hash := contract.NodeConfigHash([]byte(rec.HAProxyConfig), []byte(rec.KeepalivedConfig))
 		a.metrics.setConfigHash(hash)
@@ -119,14 +118,7 @@ func (a *Agent) initialRole(iface string, virtualIPs []string) v1alpha1.VRRPRole
 }
 
 func (a *Agent) keepalivedRuns() bool {
-	data, err := os.ReadFile(filepath.Join(a.o.Paths.RunDir, "keepalived.pid"))
-	if err != nil {
-		return false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		return false
-	}
-	err = syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return keepalivedctl.Running(ctx, a.o.Paths.KeepalivedControl())
 }

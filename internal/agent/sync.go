@@ -10,9 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,7 +21,9 @@ import (
 	"github.com/hakeeper/hakeeper/internal/configguard"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
+	"github.com/hakeeper/hakeeper/internal/keepalivedctl"
 	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/vrrpfilter"
 )
 
 func (a *Agent) syncLoop(ctx context.Context) {
@@ -74,9 +74,15 @@ func (a *Agent) sync(ctx context.Context) error {
 	want := appliedConfig{
 		haproxyCfg:     hcm.Data[contract.KeyHAProxyConfig],
 		keepalivedConf: kcm.Data[a.o.Node+contract.KeepalivedKeySuffix],
+		vrrpPeers:      string(vrrpfilter.FormatPeers(vrrp.Peers)),
 	}
-	if want.haproxyCfg == "" || want.keepalivedConf == "" {
+	if want.haproxyCfg == "" || want.keepalivedConf == "" || len(vrrp.Peers) == 0 {
 		return nil // waiting for this node's keepalived.conf (the interface report)
+	}
+	if _, err := vrrpfilter.ParsePeers([]byte(want.vrrpPeers)); err != nil {
+		err = fmt.Errorf("%s: VRRP peers: %w", contract.KeyVRRP, err)
+		a.update(func(r *contract.NodeReport) { r.Message = err.Error() })
+		return err
 	}
 	if err := json.Unmarshal([]byte(hcm.Data[contract.KeyServers]), &want.servers); err != nil {
 		want.servers = contract.ServerSet{} // an older operator's ConfigMap: reload
@@ -103,14 +109,14 @@ func (a *Agent) sync(ctx context.Context) error {
 		unserved = strings.Join(notes, "; ")
 	}
 	want.certs, want.certsHash = certs, certsHash(certs)
-	if !a.applied.unknown && a.applied.haproxyCfg == want.haproxyCfg && a.applied.keepalivedConf == want.keepalivedConf && a.applied.certsHash == want.certsHash {
+	if !a.applied.unknown && a.applied.haproxyCfg == want.haproxyCfg && a.applied.sameKeepalived(want) && a.applied.certsHash == want.certsHash {
 		// What runs is what is wanted: a rejection reported earlier (the
 		// spec was reverted since) no longer holds.
 		hash := contract.NodeConfigHash([]byte(want.haproxyCfg), []byte(want.keepalivedConf))
 		a.update(func(r *contract.NodeReport) { r.ConfigHash, r.Message = hash, unserved })
 		return nil
 	}
-	if a.refused.haproxyCfg == want.haproxyCfg && a.refused.certsHash == want.certsHash && a.applied.keepalivedConf == want.keepalivedConf {
+	if a.refused.haproxyCfg == want.haproxyCfg && a.refused.certsHash == want.certsHash && a.applied.sameKeepalived(want) {
 		// HAProxy refused this very config at reload: say so again, and
 		// do not reload into the same failure every resync.
 		a.update(func(r *contract.NodeReport) { r.Message = a.refused.message })
@@ -127,7 +133,7 @@ func (a *Agent) sync(ctx context.Context) error {
 		if errors.As(err, &failed) && !a.applied.unknown && a.applied.haproxyCfg != "" {
 			// keepalived took its config; HAProxy runs the last good one.
 			// The same config is not tried again until it changes.
-			a.applied.keepalivedConf = want.keepalivedConf
+			a.applied.keepalivedConf, a.applied.vrrpPeers = want.keepalivedConf, want.vrrpPeers
 			a.refused = refusedConfig{haproxyCfg: want.haproxyCfg, certsHash: want.certsHash, message: err.Error()}
 			if err := a.saveApplied(); err != nil {
 				ctrl.LoggerFrom(ctx).Error(err, "Recording the applied config failed")
@@ -267,9 +273,8 @@ func (a *Agent) check(ctx context.Context, want appliedConfig) (daemon string, e
 		}
 	}
 	live, candidate := path.Dir(a.o.Paths.CertificateFile("x"))+"/", path.Dir(a.o.Paths.CandidateCertificateFile("x"))+"/"
-	dir := a.o.Paths.ConfigDir
-	hcand := filepath.Join(dir, ".candidate-"+contract.HAProxyConfigFile)
-	kcand := filepath.Join(dir, ".candidate-"+contract.KeepalivedConfigFile)
+	hcand := filepath.Join(a.o.Paths.HAProxyConfigDir(), ".candidate-"+contract.HAProxyConfigFile)
+	kcand := filepath.Join(a.o.Paths.KeepalivedConfigDir(), ".candidate-"+contract.KeepalivedConfigFile)
 	if err := writeFileAtomic(hcand, []byte(strings.ReplaceAll(want.haproxyCfg, live, candidate)), 0o644); err != nil {
 		return "haproxy", err
 	}
@@ -304,8 +309,7 @@ func (a *Agent) check(ctx context.Context, want appliedConfig) (daemon string, e
 func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 	log := ctrl.LoggerFrom(ctx)
 	p := a.o.Paths
-	haproxyPath := filepath.Join(p.ConfigDir, contract.HAProxyConfigFile)
-	keepalivedPath := filepath.Join(p.ConfigDir, contract.KeepalivedConfigFile)
+	haproxyPath, keepalivedPath := p.HAProxyConfig(), p.KeepalivedConfig()
 	var reloadErr error
 	if want.haproxyCfg != a.applied.haproxyCfg || want.certsHash != a.applied.certsHash || a.applied.unknown {
 		if err := a.installCertificates(want.certs); err != nil {
@@ -351,13 +355,21 @@ func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 			}
 		}
 	}
-	if want.keepalivedConf != a.applied.keepalivedConf || a.applied.unknown {
+	if !a.applied.sameKeepalived(want) || a.applied.unknown {
+		// The peers first: the supervisor writes the VRRP filter from
+		// them when it reloads keepalived, and at its start.
+		if err := writeFileAtomic(p.VRRPPeers(), []byte(want.vrrpPeers), 0o644); err != nil {
+			return errors.Join(reloadErr, err)
+		}
 		if err := writeFileAtomic(keepalivedPath, []byte(want.keepalivedConf), 0o644); err != nil {
 			return errors.Join(reloadErr, err)
 		}
 		if a.applied.keepalivedConf != "" || a.applied.unknown {
-			log.Info("Signalling keepalived to reload")
-			if err := a.signalKeepalived(); err != nil {
+			log.Info("Asking keepalived's supervisor to reload")
+			reloadCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err := keepalivedctl.Reload(reloadCtx, p.KeepalivedControl())
+			cancel()
+			if err != nil {
 				return errors.Join(reloadErr, err)
 			}
 		}
@@ -459,19 +471,10 @@ func (e *reloadFailedError) Error() string {
 	return msg + " (HAProxy's own message is in the haproxy container's log)"
 }
 
-func (a *Agent) signalKeepalived() error {
-	data, err := os.ReadFile(filepath.Join(a.o.Paths.RunDir, "keepalived.pid"))
-	if err != nil {
-		return fmt.Errorf("failed to find keepalived: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		return fmt.Errorf("bad keepalived pid file: %w", err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-		return fmt.Errorf("failed to signal keepalived: %w", err)
-	}
-	return nil
+// sameKeepalived tells whether want's keepalived side (its config and
+// its VRRP peers) is what c runs.
+func (c appliedConfig) sameKeepalived(want appliedConfig) bool {
+	return c.keepalivedConf == want.keepalivedConf && c.vrrpPeers == want.vrrpPeers
 }
 
 // writeFileAtomic replaces path in one step, so a reader never sees half a

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,13 +81,30 @@ func (f *syncFixture) publish(t *testing.T, haproxyCfg, keepalivedConf, vrrpJSON
 			t.Fatal(err)
 		}
 	}
+	// Every record the operator writes names the VRRP peers; one that
+	// names none is an older operator's, which the agent waits out.
+	var record map[string]any
+	if err := json.Unmarshal([]byte(vrrpJSON), &record); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := record["peers"]; !ok {
+		record["peers"] = []string{"198.18.0.11", "198.18.0.12"}
+	}
+	data, err := json.Marshal(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vrrpJSON = string(data)
 	put(f.haproxy, f.names.HAProxyConfigMap, map[string]string{contract.KeyHAProxyConfig: haproxyCfg})
 	put(f.keep, f.names.KeepalivedConfigMap, map[string]string{"n1" + contract.KeepalivedKeySuffix: keepalivedConf, contract.KeyVRRP: vrrpJSON})
 }
 
 func (f *syncFixture) onDisk(t *testing.T, name string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(f.agent.o.Paths.ConfigDir, name))
+	p := f.agent.o.Paths
+	file := map[string]string{contract.HAProxyConfigFile: p.HAProxyConfig(), contract.KeepalivedConfigFile: p.KeepalivedConfig(),
+		contract.VRRPPeersFile: p.VRRPPeers()}[name]
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +121,9 @@ func TestSyncAppliesCheckedConfigsAndRefusesRejectedOnes(t *testing.T) {
 	}
 	if f.onDisk(t, contract.HAProxyConfigFile) != goodHAProxy || f.onDisk(t, contract.KeepalivedConfigFile) != goodKeepalived {
 		t.Fatal("the checked configs were not installed")
+	}
+	if got := f.onDisk(t, contract.VRRPPeersFile); got != "198.18.0.11\n198.18.0.12\n" {
+		t.Errorf("VRRP peers file %q, want the record's peers one per line", got)
 	}
 	wantHash := contract.NodeConfigHash([]byte(goodHAProxy), []byte(goodKeepalived))
 	if r := f.agent.snapshot(); r.ConfigHash != wantHash || r.Message != "" {
@@ -157,7 +178,7 @@ func TestSyncWaitsForThisNodesKeepalivedConfig(t *testing.T) {
 	if err := f.agent.sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(f.agent.o.Paths.ConfigDir, contract.HAProxyConfigFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(f.agent.o.Paths.HAProxyConfig()); !os.IsNotExist(err) {
 		t.Error("HAProxy's config was installed before this node's keepalived.conf existed")
 	}
 }

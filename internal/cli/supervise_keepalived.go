@@ -11,12 +11,16 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/ifaddr"
+	"github.com/hakeeper/hakeeper/internal/keepalivedctl"
 	"github.com/hakeeper/hakeeper/internal/render"
+	"github.com/hakeeper/hakeeper/internal/vrrpfilter"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,14 +38,21 @@ import (
 func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error {
 	fs := flag.NewFlagSet("supervise-keepalived", flag.ContinueOnError)
 	fs.SetOutput(s.Err)
-	config := fs.String("config", contract.DefaultPaths().ConfigDir+"/"+contract.KeepalivedConfigFile,
-		"keepalived.conf, whose virtual_ipaddress blocks say what to remove")
+	defaults := contract.DefaultPaths()
+	config := fs.String("config", defaults.KeepalivedConfig(),
+		"keepalived.conf, whose virtual_ipaddress blocks say what to remove and whose router ID the VRRP filter guards")
+	peers := fs.String("peers", "", "the file of addresses VRRP adverts are accepted from (empty: no VRRP filter)")
+	control := fs.String("control", "", "the socket the agent asks for reloads on (empty: none)")
+	tableSuffix := fs.String("table-suffix", "", "ends the VRRP filter's nftables table name: the pod's UID")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
-		return errors.New("usage: hakeeper supervise-keepalived [--config=PATH] -- keepalived ARGS...")
+		return errors.New("usage: hakeeper supervise-keepalived [--config=PATH] [--peers=PATH --table-suffix=UID] [--control=SOCKET] -- keepalived ARGS...")
+	}
+	if *peers != "" && *tableSuffix == "" {
+		return errors.New("--peers needs --table-suffix")
 	}
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(s.Err, "hakeeper supervise-keepalived: "+format+"\n", a...)
@@ -55,6 +66,21 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 	defer signal.Stop(signals)
 
 	releaseVirtualIPs(ctx, *config, logf)
+	// The filter goes in this thread's network namespace (the node's),
+	// whichever thread later rewrites it.
+	netns, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer netns.Close()
+	filter := vrrpFilter{config: *config, peers: *peers, suffix: *tableSuffix, netns: int(netns.Fd())}
+	// No keepalived without its filter: an unfiltered one would take any
+	// forged advert for its router ID. The container restarts and says
+	// why; the other nodes keep the virtual IPs.
+	if err := filter.write(); err != nil {
+		return err
+	}
+	defer filter.remove(logf)
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		return err
@@ -69,6 +95,18 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 	if err != nil {
 		return err
 	}
+	var running atomic.Bool
+	running.Store(true)
+	if *control != "" {
+		ctl := &keepalivedControl{filter: &filter, pid: pid, running: &running, logf: logf}
+		serveCtx, stopServing := context.WithCancel(ctx)
+		defer stopServing()
+		go func() {
+			if err := keepalivedctl.Serve(serveCtx, *control, ctl); err != nil {
+				logf("control socket %s: %v", *control, err)
+			}
+		}()
+	}
 	stopping := false
 	for sig := range signals {
 		if sig != syscall.SIGCHLD {
@@ -80,6 +118,7 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 		if !exited {
 			continue
 		}
+		running.Store(false)
 		// keepalived's own children, now this process's, go too.
 		stopOrphans(logf)
 		releaseVirtualIPs(ctx, *config, logf)
@@ -90,6 +129,85 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 	}
 	return errors.New("signal channel closed")
 }
+
+// vrrpFilter is this pod's VRRP filter: adverts for keepalived.conf's
+// router ID only from the addresses in the peers file.
+type vrrpFilter struct {
+	config, peers, suffix string
+	netns                 int // an open descriptor of the node's network namespace
+	mu                    sync.Mutex
+	table                 string // the one written, if any
+}
+
+// write writes the filter from the files as they are now.
+func (f *vrrpFilter) write() error {
+	if f.peers == "" {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	conf, err := os.ReadFile(f.config)
+	if err != nil {
+		return fmt.Errorf("the VRRP filter needs keepalived.conf: %w", err)
+	}
+	routerID, ipv6, err := render.KeepalivedInstance(conf)
+	if err != nil {
+		return fmt.Errorf("the VRRP filter needs keepalived.conf's instance: %w", err)
+	}
+	data, err := os.ReadFile(f.peers)
+	if err != nil {
+		return fmt.Errorf("the VRRP filter needs its peers: %w", err)
+	}
+	peers, err := vrrpfilter.ParsePeers(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.peers, err)
+	}
+	table := vrrpfilter.TableName(routerID, f.suffix)
+	if err := vrrpfilter.Apply(f.netns, table, vrrpfilter.Filter{RouterID: routerID, IPv6: ipv6, Peers: peers}); err != nil {
+		return fmt.Errorf("writing the VRRP filter: %w", err)
+	}
+	if f.table != "" && f.table != table {
+		// The router ID changed (a pinned one): the old one's filter goes.
+		_ = vrrpfilter.Remove(f.netns, f.table)
+	}
+	f.table = table
+	return nil
+}
+
+// remove deletes the filter once keepalived has stopped: the pod goes.
+func (f *vrrpFilter) remove(logf func(string, ...any)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.table == "" {
+		return
+	}
+	if err := vrrpfilter.Remove(f.netns, f.table); err != nil {
+		logf("removing the VRRP filter %s: %v", f.table, err)
+	}
+}
+
+// keepalivedControl answers the agent: a reload writes the filter for the
+// new peers before keepalived reads the new config, so a node added to
+// the LoadBalancer is heard from the moment it is configured.
+type keepalivedControl struct {
+	filter  *vrrpFilter
+	pid     int
+	running *atomic.Bool
+	logf    func(string, ...any)
+}
+
+func (c *keepalivedControl) Reload() error {
+	if !c.running.Load() {
+		return errors.New("keepalived is not running")
+	}
+	if err := c.filter.write(); err != nil {
+		c.logf("%v; keepalived keeps its config", err)
+		return err
+	}
+	return syscall.Kill(c.pid, syscall.SIGHUP)
+}
+
+func (c *keepalivedControl) Running() bool { return c.running.Load() }
 
 // reap collects every child that has exited and tells whether main was
 // one of them, with its status.

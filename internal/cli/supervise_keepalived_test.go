@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/internal/ifaddr"
 	"github.com/hakeeper/hakeeper/internal/ifaddr/ifaddrtest"
+	"github.com/hakeeper/hakeeper/internal/keepalivedctl"
 )
 
 // TestSuperviseKeepalivedReleasesVirtualIPs runs the supervisor in a
@@ -28,6 +30,7 @@ func TestSuperviseKeepalivedReleasesVirtualIPs(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "keepalived.conf")
 	if err := os.WriteFile(conf, []byte(`vrrp_instance hk_default_web {
+    virtual_router_id 51
     virtual_ipaddress {
         198.18.0.111/24 dev vip0
     }
@@ -40,15 +43,27 @@ func TestSuperviseKeepalivedReleasesVirtualIPs(t *testing.T) {
 	}
 	pids := filepath.Join(dir, "pids")
 	seen := filepath.Join(dir, "seen-at-start")
-	script := `ip addr show dev vip0 > ` + seen + `
+	peers := filepath.Join(dir, "vrrp-peers")
+	if err := os.WriteFile(peers, []byte("198.18.0.1\n198.18.0.12\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	control := filepath.Join(dir, "control.sock")
+	const table = "hakeeper_vrrp_51_pod1"
+	filterAtStart, filterAtReload := filepath.Join(dir, "filter-at-start"), filepath.Join(dir, "filter-at-reload")
+	// The stand-in lists the VRRP filter as keepalived starts and as it
+	// is told to reload: the supervisor must have written it by then.
+	script := `nft list table inet ` + table + ` > ` + filterAtStart + ` 2>&1
+trap 'nft list table inet ` + table + ` > ` + filterAtReload + `.tmp 2>&1; mv ` + filterAtReload + `.tmp ` + filterAtReload + `' HUP
+ip addr show dev vip0 > ` + seen + `
 ip addr add 198.18.0.111/24 dev vip0
 ip addr add 2001:db8:18::111/64 dev vip0 nodad
 sleep 60 & echo "$$ $!" > ` + pids + `.tmp && mv ` + pids + `.tmp ` + pids + `
-wait`
+while kill -0 $! 2>/dev/null; do wait $!; done`
 	type result struct {
-		err    error
-		stderr string
-		held   []string
+		err         error
+		stderr      string
+		held        []string
+		filterAfter string
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -58,10 +73,13 @@ wait`
 		ifaddrtest.AddAddress(t, "vip0", "198.18.0.1/24")
 		ifaddrtest.AddAddress(t, "vip0", "198.18.0.111/24") // left by a killed keepalived
 		var stderr bytes.Buffer
-		res.err = runSuperviseKeepalived(context.Background(), []string{"--config=" + conf, "--", "sh", "-c", script},
+		res.err = runSuperviseKeepalived(context.Background(), []string{"--config=" + conf, "--peers=" + peers,
+			"--control=" + control, "--table-suffix=pod-1", "--", "sh", "-c", script},
 			Streams{Out: os.Stdout, Err: &stderr})
 		res.stderr = stderr.String()
 		res.held = ifaddr.Held("vip0", []string{"198.18.0.1", "198.18.0.111", "2001:db8:18::111"})
+		out, _ := exec.Command("nft", "list", "table", "inet", table).CombinedOutput()
+		res.filterAfter = string(out)
 	}()
 
 	var shell, child int
@@ -82,6 +100,36 @@ wait`
 	if shell == 0 {
 		t.Fatal("the stand-in keepalived never started")
 	}
+	// A node joins: the agent writes the new peers and asks for a reload,
+	// which rewrites the filter before keepalived is signalled.
+	if err := os.WriteFile(peers, []byte("198.18.0.1\n198.18.0.12\n198.18.0.13\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !keepalivedctl.Running(ctx, control) {
+		t.Error("the supervisor says keepalived does not run")
+	}
+	if err := keepalivedctl.Reload(ctx, control); err != nil {
+		t.Fatal(err)
+	}
+	var atReload []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if atReload, _ = os.ReadFile(filterAtReload); len(atReload) > 0 {
+			break
+		}
+	}
+	if !strings.Contains(string(atReload), "198.18.0.13") {
+		t.Errorf("keepalived was signalled to reload before the filter accepted the new peer:\n%s", atReload)
+	}
+	// A peers file keepalived's supervisor cannot read leaves keepalived
+	// alone and says why.
+	if err := os.WriteFile(peers, []byte("not-an-address\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := keepalivedctl.Reload(ctx, control); err == nil || !strings.Contains(err.Error(), "not-an-address") {
+		t.Errorf("reload with a bad peers file: %v, want the file's line named", err)
+	}
 	if err := syscall.Kill(shell, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +149,18 @@ wait`
 	if err := syscall.Kill(child, 0); !errors.Is(err, syscall.ESRCH) {
 		_ = syscall.Kill(child, syscall.SIGKILL)
 		t.Errorf("keepalived's orphaned child %d still runs (%v)", child, err)
+	}
+	filter, err := os.ReadFile(filterAtStart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"198.18.0.1", "198.18.0.12", "meta l4proto vrrp @th,8,8 0x33 ip saddr != @peers counter packets 0 bytes 0 drop"} {
+		if !strings.Contains(strings.Join(strings.Fields(string(filter)), " "), want) {
+			t.Errorf("the VRRP filter keepalived started with lacks %q:\n%s", want, filter)
+		}
+	}
+	if !strings.Contains(res.filterAfter, "No such file or directory") {
+		t.Errorf("the VRRP filter outlived keepalived's supervisor:\n%s", res.filterAfter)
 	}
 	atStart, err := os.ReadFile(seen)
 	if err != nil {

@@ -61,9 +61,9 @@ global
     nbthread 2
     hard-stop-after 300s
     # The runtime API listens on a unix socket only, never on the network.
-    stats socket /var/run/hakeeper/haproxy.sock mode 600 level admin expose-fd listeners
+    stats socket /var/run/hakeeper/haproxy/haproxy.sock mode 600 level admin expose-fd listeners
     stats timeout 30s
-    server-state-file /var/run/hakeeper/haproxy.state
+    server-state-file /var/run/hakeeper/haproxy/haproxy.state
     ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
 
 defaults
@@ -112,16 +112,16 @@ global_defs {
     router_id edge-a
     vrrp_version 3
     # The agent reads state changes here and reports the node's role.
-    notify_fifo /var/run/hakeeper/keepalived.fifo
+    notify_fifo /var/run/hakeeper/keepalived/keepalived.fifo
 }
 
 vrrp_track_file haproxy {
-    file /var/run/hakeeper/haproxy.health
+    file /var/run/hakeeper/health/haproxy.health
     init_file 1
 }
 
 vrrp_track_file preempt_hold {
-    file /var/run/hakeeper/preempt.hold
+    file /var/run/hakeeper/keepalived/preempt.hold
     init_file 1 overwrite
 }
 
@@ -213,23 +213,25 @@ func TestHAProxyRefusals(t *testing.T) {
 		{"http-request lua action", edit{anchor: "frontend fe_https", text: "    http-request lua.evil\n"}, `"http-request lua.evil"`},
 		{"http-request use-service", edit{anchor: "frontend fe_https", text: "    http-request use-service lua.evil\n"}, `"http-request use-service lua.evil"`},
 		{"tcp-request lua action", edit{anchor: "frontend fe_https", text: "    tcp-request content lua.evil\n"}, `"tcp-request"`},
-		{"stats socket elsewhere", edit{anchor: "    stats socket /var/run/hakeeper/haproxy.sock mode 600 level admin expose-fd listeners",
-			text: "    stats socket /tmp/admin.sock mode 666 level admin\n", replace: true}, `"stats socket /tmp/admin.sock" is not a socket hakeeper renders (want /var/run/hakeeper/haproxy.sock)`},
+		{"stats socket elsewhere", edit{anchor: "    stats socket /var/run/hakeeper/haproxy/haproxy.sock mode 600 level admin expose-fd listeners",
+			text: "    stats socket /tmp/admin.sock mode 666 level admin\n", replace: true}, `"stats socket /tmp/admin.sock" is not a socket hakeeper renders (want /var/run/hakeeper/haproxy/haproxy.sock)`},
 		{"stats socket on the network", edit{anchor: "global", text: "    stats socket ipv4@0.0.0.0:9999 level admin\n"}, `"stats socket ipv4@0.0.0.0:9999"`},
-		{"stats socket option", edit{anchor: "global", text: "    stats socket /var/run/hakeeper/haproxy.sock user nobody\n"}, `"stats socket /var/run/hakeeper/haproxy.sock user"`},
+		{"stats socket option", edit{anchor: "global", text: "    stats socket /var/run/hakeeper/haproxy/haproxy.sock user nobody\n"}, `"stats socket /var/run/hakeeper/haproxy/haproxy.sock user"`},
 		{"stats page", edit{anchor: "frontend fe_https", text: "    stats enable\n"}, `"stats enable"`},
 		{"server-state-file elsewhere", edit{anchor: "global", text: "    server-state-file /etc/shadow\n"}, `"server-state-file /etc/shadow" is not a path`},
 		{"load-server-state-from-file local", edit{anchor: "defaults", text: "    load-server-state-from-file local\n"}, `"load-server-state-from-file local"`},
 		{"log to the network", edit{anchor: "global", text: "    log 203.0.113.9:514 local0\n"}, `"log 203.0.113.9:514"`},
 		{"mode log", edit{anchor: "backend be_pg", text: "    mode log\n"}, `"mode log"`},
 		{"no option", edit{anchor: "backend be_pg", text: "    no option tcplog\n"}, `"no option"`},
-		{"metrics socket mode", edit{anchor: "frontend fe_https", text: "    bind /var/run/hakeeper/haproxy-metrics.sock mode 666\n"},
-			`"bind /var/run/hakeeper/haproxy-metrics.sock mode 666" is not how hakeeper binds the metrics socket`},
+		{"metrics socket mode", edit{anchor: "frontend fe_https", text: "    bind /var/run/hakeeper/haproxy/haproxy-metrics.sock mode 666\n"},
+			`"bind /var/run/hakeeper/haproxy/haproxy-metrics.sock mode 666" is not how hakeeper binds the metrics socket`},
 		{"metrics socket elsewhere", edit{anchor: "frontend fe_https", text: "    bind /tmp/haproxy-metrics.sock mode 600\n"}, `"bind /tmp/haproxy-metrics.sock mode 600"`},
 		{"use-service other", edit{anchor: "frontend fe_https", text: "    http-request use-service prometheus-exporter if TRUE\n"}, `"http-request use-service prometheus-exporter if TRUE"`},
 		{"conditional block", edit{anchor: "global", text: ".if defined(X)\n.endif\n"}, `".if"`},
 		{"user", edit{anchor: "global", text: "    user root\n"}, `"user"`},
-		{"chroot", edit{anchor: "global", text: "    chroot /\n"}, `"chroot"`},
+		{"chroot elsewhere", edit{anchor: "global", text: "    chroot /\n"}, `"chroot /" is not a path hakeeper renders`},
+		{"workers as root", edit{anchor: "global", text: "    uid 0\n"}, `"uid 0" is not what hakeeper renders (want 64535)`},
+		{"workers in group root", edit{anchor: "global", text: "    gid 0\n"}, `"gid 0" is not what hakeeper renders`},
 		{"crt-base", edit{anchor: "global", text: "    crt-base /etc/ssl/private\n"}, `"crt-base"`},
 		{"bind a unix socket", edit{anchor: "frontend fe_https", text: "    bind /var/run/docker.sock\n"}, `"bind /var/run/docker.sock"`},
 		{"bind an fd", edit{anchor: "frontend fe_https", text: "    bind fd@3\n"}, `"bind fd@3"`},
@@ -298,11 +300,11 @@ func TestKeepalivedRefusals(t *testing.T) {
 		{"enable_script_security", edit{anchor: "    vrrp_version 3", text: "    enable_script_security\n"}, `"enable_script_security"`},
 		{"include", edit{text: "include /etc/x\n"}, `keepalived.conf line 42: "include" is not something hakeeper renders`},
 		{"include inside a block", edit{anchor: "    vrrp_version 3", text: "    include /etc/x\n"}, `"include"`},
-		{"notify_fifo elsewhere", edit{anchor: "    notify_fifo /var/run/hakeeper/keepalived.fifo", text: "    notify_fifo /tmp/evil.fifo\n", replace: true},
-			`keepalived.conf line 6: "notify_fifo /tmp/evil.fifo" is not a path hakeeper renders (want /var/run/hakeeper/keepalived.fifo)`},
-		{"notify_fifo escaping the run dir", edit{anchor: "    notify_fifo /var/run/hakeeper/keepalived.fifo", text: "    notify_fifo /var/run/hakeeper/../../../tmp/keepalived.fifo\n", replace: true}, `"notify_fifo /var/run/hakeeper/../../../tmp/keepalived.fifo"`},
-		{"notify_fifo with a script", edit{anchor: "    notify_fifo /var/run/hakeeper/keepalived.fifo", text: "    notify_fifo /var/run/hakeeper/keepalived.fifo /bin/sh\n", replace: true}, `has arguments hakeeper does not render`},
-		{"tracked file elsewhere", edit{anchor: "    file /var/run/hakeeper/haproxy.health", text: "    file /etc/shadow\n", replace: true}, `"file /etc/shadow" is not a path`},
+		{"notify_fifo elsewhere", edit{anchor: "    notify_fifo /var/run/hakeeper/keepalived/keepalived.fifo", text: "    notify_fifo /tmp/evil.fifo\n", replace: true},
+			`keepalived.conf line 6: "notify_fifo /tmp/evil.fifo" is not a path hakeeper renders (want /var/run/hakeeper/keepalived/keepalived.fifo)`},
+		{"notify_fifo escaping the run dir", edit{anchor: "    notify_fifo /var/run/hakeeper/keepalived/keepalived.fifo", text: "    notify_fifo /var/run/hakeeper/../../../tmp/keepalived.fifo\n", replace: true}, `"notify_fifo /var/run/hakeeper/../../../tmp/keepalived.fifo"`},
+		{"notify_fifo with a script", edit{anchor: "    notify_fifo /var/run/hakeeper/keepalived/keepalived.fifo", text: "    notify_fifo /var/run/hakeeper/keepalived/keepalived.fifo /bin/sh\n", replace: true}, `has arguments hakeeper does not render`},
+		{"tracked file elsewhere", edit{anchor: "    file /var/run/hakeeper/health/haproxy.health", text: "    file /etc/shadow\n", replace: true}, `"file /etc/shadow" is not a path`},
 		{"pid file", edit{anchor: "    vrrp_version 3", text: "    pid_file /etc/passwd\n"}, `"pid_file"`},
 		{"virtual_server", edit{text: "virtual_server 10.0.0.1 80 {\n    real_server 10.0.0.2 80 {\n        MISC_CHECK {\n            misc_path /bin/sh\n        }\n    }\n}\n"}, `"virtual_server"`},
 		{"vrrp_sync_group", edit{text: "vrrp_sync_group g {\n    group {\n        hk_default_website\n    }\n}\n"}, `"vrrp_sync_group"`},
@@ -340,11 +342,11 @@ func TestKeepalivedRefusals(t *testing.T) {
 // TestOtherRunDir: paths must be under the run directory the agent uses,
 // not under the default one.
 func TestOtherRunDir(t *testing.T) {
-	if err := HAProxy(baseHAProxy, "/run/elsewhere"); err == nil || !strings.Contains(err.Error(), "/run/elsewhere/haproxy.sock") {
-		t.Errorf("HAProxy: got %v, want a refusal naming /run/elsewhere/haproxy.sock", err)
+	if err := HAProxy(baseHAProxy, "/run/elsewhere"); err == nil || !strings.Contains(err.Error(), "/run/elsewhere/haproxy/haproxy.sock") {
+		t.Errorf("HAProxy: got %v, want a refusal naming /run/elsewhere/haproxy/haproxy.sock", err)
 	}
-	if err := Keepalived(baseKeepalived, "/run/elsewhere"); err == nil || !strings.Contains(err.Error(), "/run/elsewhere/keepalived.fifo") {
-		t.Errorf("Keepalived: got %v, want a refusal naming /run/elsewhere/keepalived.fifo", err)
+	if err := Keepalived(baseKeepalived, "/run/elsewhere"); err == nil || !strings.Contains(err.Error(), "/run/elsewhere/keepalived/keepalived.fifo") {
+		t.Errorf("Keepalived: got %v, want a refusal naming /run/elsewhere/keepalived/keepalived.fifo", err)
 	}
 	moved := strings.ReplaceAll(baseHAProxy, "/var/run/hakeeper/", "/run/elsewhere/")
 	if err := HAProxy(moved, "/run/elsewhere"); err != nil {

@@ -3,6 +3,7 @@ package configguard
 import (
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hakeeper/hakeeper/internal/contract"
@@ -54,6 +55,9 @@ var haproxyKeywords = map[string]haproxyRule{
 
 	// global
 	"master-worker":            nil,
+	"uid":                      exactly(strconv.Itoa(contract.HAProxyWorkerUID)),
+	"gid":                      exactly(strconv.Itoa(contract.HAProxyWorkerGID)),
+	"chroot":                   exactPath(func(contract.Paths) string { return contract.HAProxyChroot }),
 	"log":                      firstOf("stdout", "global"),
 	"maxconn":                  nil,
 	"nbthread":                 nil,
@@ -92,6 +96,17 @@ func firstOf(allowed ...string) haproxyRule {
 		}
 		if !slices.Contains(allowed, args[0]) {
 			return args[0], ""
+		}
+		return "", ""
+	}
+}
+
+// exactly allows the directive with this one argument: the workers' user
+// and group, which a config must not raise to root.
+func exactly(want string) haproxyRule {
+	return func(args []string, _ contract.Paths) (string, string) {
+		if len(args) != 1 || args[0] != want {
+			return strings.Join(args, " "), "is not what hakeeper renders (want " + want + ")"
 		}
 		return "", ""
 	}

@@ -118,6 +118,8 @@ var keepalivedBlocks = map[string]keepalivedBlock{
 	"global_defs": {keywords: map[string]keepalivedKeyword{
 		"router_id":    {min: 1, max: 1},
 		"vrrp_version": {min: 1, max: 1},
+		// Unicast adverts only from a configured peer.
+		"vrrp_check_unicast_src": {},
 		"notify_fifo": {min: 1, max: 1, paths: func(p contract.Paths) []string {
 			return []string{p.NotifyFIFO()}
 		}},

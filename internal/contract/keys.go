@@ -28,6 +28,9 @@ const (
 	// knows a report comes from a pod it replaced and not from the last.
 	EnvPodName      = "POD_NAME"
 	EnvPodNamespace = "POD_NAMESPACE"
+	// EnvPodUID names keepalived's supervisor's nftables table, so a pod
+	// that replaces another on the node never removes its successor's.
+	EnvPodUID       = "POD_UID"
 	EnvHostIP       = "HOST_IP"
 	EnvLoadBalancer = "HAKEEPER_LOADBALANCER"
 	// EnvLoadBalancerNamespace is the LoadBalancer's own namespace, where
@@ -53,6 +56,10 @@ type VRRPRecord struct {
 	// or annotated hakeeper.io/maintenance=true. Their agents lower their
 	// claim to the lowest priority.
 	Maintenance []string `json:"maintenance,omitempty"`
+	// Peers are the addresses the nodes send VRRP adverts from: every
+	// node's keepalived supervisor drops adverts for the router ID from
+	// any other address (internal/vrrpfilter).
+	Peers []string `json:"peers,omitempty"`
 }
 
 // ParseVRRPRecord reads the record back; a missing or bad one is empty.

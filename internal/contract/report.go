@@ -17,6 +17,10 @@ type NodeReport struct {
 	// Interface holds the node's InternalIP; the operator renders the node's
 	// keepalived.conf with it when spec.interface is empty.
 	Interface string `json:"interface,omitempty"`
+	// LinkLocal is the interface's IPv6 link-local address: the source of
+	// the node's IPv6 multicast VRRP adverts, which the other nodes' VRRP
+	// filters accept.
+	LinkLocal string `json:"linkLocal,omitempty"`
 	// Pod is the agent's pod (an older agent reports none).
 	Pod string `json:"pod,omitempty"`
 	// Role is keepalived's state for this LoadBalancer.

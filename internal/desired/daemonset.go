@@ -3,7 +3,6 @@ package desired
 import (
 	"encoding/json"
 	"fmt"
-	"path"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -61,7 +60,7 @@ func (in DataPlaneInput) MetricsPort() int32 {
 // container commands and the agent (paths, file names, flags). Bump it when
 // that contract changes incompatibly: the pods then roll instead of
 // reloading, since a running agent could not apply the new layout.
-const layoutVersion = "1"
+const layoutVersion = "2"
 
 // Container names.
 const (
@@ -127,14 +126,41 @@ func DataPlaneSelector(lb *v1alpha1.LoadBalancer) map[string]string {
 // a credential.
 const tokenVolume = "agent-token"
 
+// The pod's volumes: one per set of containers that share files, so each
+// daemon sees only what it uses, read-only where it only reads (see
+// contract.Paths). Memory-backed where sockets, state or TLS keys live.
+const (
+	VolumeHAProxyConfig    = "haproxy-config"
+	VolumeKeepalivedConfig = "keepalived-config"
+	VolumeHAProxyRun       = "haproxy-run"
+	VolumeKeepalivedRun    = "keepalived-run"
+	VolumeHealth           = "health"
+	VolumeTLS              = "tls"
+	VolumeAgent            = "agent"
+	VolumeChroot           = "haproxy-chroot"
+)
+
 func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths contract.Paths) corev1.PodSpec {
 	opts := in.Options
+	memory := func(name string) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}}
+	}
+	disk := func(name string) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+	}
 	return corev1.PodSpec{
 		HostNetwork: true,
-		DNSPolicy:   corev1.DNSClusterFirstWithHostNet,
-		// The agent signals keepalived (SIGHUP) and watches HAProxy's
-		// master, so the containers share a process namespace.
-		ShareProcessNamespace:         ptr.To(true),
+		// The node's resolv.conf, not the cluster's: with
+		// ClusterFirstWithHostNet a short server name would resolve in the
+		// operator's namespace first (its search path), and tenants could
+		// point a backend at the operator's Services by name.
+		DNSPolicy: corev1.DNSDefault,
+		// Each container keeps its own process namespace: HAProxy, which
+		// parses traffic, can then neither signal keepalived nor read the
+		// agent's token through /proc/<pid>/root of the agent or its exec
+		// probes. The agent asks keepalived's supervisor to reload through
+		// a socket, and watches HAProxy through its master CLI.
+		ShareProcessNamespace:         ptr.To(false),
 		ServiceAccountName:            NamesFor(lb).ServiceAccount,
 		AutomountServiceAccountToken:  ptr.To(false),
 		NodeSelector:                  in.NodeSelector,
@@ -145,9 +171,10 @@ func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths contract.Paths)
 		InitContainers: []corev1.Container{agentContainer(lb, opts, in.MetricsPort(), paths)},
 		Containers:     []corev1.Container{haproxyContainer(in, paths), keepalivedContainer(in, paths)},
 		Volumes: []corev1.Volume{
-			// Memory-backed: sockets, state, and TLS keys never touch a disk.
-			{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
-			{Name: "config", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			disk(VolumeHAProxyConfig), disk(VolumeKeepalivedConfig),
+			memory(VolumeHAProxyRun), memory(VolumeKeepalivedRun), memory(VolumeHealth), memory(VolumeTLS), memory(VolumeAgent),
+			// Stays empty: HAProxy's workers chroot into it.
+			disk(VolumeChroot),
 			// What automountServiceAccountToken would mount, for one
 			// container.
 			{Name: tokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
@@ -164,8 +191,8 @@ func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths contract.Paths)
 	}
 }
 
-func mounts(paths contract.Paths) []corev1.VolumeMount {
-	return []corev1.VolumeMount{{Name: "run", MountPath: paths.RunDir}, {Name: "config", MountPath: paths.ConfigDir}}
+func mount(name, at string, readOnly bool) corev1.VolumeMount {
+	return corev1.VolumeMount{Name: name, MountPath: at, ReadOnly: readOnly}
 }
 
 func securityContext(caps ...corev1.Capability) *corev1.SecurityContext {
@@ -223,8 +250,6 @@ func execProbe(period, failures int32, command ...string) *corev1.Probe {
 }
 
 func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPort int32, paths contract.Paths) corev1.Container {
-	haproxyCfg := path.Join(paths.ConfigDir, contract.HAProxyConfigFile)
-	keepalivedConf := path.Join(paths.ConfigDir, contract.KeepalivedConfigFile)
 	fieldEnv := func(name, fieldPath string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: fieldPath}}}
 	}
@@ -252,7 +277,7 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPor
 		},
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		StartupProbe: execProbe(1, 600, "sh", "-c",
-			fmt.Sprintf("test -s %s && test -s %s", haproxyCfg, keepalivedConf)),
+			fmt.Sprintf("test -s %s && test -s %s && test -s %s", paths.HAProxyConfig(), paths.KeepalivedConfig(), paths.VRRPPeers())),
 		// A hung agent stops beating: restarted within about 30 s (it then
 		// resumes without moving the VIPs). Not faster: every exec probe is
 		// a runc exec, and a node runs one agent per LoadBalancer; HAProxy's
@@ -262,8 +287,17 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPor
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
 		},
-		VolumeMounts: append(mounts(paths), corev1.VolumeMount{Name: tokenVolume,
-			MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}),
+		// The agent writes every file the daemons read.
+		VolumeMounts: []corev1.VolumeMount{
+			mount(VolumeHAProxyConfig, paths.HAProxyConfigDir(), false),
+			mount(VolumeKeepalivedConfig, paths.KeepalivedConfigDir(), false),
+			mount(VolumeHAProxyRun, paths.HAProxyRun(), false),
+			mount(VolumeKeepalivedRun, paths.KeepalivedRun(), false),
+			mount(VolumeHealth, paths.Health(), false),
+			mount(VolumeTLS, paths.TLS(), false),
+			mount(VolumeAgent, paths.Agent(), false),
+			mount(tokenVolume, "/var/run/secrets/kubernetes.io/serviceaccount", true),
+		},
 		SecurityContext: securityContext(),
 	}
 }
@@ -281,18 +315,29 @@ func haproxyContainer(in DataPlaneInput, paths contract.Paths) corev1.Container 
 		Command: []string{contract.Binary, "supervise-haproxy", "--track-file=" + paths.TrackFile(), "--",
 			"haproxy", "-W", "-db",
 			"-S", paths.MasterSocket() + ",mode,600",
-			"-f", path.Join(paths.ConfigDir, contract.HAProxyConfigFile)},
+			"-f", paths.HAProxyConfig()},
 		LivenessProbe: execProbe(10, 3, contract.Binary, "probe", "haproxy", "--socket="+paths.RuntimeSocket()),
 		Resources:     orDefault(in.Class.HAProxyResources, defaultHAProxyResources),
-		VolumeMounts:  mounts(paths),
-		// NET_BIND_SERVICE for ports below 1024; NET_ADMIN for binding the
-		// virtual IPs before this node holds them (bind ... transparent).
-		SecurityContext: securityContext("NET_BIND_SERVICE", "NET_ADMIN"),
+		// Its config and certificates read-only; its sockets and the one
+		// tracked file its supervisor sets writable. Nothing of
+		// keepalived's.
+		VolumeMounts: []corev1.VolumeMount{
+			mount(VolumeHAProxyConfig, paths.HAProxyConfigDir(), true),
+			mount(VolumeTLS, paths.TLS(), true),
+			mount(VolumeHAProxyRun, paths.HAProxyRun(), false),
+			mount(VolumeHealth, paths.Health(), false),
+			mount(VolumeChroot, contract.HAProxyChroot, true),
+		},
+		// The master, root, binds ports below 1024 (NET_BIND_SERVICE) and
+		// starts each worker, which chroots into an empty directory
+		// (SYS_CHROOT) and drops to an unprivileged user (SETUID, SETGID)
+		// before it reads a byte of traffic. The virtual IPs a backup does
+		// not hold are bound with freebind, which needs no capability.
+		SecurityContext: securityContext("NET_BIND_SERVICE", "SETUID", "SETGID", "SYS_CHROOT"),
 	}
 }
 
 func keepalivedContainer(in DataPlaneInput, paths contract.Paths) corev1.Container {
-	pid := path.Join(paths.RunDir, "keepalived.pid")
 	return corev1.Container{
 		Name:            ContainerKeepalived,
 		Image:           daemonImage(in),
@@ -301,16 +346,30 @@ func keepalivedContainer(in DataPlaneInput, paths contract.Paths) corev1.Contain
 		// this pod's own run directory. supervise-keepalived removes the
 		// virtual IPs whenever keepalived is not running (killed, crashed,
 		// or killed with its container and now restarting), which
-		// keepalived cannot do for itself.
-		Command: []string{contract.Binary, "supervise-keepalived", "--config=" + path.Join(paths.ConfigDir, contract.KeepalivedConfigFile), "--",
+		// keepalived cannot do for itself; it also keeps this router ID's
+		// VRRP filter (adverts only from the peers) and reloads keepalived
+		// when the agent asks.
+		Command: []string{contract.Binary, "supervise-keepalived",
+			"--config=" + paths.KeepalivedConfig(), "--peers=" + paths.VRRPPeers(),
+			"--control=" + paths.KeepalivedControl(), "--table-suffix=$(" + contract.EnvPodUID + ")", "--",
 			"keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
-			"--pid=" + pid, "--vrrp_pid=" + path.Join(paths.RunDir, "keepalived-vrrp.pid"),
-			"--use-file=" + path.Join(paths.ConfigDir, contract.KeepalivedConfigFile)},
-		LivenessProbe: execProbe(10, 3, "sh", "-c", fmt.Sprintf(`kill -0 "$(cat %s)"`, pid)),
+			"--pid=" + paths.KeepalivedPID(), "--vrrp_pid=" + paths.KeepalivedVRRPPID(),
+			"--use-file=" + paths.KeepalivedConfig()},
+		Env: []corev1.EnvVar{{Name: contract.EnvPodUID, ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.uid"}}}},
+		LivenessProbe: execProbe(10, 3, "sh", "-c", fmt.Sprintf(`kill -0 "$(cat %s)"`, paths.KeepalivedPID())),
 		Resources:     orDefault(in.Class.KeepalivedResources, defaultKeepalivedResources),
-		VolumeMounts:  mounts(paths),
-		// NET_ADMIN adds and removes the virtual IPs; NET_RAW sends VRRP
-		// adverts and gratuitous ARP.
+		// Its config read-only; its own runtime files and the tracked
+		// health file (keepalived creates it) writable. Nothing of
+		// HAProxy's.
+		VolumeMounts: []corev1.VolumeMount{
+			mount(VolumeKeepalivedConfig, paths.KeepalivedConfigDir(), true),
+			mount(VolumeKeepalivedRun, paths.KeepalivedRun(), false),
+			mount(VolumeHealth, paths.Health(), false),
+		},
+		// NET_ADMIN adds and removes the virtual IPs and keeps the VRRP
+		// filter's nftables table; NET_RAW sends VRRP adverts and
+		// gratuitous ARP.
 		SecurityContext: securityContext("NET_ADMIN", "NET_RAW"),
 	}
 }

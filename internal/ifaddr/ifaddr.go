@@ -92,3 +92,25 @@ func Remove(ctx context.Context, iface string, addr netip.Addr) (bool, error) {
 	}
 	return true, nil
 }
+
+// LinkLocal is the interface's first IPv6 link-local address, where
+// keepalived sends IPv6 VRRP adverts from; empty when it has none (IPv6
+// off, or duplicate address detection still running).
+func LinkLocal(iface string) string {
+	i, err := net.InterfaceByName(iface)
+	if err != nil {
+		return ""
+	}
+	have, err := i.Addrs()
+	if err != nil {
+		return ""
+	}
+	for _, h := range have {
+		if n, ok := h.(*net.IPNet); ok {
+			if a, ok := netip.AddrFromSlice(n.IP); ok && a.Is6() && !a.Is4In6() && a.IsLinkLocalUnicast() {
+				return a.String()
+			}
+		}
+	}
+	return ""
+}

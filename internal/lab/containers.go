@@ -120,8 +120,9 @@ func (l *Lab) PodContainers(pod corev1.Pod) ([]RunningContainer, error) {
 }
 
 // PodVolume is a short path, on the host, to an emptyDir volume of a
-// LoadBalancer's data-plane pod on a node: the agent's files and HAProxy's
-// sockets are in the "run" volume. Where the kubelet made the volume is
+// LoadBalancer's data-plane pod on a node (desired's Volume* names: HAProxy's
+// sockets are in VolumeHAProxyRun, the tracked files in
+// VolumeKeepalivedRun and VolumeHealth). Where the kubelet made the volume is
 // too long a path for a unix socket (108 bytes), so the path is a symlink
 // to it in the system's temporary folder, removed with the lab.
 func (l *Lab) PodVolume(nodeName string, lb *v1alpha1.LoadBalancer, volume string) (string, error) {

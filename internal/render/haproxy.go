@@ -19,6 +19,9 @@ import (
 type haproxyModel struct {
 	Name, Namespace string
 	Paths           contract.Paths
+	WorkerUID       int
+	WorkerGID       int
+	Chroot          string
 	MaxConnections  int32
 	Threads         int32
 	Timeouts        timeouts
@@ -131,6 +134,9 @@ func newHAProxyModel(in *Input) haproxyModel {
 		Name:           in.Name,
 		Namespace:      in.Namespace,
 		Paths:          in.paths(),
+		WorkerUID:      contract.HAProxyWorkerUID,
+		WorkerGID:      contract.HAProxyWorkerGID,
+		Chroot:         contract.HAProxyChroot,
 		MaxConnections: v1alpha1.Int32Or(spec.HAProxy.MaxConnections, v1alpha1.DefaultMaxConnections),
 		Threads:        v1alpha1.Int32Or(spec.HAProxy.Threads, 0),
 		Timeouts: timeouts{
@@ -171,7 +177,12 @@ func newFrontend(in *Input, l *v1alpha1.Listener) frontend {
 		f.Binds = append(f.Binds, hostPort(vip.Addr(), l.Port))
 	}
 	// transparent lets a backup node bind the virtual IPs it does not hold
-	// yet, so it serves the moment Keepalived moves them.
+	// yet, so it serves the moment Keepalived moves them. HAProxy 2.6 has
+	// no freebind keyword: transparent tries IP_TRANSPARENT, which needs
+	// NET_ADMIN, then falls back to IP_FREEBIND, which needs no
+	// capability. HAProxy runs without NET_ADMIN, so the fallback is what
+	// binds (checked with the real haproxy in the lab: a backup serves
+	// the moment it takes the VIP).
 	f.BindOptions = []string{"transparent"}
 	if l.Bind.ProxyProtocol == v1alpha1.ProxyProtocolAccept {
 		f.BindOptions = append(f.BindOptions, "accept-proxy")

@@ -58,6 +58,9 @@ type Node struct {
 	Address string
 	// Interface holding Address; used when Input.Interface is empty.
 	Interface string
+	// LinkLocal is the IPv6 link-local address of the node's interface, as
+	// its agent reports it: the source of its IPv6 multicast adverts.
+	LinkLocal string
 	// Priority is the node's VRRP priority, 1 to 254.
 	Priority int32
 }

@@ -208,3 +208,61 @@ func KeepalivedVirtualAddresses(conf []byte) ([]VirtualAddress, error) {
 	}
 	return out, nil
 }
+
+// KeepalivedInstance reads back the router ID of the VRRP instance a
+// rendered keepalived.conf holds and the family it runs on (its first
+// virtual IP's), which keepalived's supervisor writes the VRRP filter for.
+// It reads only what KeepalivedConfig writes.
+func KeepalivedInstance(conf []byte) (routerID uint8, ipv6 bool, err error) {
+	found := false
+	for n, line := range strings.Split(string(conf), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) != 2 || fields[0] != "virtual_router_id" {
+			continue
+		}
+		if found {
+			return 0, false, fmt.Errorf("line %d: a second virtual_router_id", n+1)
+		}
+		id, err := strconv.ParseUint(fields[1], 10, 8)
+		if err != nil || id == 0 {
+			return 0, false, fmt.Errorf("line %d: %q is not a router ID", n+1, fields[1])
+		}
+		routerID, found = uint8(id), true
+	}
+	if !found {
+		return 0, false, errors.New("no virtual_router_id")
+	}
+	addrs, err := KeepalivedVirtualAddresses(conf)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(addrs) == 0 {
+		return 0, false, errors.New("no virtual IP")
+	}
+	return routerID, !addrs[0].Prefix.Addr().Is4(), nil
+}
+
+// VRRPPeers are the addresses the nodes send VRRP adverts from, which
+// every node's filter accepts adverts for the router ID from (see
+// internal/vrrpfilter): the nodes' InternalIPs for IPv4 and for IPv6
+// unicast, their interfaces' link-local addresses for IPv6 multicast
+// (keepalived sends those from the link-local address, as VRRPv3
+// requires). A node whose address is not known yet is left out: its
+// keepalived.conf is not rendered either (see MissingVRRPSource).
+func VRRPPeers(in Input) []string {
+	var out []string
+	for _, n := range in.Nodes {
+		if a := vrrpSource(&in, n); a != "" {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func vrrpSource(in *Input, n Node) string {
+	if !in.IPv4() && in.Spec.VRRP.Mode != v1alpha1.VRRPModeUnicast {
+		return n.LinkLocal
+	}
+	return n.Address
+}

@@ -85,7 +85,7 @@ func mountnsChecker(t *testing.T, tlsListeners ...string) configcheck.Checker {
 	script := fmt.Sprintf(`set -e
 mount -t tmpfs hakeeper-test /run
 mount --bind %[4]s /etc/hosts
-mkdir -p %[1]s
+mkdir -p %[1]s "$(dirname %[2]s)"
 echo 1 > %[2]s
 for l in $HK_TLS; do cp %[3]s %[1]s/$l.pem; done
 exec "$@"`, filepath.Dir(p.CertificateFile("x")), p.ServerState(), cert, hosts)

@@ -371,3 +371,48 @@ func TestOneAdvertisedAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestVRRPFilterFacts: keepalived's supervisor reads back the router ID and
+// family of every sample's instance, and the peers are each node's source
+// of adverts: InternalIPs for IPv4 and IPv6 unicast, reported link-local
+// addresses for IPv6 multicast, where a node not yet reported is left out.
+func TestVRRPFilterFacts(t *testing.T) {
+	for name, c := range sampleCases {
+		in := c.input(t)
+		var addrs []string
+		for _, n := range in.Nodes {
+			addrs = append(addrs, n.Address)
+			conf, err := KeepalivedConfig(in, n.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, ipv6, err := KeepalivedInstance(conf)
+			if err != nil || int32(id) != in.VirtualRouterID || ipv6 == in.IPv4() {
+				t.Errorf("%s/%s: read back router ID %d, IPv6 %v (%v); rendered %d, IPv6 %v", name, n.Name, id, ipv6, err, in.VirtualRouterID, !in.IPv4())
+			}
+		}
+		slices.Sort(addrs)
+		if got := VRRPPeers(in); !slices.Equal(got, addrs) {
+			t.Errorf("%s: peers %v, want the nodes' addresses %v", name, got, addrs)
+		}
+	}
+	v6 := Input{
+		Spec:       v1alpha1.LoadBalancerSpec{},
+		VirtualIPs: []netip.Prefix{netip.MustParsePrefix("2001:db8::100/64")},
+		Nodes: []Node{{Name: "a", Address: "2001:db8::11", LinkLocal: "fe80::a"}, {Name: "b", Address: "2001:db8::12"},
+			{Name: "c", Address: "2001:db8::13", LinkLocal: "fe80::c"}},
+	}
+	if got := VRRPPeers(v6); !slices.Equal(got, []string{"fe80::a", "fe80::c"}) {
+		t.Errorf("IPv6 multicast peers %v, want the reported link-local addresses", got)
+	}
+	v6.Spec.VRRP.Mode = v1alpha1.VRRPModeUnicast
+	if got := VRRPPeers(v6); !slices.Equal(got, []string{"2001:db8::11", "2001:db8::12", "2001:db8::13"}) {
+		t.Errorf("IPv6 unicast peers %v, want the InternalIPs", got)
+	}
+	for _, bad := range []string{"", "vrrp_instance x {\n    virtual_router_id 300\n}\n",
+		"virtual_router_id 5\nvirtual_router_id 6\n", "virtual_router_id 5\n"} {
+		if _, _, err := KeepalivedInstance([]byte(bad)); err == nil {
+			t.Errorf("%q read without an error", bad)
+		}
+	}
+}

@@ -75,6 +75,11 @@ func validateNodes(in *Input) field.ErrorList {
 		if unicast || n.Address != "" {
 			errs = append(errs, nodeAddress(in, n.Address, np.Child("address"))...)
 		}
+		if n.LinkLocal != "" {
+			if a, err := netip.ParseAddr(n.LinkLocal); err != nil || !a.Is6() || !a.IsLinkLocalUnicast() || a.Zone() != "" {
+				errs = append(errs, field.Invalid(np.Child("linkLocal"), n.LinkLocal, "must be an IPv6 link-local address without a zone"))
+			}
+		}
 	}
 	return errs
 }

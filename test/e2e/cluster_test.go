@@ -31,7 +31,7 @@ import (
 )
 
 // capabilityBits are the capabilities hakeeper's pods add, by number.
-var capabilityBits = map[corev1.Capability]uint{"NET_BIND_SERVICE": 10, "NET_ADMIN": 12, "NET_RAW": 13}
+var capabilityBits = map[corev1.Capability]uint{"SETGID": 6, "SETUID": 7, "NET_BIND_SERVICE": 10, "NET_ADMIN": 12, "NET_RAW": 13, "SYS_CHROOT": 18}
 
 // processStatus is what /proc/PID/status says of a container's process.
 type processStatus struct {
@@ -179,11 +179,12 @@ func readyPods(t *testing.T, l *lab.Lab, namespace string, labels map[string]str
 	return pods
 }
 
-// agentNotDumpable: the daemons share the agent's process namespace and
-// user, so only the agent's being undumpable keeps them from its token.
-// A root process without capabilities (what HAProxy and Keepalived are)
-// must be refused /proc/<agent>/root; with them (this test) it is allowed,
-// which shows the token is there to refuse.
+// agentNotDumpable: the daemons do not share the agent's process
+// namespace (TestHAProxyConfined), and the agent is undumpable as well,
+// should a process ever see it: a root process without capabilities (what
+// HAProxy and Keepalived are) must be refused /proc/<agent>/root; with
+// them (this test) it is allowed, which shows the token is there to
+// refuse.
 func agentNotDumpable(t *testing.T, pod string, pid int) {
 	t.Helper()
 	// Debian's /var/run is a link to /run; through /proc it would resolve

@@ -379,7 +379,7 @@ func TestPreemptDelay(t *testing.T) {
 	// node-a leads on its real priority.
 	eventually(t, 60*time.Second, "every node's preempt hold released", func() error {
 		for i := range 3 {
-			run, err := l.PodVolume(lab.NodeName(i), lb, "run")
+			run, err := l.PodVolume(lab.NodeName(i), lb, desired.VolumeKeepalivedRun)
 			if err != nil {
 				return err
 			}
@@ -648,7 +648,7 @@ func TestRejectedConfigKeepsServing(t *testing.T) {
 // reloads reads how many times a node's HAProxy master has reloaded.
 func reloads(t *testing.T, l *lab.Lab, node string, lb *v1alpha1.LoadBalancer) int {
 	t.Helper()
-	run, err := l.PodVolume(node, lb, "run")
+	run, err := l.PodVolume(node, lb, desired.VolumeHAProxyRun)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -979,11 +979,11 @@ func TestHTTPS(t *testing.T) {
 	if resp.TLS == nil || !strings.HasPrefix(body, "backend=") {
 		t.Fatalf("no TLS answer from a backend: %q", body)
 	}
-	run, err := l.PodVolume(lab.NodeName(0), lb, "run")
+	tlsDir, err := l.PodVolume(lab.NodeName(0), lb, desired.VolumeTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pemFile := filepath.Join(run, "tls", "https.pem")
+	pemFile := filepath.Join(tlsDir, "https.pem")
 	if fi, err := os.Stat(pemFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("certificate file %s: %v, mode %v; want 0600", pemFile, err, fi.Mode().Perm())
 	}

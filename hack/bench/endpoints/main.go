@@ -99,7 +99,7 @@ func run(ctx context.Context, changes int) error {
 	}
 	sockets := make([]string, nodes)
 	for i := range nodes {
-		run, err := l.PodVolume(lab.NodeName(i), lb, "run")
+		run, err := l.PodVolume(lab.NodeName(i), lb, desired.VolumeHAProxyRun)
 		if err != nil {
 			return err
 		}
