@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -60,7 +61,15 @@ func (r *LoadBalancerReconciler) deleteDataPlane(ctx context.Context, namespace,
 	if err := r.APIReader.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(desired.DataPlaneSelector(lb))); err != nil {
 		return false, fmt.Errorf("failed to list the data plane's pods: %w", err)
 	}
-	if len(pods.Items) > 0 {
+	for _, p := range pods.Items {
+		if r.nodeUnreachable(ctx, p.Spec.NodeName) {
+			// Its kubelet will not report the pod gone until the node is
+			// back or deleted: waiting would hang the deletion (and the
+			// namespace's) for as long. Whether its keepalived still holds
+			// a virtual IP cannot be known; once the node is back, the pod
+			// is deleted and its supervisor releases the addresses.
+			continue
+		}
 		return false, nil
 	}
 	for _, obj := range []client.Object{
@@ -76,6 +85,26 @@ func (r *LoadBalancerReconciler) deleteDataPlane(ctx context.Context, namespace,
 		}
 	}
 	return true, nil
+}
+
+// nodeUnreachable tells whether a pod's node cannot report the pod gone:
+// the node is deleted, or says it is not Ready (False or Unknown, as the
+// node lifecycle controller sets it when the kubelet stops reporting).
+// A node that reports no Ready condition at all is waited for.
+func (r *LoadBalancerReconciler) nodeUnreachable(ctx context.Context, name string) bool {
+	if name == "" {
+		return true // never scheduled: nothing runs
+	}
+	node := &corev1.Node{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+		return apierrors.IsNotFound(err)
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status != corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // deleteIfOwned deletes obj, read live, only if it carries lb's labels: an

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -423,5 +424,57 @@ func waitDataPlaneGone(t *testing.T, lb *v1alpha1.LoadBalancer) {
 			return fmt.Errorf("still there: %s", strings.Join(left, ", "))
 		}
 		return nil
+	})
+}
+
+// TestDeletionDoesNotWaitForUnreachableNodes: a deleted LoadBalancer's
+// virtual IPs stay claimed while its data-plane pods run, but a pod on a
+// node that is not Ready can only be reported gone once the node is back
+// or deleted: waiting for it would hang the deletion, and with it a
+// namespace's. The finalizer waits for the pod while its node is Ready,
+// and lets the LoadBalancer go once the node is not.
+func TestDeletionDoesNotWaitForUnreachableNodes(t *testing.T) {
+	ns := namespace(t, "unreachable")
+	n := node(t, "ur-1", "198.18.24.1", map[string]string{"pool": "unreachable"})
+	setReady := func(status corev1.ConditionStatus) {
+		t.Helper()
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(n), n); err != nil {
+			t.Fatal(err)
+		}
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status, LastHeartbeatTime: metav1.Now()}}
+		if err := k8s.Status().Update(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setReady(corev1.ConditionTrue)
+	service(t, ns, "web", "http", 80, 8080, "198.18.12.11")
+	createClass(t, testClass("unreachable", "198.18.24.96/27"))
+	lb := smallLB(ns, "unreachable", "", "unreachable")
+	createLB(t, lb)
+	// The pod the DaemonSet controller would have made (envtest runs no
+	// controllers and no kubelet: it stays until deleted).
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: dataPlaneNamespace, Name: "ur-pod", Labels: desired.DataPlaneSelector(lb)},
+		Spec:       corev1.PodSpec{NodeName: n.Name, Containers: []corev1.Container{{Name: "haproxy", Image: "haproxy"}}},
+	}
+	if err := k8s.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(ctx, pod) })
+	if err := k8s.Delete(ctx, lb); err != nil {
+		t.Fatal(err)
+	}
+	// Several finalizer passes (one a second) while the node is Ready.
+	time.Sleep(3 * time.Second)
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(lb), &v1alpha1.LoadBalancer{}); err != nil {
+		t.Fatalf("the LoadBalancer went while its pod ran on a Ready node: %v", err)
+	}
+	setReady(corev1.ConditionUnknown)
+	eventually(t, "LoadBalancer gone once its pod's node is unreachable", func() error {
+		err := k8s.Get(ctx, client.ObjectKeyFromObject(lb), &v1alpha1.LoadBalancer{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (err %v)", err)
 	})
 }

@@ -35,5 +35,11 @@ done
   echo '{{- end }}'
 } > "$out/admission-tls-secret-access.yaml"
 
+{ echo "$header"
+  echo '{{- if .Values.admissionPolicy.enabled }}'
+  sed -e "s/hakeeper-system/{{ .Release.Namespace }}/g" "$root/config/admission/dataplane-shape.yaml"
+  echo '{{- end }}'
+} > "$out/admission-dataplane-shape.yaml"
+
 mkdir -p "$root/charts/hakeeper/files"
 cp "$root/hack/argocd/hakeeper.io/LoadBalancer/health.lua" "$root/charts/hakeeper/files/argocd-health.lua"

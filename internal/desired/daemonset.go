@@ -235,7 +235,9 @@ func daemonImage(in DataPlaneInput) string {
 	return in.Options.Image
 }
 
-// execProbe runs command in the container. Its timeout is the kubelet's
+// execProbe runs command in the container: always one of hakeeper's own
+// probe commands, the only exec probes the admission policy on the data
+// plane lets the manager write. Its timeout is the kubelet's
 // for the whole exec (runtime, runc, process start) and longer than the
 // probes' own timeouts (hakeeper probe haproxy waits 2 s for HAProxy): on
 // a busy node the exec itself takes seconds, and that must not count as
@@ -276,8 +278,7 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPor
 			{Name: contract.EnvLoadBalancerNamespace, Value: lb.Namespace},
 		},
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
-		StartupProbe: execProbe(1, 600, "sh", "-c",
-			fmt.Sprintf("test -s %s && test -s %s && test -s %s", paths.HAProxyConfig(), paths.KeepalivedConfig(), paths.VRRPPeers())),
+		StartupProbe:  execProbe(1, 600, contract.Binary, "probe", "files", paths.HAProxyConfig(), paths.KeepalivedConfig(), paths.VRRPPeers()),
 		// A hung agent stops beating: restarted within about 30 s (it then
 		// resumes without moving the VIPs). Not faster: every exec probe is
 		// a runc exec, and a node runs one agent per LoadBalancer; HAProxy's
@@ -357,7 +358,7 @@ func keepalivedContainer(in DataPlaneInput, paths contract.Paths) corev1.Contain
 			"--use-file=" + paths.KeepalivedConfig()},
 		Env: []corev1.EnvVar{{Name: contract.EnvPodUID, ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.uid"}}}},
-		LivenessProbe: execProbe(10, 3, "sh", "-c", fmt.Sprintf(`kill -0 "$(cat %s)"`, paths.KeepalivedPID())),
+		LivenessProbe: execProbe(10, 3, contract.Binary, "probe", "keepalived", "--pid-file="+paths.KeepalivedPID()),
 		Resources:     orDefault(in.Class.KeepalivedResources, defaultKeepalivedResources),
 		// Its config read-only; its own runtime files and the tracked
 		// health file (keepalived creates it) writable. Nothing of

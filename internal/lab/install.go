@@ -52,7 +52,12 @@ patches:
     - op: replace
       path: /spec/template/spec/containers/0/args/2
       value: --dataplane-image=%s
-`, base, publishedManager, name, tag, ManagerDeployment, publishedDataPlane, im.DataPlane)
+- target: {version: v1, kind: ConfigMap, name: hakeeper-dataplane-policy}
+  patch: |-
+    - op: replace
+      path: /data/images
+      value: %s
+`, base, publishedManager, name, tag, ManagerDeployment, publishedDataPlane, im.DataPlane, im.DataPlane)
 }
 
 // ClassName is the lab's default LoadBalancerClass.

@@ -77,6 +77,10 @@ func BackendAddr(i int) string { return Prefix + strconv.Itoa(21+i) }
 // ClientAddr is the client's address.
 const ClientAddr = Prefix + "50"
 
+// ClusterDNS is the cluster DNS address the kubelets give pods; nothing
+// answers there.
+const ClusterDNS = Prefix + "53"
+
 // IPv6 subnet of the lab network, inside the documentation range
 // 2001:db8::/32: every host has an address in it too, the IPv4 one's last
 // octet written after Prefix6 (198.18.0.11 is 2001:db8:18::11).

@@ -138,12 +138,16 @@ authentication:
   x509: {clientCAFile: %[6]s}
 authorization: {mode: Webhook}
 clusterDomain: cluster.local
+# No server answers at this lab address (the lab runs no cluster DNS): it
+# is set so pods get the resolv.conf a real cluster gives them, whose
+# search path the data plane must not inherit (TestHAProxyConfined).
+clusterDNS: [%[7]s]
 serializeImagePulls: false
 # The lab's disk is shared by every node: evict only when it is truly full.
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%%, imagefs.available: 1%%, nodefs.inodesFree: 1%%}
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
-`, n.cgroupRoot, n.addr, n.path("logs"), n.path("resolv.conf"), n.socket(), caFile)
+`, n.cgroupRoot, n.addr, n.path("logs"), n.path("resolv.conf"), n.socket(), caFile, ClusterDNS)
 	if err := os.WriteFile(n.path("kubelet.yaml"), []byte(kubelet), 0o644); err != nil {
 		return err
 	}

@@ -5,7 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"slices"
+	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/internal/vrrpfilter"
 	"github.com/hakeeper/hakeeper/internal/vrrptest"
@@ -91,3 +96,23 @@ func (l *Lab) Exec(ctx context.Context, nodeName string, c RunningContainer, arg
 	args := append([]string{"--address", n.socket(), "-n", "k8s.io", "task", "exec", "--exec-id", id, c.ID}, argv...)
 	return exec.CommandContext(ctx, "ctr", args...).CombinedOutput()
 }
+
+// AllowDataPlaneImage adds an image to those the data-plane admission
+// policy lets the manager run (config/admission's parameters), as the
+// admin does for an image a class names.
+func (l *Lab) AllowDataPlaneImage(ctx context.Context, image string) error {
+	cm := &corev1.ConfigMap{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: OperatorNamespace, Name: DataPlanePolicyParams}, cm); err != nil {
+		return err
+	}
+	if slices.Contains(strings.Fields(cm.Data["images"]), image) {
+		return nil
+	}
+	patch := client.MergeFrom(cm.DeepCopy())
+	cm.Data["images"] += " " + image
+	return l.Client.Patch(ctx, cm, patch)
+}
+
+// DataPlanePolicyParams is the ConfigMap of the data-plane admission
+// policy's parameters.
+const DataPlanePolicyParams = "hakeeper-dataplane-policy"

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,6 +207,19 @@ func TestTLSSecretAccess(t *testing.T) {
 // kustomization, as `kubectl apply -k config/admission` would.
 func applyAdmissionConfig(t *testing.T) {
 	t.Helper()
+	applyOnce.Do(func() { applyAdmissionObjects(t) })
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// applyOnce: the tests share one API server and the policies once applied.
+var applyOnce sync.Once
+
+func applyAdmissionObjects(t *testing.T) {
+	t.Helper()
+	// The data-plane policies' parameters live in the operator's namespace.
+	must(t, env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: dataPlaneNamespace}}))
 	dir := filepath.Join(testenv.RepoRoot(), "config", "admission")
 	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
 	must(t, err)
@@ -232,7 +246,11 @@ func applyAdmissionConfig(t *testing.T) {
 			kinds = append(kinds, obj.GetKind()+"/"+obj.GetName())
 		}
 	}
-	want := []string{"ValidatingAdmissionPolicy/" + policyName, "ValidatingAdmissionPolicyBinding/" + policyName}
+	want := []string{"ValidatingAdmissionPolicy/" + policyName, "ValidatingAdmissionPolicyBinding/" + policyName,
+		"ValidatingAdmissionPolicy/" + shapePolicy, "ValidatingAdmissionPolicyBinding/" + shapePolicy,
+		"ValidatingAdmissionPolicy/" + podsPolicy, "ValidatingAdmissionPolicyBinding/" + podsPolicy,
+		"ValidatingAdmissionPolicy/" + paramsPolicy, "ValidatingAdmissionPolicyBinding/" + paramsPolicy,
+		"ConfigMap/" + paramsName}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Fatalf("config/admission holds %v, want %v", kinds, want)
 	}
@@ -370,15 +388,22 @@ func addListener(t *testing.T, lb *unstructured.Unstructured, name string, port 
 	must(t, unstructured.SetNestedSlice(lb.Object, append(listeners, l), "spec", "listeners"))
 }
 
-// wantDenied fails unless err is the policy's denial and mentions every
-// string in want.
+// wantDenied fails unless err is the TLS policy's denial and mentions
+// every string in want.
 func wantDenied(t *testing.T, err error, want ...string) {
+	t.Helper()
+	wantDeniedBy(t, policyName, err, want...)
+}
+
+// wantDeniedBy fails unless err is policy's denial and mentions every
+// string in want.
+func wantDeniedBy(t *testing.T, policy string, err error, want ...string) {
 	t.Helper()
 	if err == nil {
 		t.Fatal("accepted; want the policy to deny it")
 	}
-	if !strings.Contains(err.Error(), policyName) {
-		t.Fatalf("denied, but not by %s: %v", policyName, err)
+	if !strings.Contains(err.Error(), policy) {
+		t.Fatalf("denied, but not by %s: %v", policy, err)
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {

@@ -46,6 +46,11 @@ func TestRolloutHandsOverLast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As an admin does for a class's image: the data-plane admission
+	// policy refuses the manager any image it does not list.
+	if err := l.AllowDataPlaneImage(ctx, image); err != nil {
+		t.Fatal(err)
+	}
 	oldPods := dataPlanePods(t, l, lb)
 	if len(oldPods) != 3 {
 		t.Fatalf("%d pods before the rollout", len(oldPods))

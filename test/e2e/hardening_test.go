@@ -147,6 +147,22 @@ func TestHAProxyConfined(t *testing.T) {
 			t.Logf("from the haproxy container, %s: %s", tc.what, out)
 		}
 	}
+	// Server names resolve as the node resolves them, not through the
+	// cluster's search path for hakeeper-system, where a short name would
+	// reach the operator's Services.
+	if out, err := inHAProxy("cat /etc/resolv.conf"); err != nil || strings.Contains(out, lab.OperatorNamespace) || strings.Contains(out, lab.ClusterDNS) {
+		t.Errorf("the data plane's resolv.conf (%v) uses the cluster's DNS or the operator's namespace:\n%s", err, out)
+	}
+	if pods, err := l.Pods(ctx, lab.OperatorNamespace, map[string]string{"app.kubernetes.io/component": "manager"}); err == nil && len(pods) > 0 {
+		// The manager, an ordinary pod, shows what the data plane would
+		// have had: the check above looks for the right thing.
+		mc, err := l.PodContainers(pods[0])
+		if err == nil && len(mc) > 0 {
+			if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/etc/resolv.conf", mc[0].PID)); err == nil && !strings.Contains(string(data), lab.OperatorNamespace+".svc") {
+				t.Errorf("the manager's resolv.conf lacks the cluster's search path, so this check proves nothing:\n%s", data)
+			}
+		}
+	}
 	// Signal every process the haproxy container can see that is
 	// keepalived's: there must be none to signal.
 	out, err := inHAProxy(`n=0; for d in /proc/[0-9]*; do
