@@ -365,9 +365,16 @@ func (a *Agent) apply(ctx context.Context, want appliedConfig) error {
 			return errors.Join(reloadErr, err)
 		}
 		if a.applied.keepalivedConf != "" || a.applied.unknown {
-			log.Info("Asking keepalived's supervisor to reload")
-			reloadCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			err := keepalivedctl.Reload(reloadCtx, p.KeepalivedControl())
+			ctlCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			var err error
+			if want.keepalivedConf == a.applied.keepalivedConf && !a.applied.unknown {
+				// Only the nodes changed: the filter, not keepalived.
+				log.Info("Asking keepalived's supervisor to write the VRRP filter for new peers")
+				err = keepalivedctl.Filter(ctlCtx, p.KeepalivedControl())
+			} else {
+				log.Info("Asking keepalived's supervisor to reload")
+				err = keepalivedctl.Reload(ctlCtx, p.KeepalivedControl())
+			}
 			cancel()
 			if err != nil {
 				return errors.Join(reloadErr, err)

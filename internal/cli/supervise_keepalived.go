@@ -66,14 +66,17 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 	defer signal.Stop(signals)
 
 	releaseVirtualIPs(ctx, *config, logf)
-	// The filter goes in this thread's network namespace (the node's),
-	// whichever thread later rewrites it.
-	netns, err := os.Open("/proc/thread-self/ns/net")
+	netns, err := filterNamespace()
 	if err != nil {
 		return err
 	}
-	defer netns.Close()
-	filter := vrrpFilter{config: *config, peers: *peers, suffix: *tableSuffix, netns: int(netns.Fd())}
+	if netns != nil {
+		defer netns.Close()
+	}
+	filter := vrrpFilter{config: *config, peers: *peers, suffix: *tableSuffix}
+	if netns != nil {
+		filter.netns = int(netns.Fd())
+	}
 	// No keepalived without its filter: an unfiltered one would take any
 	// forged advert for its router ID. The container restarts and says
 	// why; the other nodes keep the virtual IPs.
@@ -128,6 +131,26 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 		return fmt.Errorf("keepalived exited (%s)", describe(status))
 	}
 	return errors.New("signal channel closed")
+}
+
+// filterNamespace is where the VRRP filter goes: this thread's network
+// namespace (the node's), whichever thread later rewrites it. In the pod
+// every thread is in the node's namespace and nil is returned (naming a
+// namespace would take setns, which needs CAP_SYS_ADMIN); a test running
+// the supervisor on a thread moved into a namespace of its own gets that
+// namespace.
+func filterNamespace() (*os.File, error) {
+	var thread, process unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &thread); err != nil {
+		return nil, err
+	}
+	if err := unix.Stat("/proc/self/ns/net", &process); err != nil {
+		return nil, err
+	}
+	if thread.Ino == process.Ino && thread.Dev == process.Dev {
+		return nil, nil
+	}
+	return os.Open("/proc/thread-self/ns/net")
 }
 
 // vrrpFilter is this pod's VRRP filter: adverts for keepalived.conf's
@@ -205,6 +228,14 @@ func (c *keepalivedControl) Reload() error {
 		return err
 	}
 	return syscall.Kill(c.pid, syscall.SIGHUP)
+}
+
+func (c *keepalivedControl) Filter() error {
+	if err := c.filter.write(); err != nil {
+		c.logf("%v; the filter keeps the peers it had", err)
+		return err
+	}
+	return nil
 }
 
 func (c *keepalivedControl) Running() bool { return c.running.Load() }

@@ -122,6 +122,20 @@ while kill -0 $! 2>/dev/null; do wait $!; done`
 	if !strings.Contains(string(atReload), "198.18.0.13") {
 		t.Errorf("keepalived was signalled to reload before the filter accepted the new peer:\n%s", atReload)
 	}
+	// Another node: the filter alone is rewritten, keepalived not signalled.
+	if err := os.WriteFile(peers, []byte("198.18.0.1\n198.18.0.12\n198.18.0.13\n198.18.0.14\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filterAtReload); err != nil {
+		t.Fatal(err)
+	}
+	if err := keepalivedctl.Filter(ctx, control); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := os.Stat(filterAtReload); !os.IsNotExist(err) {
+		t.Errorf("keepalived was signalled for a filter change (%v)", err)
+	}
 	// A peers file keepalived's supervisor cannot read leaves keepalived
 	// alone and says why.
 	if err := os.WriteFile(peers, []byte("not-an-address\n"), 0o644); err != nil {

@@ -22,6 +22,9 @@ const (
 	// CommandReload: write the VRRP filter from the peers file, then make
 	// keepalived read its config again.
 	CommandReload = "reload"
+	// CommandFilter: write the VRRP filter from the peers file only (the
+	// nodes changed, keepalived.conf did not).
+	CommandFilter = "filter"
 	// CommandStatus: whether keepalived runs.
 	CommandStatus = "status"
 )
@@ -38,6 +41,8 @@ const (
 type Handler interface {
 	// Reload writes the filter and signals keepalived.
 	Reload() error
+	// Filter writes the filter.
+	Filter() error
 	// Running tells whether keepalived runs.
 	Running() bool
 }
@@ -83,6 +88,11 @@ func serveOne(conn net.Conn, h Handler) {
 	case CommandReload:
 		answer = answerOK
 		if err := h.Reload(); err != nil {
+			answer = errorPrefix + oneLine(err.Error())
+		}
+	case CommandFilter:
+		answer = answerOK
+		if err := h.Filter(); err != nil {
 			answer = errorPrefix + oneLine(err.Error())
 		}
 	case CommandStatus:
@@ -134,6 +144,19 @@ func Reload(ctx context.Context, socket string) error {
 	}
 	if answer != answerOK {
 		return fmt.Errorf("reloading keepalived: unexpected answer %q", answer)
+	}
+	return nil
+}
+
+// Filter asks the supervisor to write the VRRP filter for new peers,
+// without reloading keepalived.
+func Filter(ctx context.Context, socket string) error {
+	answer, err := ask(ctx, socket, CommandFilter)
+	if err != nil {
+		return fmt.Errorf("writing the VRRP filter: %w", err)
+	}
+	if answer != answerOK {
+		return fmt.Errorf("writing the VRRP filter: unexpected answer %q", answer)
 	}
 	return nil
 }
