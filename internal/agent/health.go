@@ -143,7 +143,10 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		if ticks%holdsEvery == 0 {
 			holds = ifaddr.Held(a.iface, vips)
 			a.forgetRoleIfKeepalivedGone(ctx)
-			linkLocal = ifaddr.LinkLocal(a.iface)
+			if a.snapshot().LinkLocal == "" {
+				// Reported once known (IPv6 may come up after the agent).
+				linkLocal = ifaddr.LinkLocal(a.iface)
+			}
 		}
 		ticks++
 		a.update(func(r *contract.NodeReport) {

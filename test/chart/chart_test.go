@@ -779,3 +779,43 @@ func TestNotes(t *testing.T) {
 		}
 	})
 }
+
+// TestDataPlanePolicyParams: the data-plane admission policy's parameters
+// name the manager's ServiceAccount in the release namespace and allow
+// image.dataPlane and admissionPolicy.allowedDataPlaneImages; the policy's
+// binding reads them from, and applies in, the release namespace.
+func TestDataPlanePolicyParams(t *testing.T) {
+	eachHelm(t, func(t *testing.T, h helmCLI) {
+		objs := render(t, h, "--set", "image.dataPlane=registry.example/dp:1",
+			"--set", "admissionPolicy.allowedDataPlaneImages={registry.example/dp:class-a,registry.example/dp:class-b}")
+		cm := find(objs, "ConfigMap", "hakeeper-dataplane-policy")
+		if cm == nil {
+			t.Fatal("no ConfigMap hakeeper-dataplane-policy")
+		}
+		data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+		if want := "registry.example/dp:1 registry.example/dp:class-a registry.example/dp:class-b"; data["images"] != want {
+			t.Errorf("images %q, want %q", data["images"], want)
+		}
+		d := find(objs, "Deployment", "hakeeper-controller-manager")
+		sa, _, _ := unstructured.NestedString(d.Object, "spec", "template", "spec", "serviceAccountName")
+		if want := "system:serviceaccount:" + releaseNamespace + ":" + sa; data["manager"] != want {
+			t.Errorf("manager %q, want the Deployment's ServiceAccount %q", data["manager"], want)
+		}
+		for _, name := range []string{"hakeeper-dataplane-shape", "hakeeper-dataplane-pods", "hakeeper-dataplane-params"} {
+			b := find(objs, "ValidatingAdmissionPolicyBinding", name)
+			if b == nil {
+				t.Errorf("no binding %s", name)
+				continue
+			}
+			ns, _, _ := unstructured.NestedString(b.Object, "spec", "paramRef", "namespace")
+			sel, _, _ := unstructured.NestedStringMap(b.Object, "spec", "matchResources", "namespaceSelector", "matchLabels")
+			if ns != releaseNamespace || sel["kubernetes.io/metadata.name"] != releaseNamespace {
+				t.Errorf("binding %s: parameters in %q, applies to %v; want the release namespace %s", name, ns, sel, releaseNamespace)
+			}
+		}
+		if off := render(t, h, "--set", "admissionPolicy.enabled=false"); find(off, "ConfigMap", "hakeeper-dataplane-policy") != nil ||
+			find(off, "ValidatingAdmissionPolicy", "hakeeper-dataplane-shape") != nil {
+			t.Error("the data-plane policy rendered although disabled")
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,7 +76,7 @@ func TestForgedAdvertsIgnored(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // an advert's effect, had it any
 	outage, answered, failed := probe.Stop()
 	t.Logf("forged %d adverts for router ID %d from %v; the client saw %d answered, %d failed, longest gap %v",
-		sent, routerID, maps.Keys(attackers), answered, failed, outage)
+		sent, routerID, slices.Sorted(maps.Keys(attackers)), answered, failed, outage)
 	if sent < 1500 {
 		t.Fatalf("only %d adverts sent", sent)
 	}
