@@ -138,25 +138,22 @@ func ask(ctx context.Context, socket, command string) (string, error) {
 // Reload asks the supervisor to write the VRRP filter and reload
 // keepalived.
 func Reload(ctx context.Context, socket string) error {
-	answer, err := ask(ctx, socket, CommandReload)
-	if err != nil {
-		return fmt.Errorf("reloading keepalived: %w", err)
-	}
-	if answer != answerOK {
-		return fmt.Errorf("reloading keepalived: unexpected answer %q", answer)
-	}
-	return nil
+	return expectOK(ctx, socket, CommandReload, "reloading keepalived")
 }
 
 // Filter asks the supervisor to write the VRRP filter for new peers,
 // without reloading keepalived.
 func Filter(ctx context.Context, socket string) error {
-	answer, err := ask(ctx, socket, CommandFilter)
+	return expectOK(ctx, socket, CommandFilter, "writing the VRRP filter")
+}
+
+func expectOK(ctx context.Context, socket, command, what string) error {
+	answer, err := ask(ctx, socket, command)
 	if err != nil {
-		return fmt.Errorf("writing the VRRP filter: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if answer != answerOK {
-		return fmt.Errorf("writing the VRRP filter: unexpected answer %q", answer)
+		return fmt.Errorf("%s: unexpected answer %q", what, answer)
 	}
 	return nil
 }

@@ -111,15 +111,11 @@ func Apply(netns int, table string, f Filter) error {
 	if !strings.HasPrefix(table, TablePrefix(f.RouterID)) {
 		return fmt.Errorf("table %s is not named for router ID %d", table, f.RouterID)
 	}
-	c, err := connect(netns)
+	c, tables, err := connectAndList(netns)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = c.CloseLasting() }()
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return fmt.Errorf("listing nftables tables: %w", err)
-	}
 	for _, t := range tables {
 		if t.Name == table || strings.HasPrefix(t.Name, TablePrefix(f.RouterID)) {
 			c.DelTable(t)
@@ -166,15 +162,11 @@ func Apply(netns int, table string, f Filter) error {
 
 // Remove deletes the table; a table that is not there is no error.
 func Remove(netns int, table string) error {
-	c, err := connect(netns)
+	c, tables, err := connectAndList(netns)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = c.CloseLasting() }()
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return err
-	}
 	i := slices.IndexFunc(tables, func(t *nftables.Table) bool { return t.Name == table })
 	if i < 0 {
 		return nil
@@ -214,15 +206,11 @@ func connect(netns int) (*nftables.Conn, error) {
 
 // Tables lists the tables of a router ID's filter.
 func Tables(netns int, routerID uint8) ([]string, error) {
-	c, err := connect(netns)
+	c, tables, err := connectAndList(netns)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = c.CloseLasting() }()
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, err
-	}
 	var out []string
 	for _, t := range tables {
 		if strings.HasPrefix(t.Name, TablePrefix(routerID)) {
@@ -230,4 +218,19 @@ func Tables(netns int, routerID uint8) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// connectAndList connects and lists the inet tables; the caller closes
+// the connection.
+func connectAndList(netns int) (*nftables.Conn, []*nftables.Table, error) {
+	c, err := connect(netns)
+	if err != nil {
+		return nil, nil, err
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		_ = c.CloseLasting()
+		return nil, nil, fmt.Errorf("listing nftables tables: %w", err)
+	}
+	return c, tables, nil
 }

@@ -21,7 +21,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
 	"k8s.io/apiserver/pkg/cel/openapi/resolver"
@@ -263,14 +262,7 @@ func applyAdmissionObjects(t *testing.T) {
 // runs the same checker.
 func checkTypeWarnings(t *testing.T) {
 	t.Helper()
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(admissionregistrationv1.SchemeGroupVersion.WithKind("ValidatingAdmissionPolicy"))
-	must(t, env.Client.Get(context.Background(), client.ObjectKey{Name: policyName}, u))
-	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{}
-	must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, policy))
-	for _, w := range typeWarnings(t, policy) {
-		t.Error(w)
-	}
+	checkPolicyTypes(t, policyName)
 }
 
 // typeWarnings type checks policy's validations, message expressions and
