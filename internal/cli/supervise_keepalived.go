@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -66,17 +65,7 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 	defer signal.Stop(signals)
 
 	releaseVirtualIPs(ctx, *config, logf)
-	netns, err := filterNamespace()
-	if err != nil {
-		return err
-	}
-	if netns != nil {
-		defer netns.Close()
-	}
 	filter := vrrpFilter{config: *config, peers: *peers, suffix: *tableSuffix}
-	if netns != nil {
-		filter.netns = int(netns.Fd())
-	}
 	// No keepalived without its filter: an unfiltered one would take any
 	// forged advert for its router ID. The container restarts and says
 	// why; the other nodes keep the virtual IPs.
@@ -100,8 +89,13 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 	}
 	var running atomic.Bool
 	running.Store(true)
+	// The filter is written on this goroutine only: the netlink socket
+	// belongs to the network namespace of the thread that opens it, and
+	// this one is in the node's (in a test, locked in a namespace of its
+	// own); the control socket's goroutine asks it here.
+	writes := make(chan chan error)
 	if *control != "" {
-		ctl := &keepalivedControl{filter: &filter, pid: pid, running: &running, logf: logf}
+		ctl := &keepalivedControl{writes: writes, pid: pid, running: &running}
 		serveCtx, stopServing := context.WithCancel(ctx)
 		defer stopServing()
 		go func() {
@@ -111,7 +105,18 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 		}()
 	}
 	stopping := false
-	for sig := range signals {
+	for {
+		var sig os.Signal
+		select {
+		case done := <-writes:
+			err := filter.write()
+			if err != nil {
+				logf("%v; the filter and keepalived keep what they had", err)
+			}
+			done <- err
+			continue
+		case sig = <-signals:
+		}
 		if sig != syscall.SIGCHLD {
 			stopping = stopping || sig == syscall.SIGTERM || sig == syscall.SIGINT
 			_ = syscall.Kill(pid, sig.(syscall.Signal))
@@ -130,35 +135,12 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 		}
 		return fmt.Errorf("keepalived exited (%s)", describe(status))
 	}
-	return errors.New("signal channel closed")
-}
-
-// filterNamespace is where the VRRP filter goes: this thread's network
-// namespace (the node's), whichever thread later rewrites it. In the pod
-// every thread is in the node's namespace and nil is returned (naming a
-// namespace would take setns, which needs CAP_SYS_ADMIN); a test running
-// the supervisor on a thread moved into a namespace of its own gets that
-// namespace.
-func filterNamespace() (*os.File, error) {
-	var thread, process unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &thread); err != nil {
-		return nil, err
-	}
-	if err := unix.Stat("/proc/self/ns/net", &process); err != nil {
-		return nil, err
-	}
-	if thread.Ino == process.Ino && thread.Dev == process.Dev {
-		return nil, nil
-	}
-	return os.Open("/proc/thread-self/ns/net")
 }
 
 // vrrpFilter is this pod's VRRP filter: adverts for keepalived.conf's
 // router ID only from the addresses in the peers file.
 type vrrpFilter struct {
 	config, peers, suffix string
-	netns                 int // an open descriptor of the node's network namespace
-	mu                    sync.Mutex
 	table                 string // the one written, if any
 }
 
@@ -167,8 +149,6 @@ func (f *vrrpFilter) write() error {
 	if f.peers == "" {
 		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	conf, err := os.ReadFile(f.config)
 	if err != nil {
 		return fmt.Errorf("the VRRP filter needs keepalived.conf: %w", err)
@@ -186,12 +166,12 @@ func (f *vrrpFilter) write() error {
 		return fmt.Errorf("%s: %w", f.peers, err)
 	}
 	table := vrrpfilter.TableName(routerID, f.suffix)
-	if err := vrrpfilter.Apply(f.netns, table, vrrpfilter.Filter{RouterID: routerID, IPv6: ipv6, Peers: peers}); err != nil {
+	if err := vrrpfilter.Apply(table, vrrpfilter.Filter{RouterID: routerID, IPv6: ipv6, Peers: peers}); err != nil {
 		return fmt.Errorf("writing the VRRP filter: %w", err)
 	}
 	if f.table != "" && f.table != table {
 		// The router ID changed (a pinned one): the old one's filter goes.
-		_ = vrrpfilter.Remove(f.netns, f.table)
+		_ = vrrpfilter.Remove(f.table)
 	}
 	f.table = table
 	return nil
@@ -199,12 +179,10 @@ func (f *vrrpFilter) write() error {
 
 // remove deletes the filter once keepalived has stopped: the pod goes.
 func (f *vrrpFilter) remove(logf func(string, ...any)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.table == "" {
 		return
 	}
-	if err := vrrpfilter.Remove(f.netns, f.table); err != nil {
+	if err := vrrpfilter.Remove(f.table); err != nil {
 		logf("removing the VRRP filter %s: %v", f.table, err)
 	}
 }
@@ -213,29 +191,29 @@ func (f *vrrpFilter) remove(logf func(string, ...any)) {
 // new peers before keepalived reads the new config, so a node added to
 // the LoadBalancer is heard from the moment it is configured.
 type keepalivedControl struct {
-	filter  *vrrpFilter
+	writes  chan<- chan error // to the goroutine that writes the filter
 	pid     int
 	running *atomic.Bool
-	logf    func(string, ...any)
 }
 
 func (c *keepalivedControl) Reload() error {
 	if !c.running.Load() {
 		return errors.New("keepalived is not running")
 	}
-	if err := c.filter.write(); err != nil {
-		c.logf("%v; keepalived keeps its config", err)
+	if err := c.Filter(); err != nil {
 		return err
 	}
 	return syscall.Kill(c.pid, syscall.SIGHUP)
 }
 
 func (c *keepalivedControl) Filter() error {
-	if err := c.filter.write(); err != nil {
-		c.logf("%v; the filter keeps the peers it had", err)
-		return err
+	done := make(chan error, 1)
+	select {
+	case c.writes <- done:
+		return <-done
+	case <-time.After(10 * time.Second):
+		return errors.New("the supervisor did not write the VRRP filter in 10 s")
 	}
-	return nil
 }
 
 func (c *keepalivedControl) Running() bool { return c.running.Load() }

@@ -68,11 +68,11 @@ func (l *Lab) VRRPFilterDropped(node string, routerID uint8) (uint64, []string, 
 	var tables []string
 	err := inNetns(l.net.ns(node), func() error {
 		var err error
-		if tables, err = vrrpfilter.Tables(0, routerID); err != nil {
+		if tables, err = vrrpfilter.Tables(routerID); err != nil {
 			return err
 		}
 		for _, t := range tables {
-			n, err := vrrpfilter.Dropped(0, t)
+			n, err := vrrpfilter.Dropped(t)
 			if err != nil {
 				return err
 			}

@@ -100,18 +100,17 @@ func FormatPeers(peers []string) []byte {
 // and go), and removes the other tables of the same router ID: an
 // earlier pod's that was killed before it could remove its own.
 //
-// netns is an open descriptor of the network namespace to write in (0:
-// the calling thread's). A process whose threads may be in different
-// namespaces (a test) must name it: the netlink socket is opened on
-// whichever thread the call runs.
-func Apply(netns int, table string, f Filter) error {
+// It writes in the calling thread's network namespace: a process whose
+// threads may be in different namespaces (a test) calls it from a
+// goroutine locked to its thread.
+func Apply(table string, f Filter) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
 	if !strings.HasPrefix(table, TablePrefix(f.RouterID)) {
 		return fmt.Errorf("table %s is not named for router ID %d", table, f.RouterID)
 	}
-	c, tables, err := connectAndList(netns)
+	c, tables, err := connectAndList()
 	if err != nil {
 		return err
 	}
@@ -161,8 +160,8 @@ func Apply(netns int, table string, f Filter) error {
 }
 
 // Remove deletes the table; a table that is not there is no error.
-func Remove(netns int, table string) error {
-	c, tables, err := connectAndList(netns)
+func Remove(table string) error {
+	c, tables, err := connectAndList()
 	if err != nil {
 		return err
 	}
@@ -176,8 +175,8 @@ func Remove(netns int, table string) error {
 }
 
 // Dropped reads how many adverts the table's rule has dropped.
-func Dropped(netns int, table string) (uint64, error) {
-	c, err := connect(netns)
+func Dropped(table string) (uint64, error) {
+	c, err := nftables.New()
 	if err != nil {
 		return 0, err
 	}
@@ -197,16 +196,9 @@ func Dropped(netns int, table string) (uint64, error) {
 	return 0, errors.New("no counter in table " + table)
 }
 
-func connect(netns int) (*nftables.Conn, error) {
-	if netns == 0 {
-		return nftables.New()
-	}
-	return nftables.New(nftables.WithNetNSFd(netns))
-}
-
 // Tables lists the tables of a router ID's filter.
-func Tables(netns int, routerID uint8) ([]string, error) {
-	c, tables, err := connectAndList(netns)
+func Tables(routerID uint8) ([]string, error) {
+	c, tables, err := connectAndList()
 	if err != nil {
 		return nil, err
 	}
@@ -222,8 +214,8 @@ func Tables(netns int, routerID uint8) ([]string, error) {
 
 // connectAndList connects and lists the inet tables; the caller closes
 // the connection.
-func connectAndList(netns int) (*nftables.Conn, []*nftables.Table, error) {
-	c, err := connect(netns)
+func connectAndList() (*nftables.Conn, []*nftables.Table, error) {
+	c, err := nftables.New()
 	if err != nil {
 		return nil, nil, err
 	}

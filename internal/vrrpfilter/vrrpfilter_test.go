@@ -58,14 +58,14 @@ func TestFilterDropsAdvertsFromOthers(t *testing.T) {
 		// LoadBalancer's.
 		stale, other := vrrpfilter.TableName(51, "old-pod"), vrrpfilter.TableName(52, "other-pod")
 		for table, id := range map[string]uint8{stale: 51, other: 52} {
-			if err := vrrpfilter.Apply(0, table, vrrpfilter.Filter{RouterID: id, Peers: []netip.Addr{self}}); err != nil {
+			if err := vrrpfilter.Apply(table, vrrpfilter.Filter{RouterID: id, Peers: []netip.Addr{self}}); err != nil {
 				t.Error(err)
 				return
 			}
 		}
 		table := vrrpfilter.TableName(51, "2f0e-new-pod")
 		peer := netip.MustParseAddr("198.18.0.12")
-		if err := vrrpfilter.Apply(0, table, vrrpfilter.Filter{RouterID: 51, Peers: []netip.Addr{self, peer}}); err != nil {
+		if err := vrrpfilter.Apply(table, vrrpfilter.Filter{RouterID: 51, Peers: []netip.Addr{self, peer}}); err != nil {
 			t.Error(err)
 			return
 		}
@@ -111,13 +111,13 @@ func TestFilterDropsAdvertsFromOthers(t *testing.T) {
 				t.Errorf("advert for router ID %d from %s: delivered %v (saw %q), want %v", tc.routerID, tc.from, delivered, got, tc.delivered)
 			}
 		}
-		if n, err := vrrpfilter.Dropped(0, table); err != nil || n != 1 {
+		if n, err := vrrpfilter.Dropped(table); err != nil || n != 1 {
 			t.Errorf("the filter counted %d dropped adverts (%v), want 1", n, err)
 		}
-		if err := vrrpfilter.Remove(0, table); err != nil {
+		if err := vrrpfilter.Remove(table); err != nil {
 			t.Error(err)
 		}
-		if err := vrrpfilter.Remove(0, table); err != nil {
+		if err := vrrpfilter.Remove(table); err != nil {
 			t.Errorf("removing a table that is gone: %v", err)
 		}
 		if tables := listTables(t); !slices.Equal(tables, []string{other}) {
