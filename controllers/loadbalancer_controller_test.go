@@ -264,8 +264,13 @@ func checkDaemonSet(t *testing.T, lb *v1alpha1.LoadBalancer) {
 		return k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: desired.NamesFor(lb).DaemonSet}, ds)
 	})
 	pod := ds.Spec.Template.Spec
-	if !pod.HostNetwork || pod.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
-		t.Errorf("pod must use the host network with ClusterFirstWithHostNet: %v %v", pod.HostNetwork, pod.DNSPolicy)
+	// The node's resolver: ClusterFirstWithHostNet would search the
+	// operator's namespace first.
+	if !pod.HostNetwork || pod.DNSPolicy != corev1.DNSDefault {
+		t.Errorf("pod must use the host network with the node's resolver (Default): %v %v", pod.HostNetwork, pod.DNSPolicy)
+	}
+	if pod.ShareProcessNamespace == nil || *pod.ShareProcessNamespace {
+		t.Error("the containers must not share a process namespace")
 	}
 	// The class's placement: the sample's LoadBalancer sets none.
 	if v, ok := pod.NodeSelector["node-role.kubernetes.io/edge"]; !ok || v != "" || len(pod.NodeSelector) != 1 ||
@@ -274,7 +279,7 @@ func checkDaemonSet(t *testing.T, lb *v1alpha1.LoadBalancer) {
 	}
 	wantCaps := map[string][]corev1.Capability{
 		desired.ContainerAgent:      nil,
-		desired.ContainerHAProxy:    {"NET_BIND_SERVICE", "NET_ADMIN"},
+		desired.ContainerHAProxy:    {"NET_BIND_SERVICE", "SETUID", "SETGID", "SYS_CHROOT", "KILL"},
 		desired.ContainerKeepalived: {"NET_ADMIN", "NET_RAW"},
 	}
 	containers := append(append([]corev1.Container{}, pod.InitContainers...), pod.Containers...)
@@ -292,6 +297,24 @@ func checkDaemonSet(t *testing.T, lb *v1alpha1.LoadBalancer) {
 		}
 		if c.LivenessProbe == nil {
 			t.Errorf("%s has no liveness probe", c.Name)
+		}
+		// Each daemon sees only its own files, read-only but for its
+		// runtime directories.
+		writable := map[string][]string{
+			desired.ContainerHAProxy:    {desired.VolumeHAProxyRun, desired.VolumeHealth},
+			desired.ContainerKeepalived: {desired.VolumeKeepalivedRun, desired.VolumeHealth},
+		}
+		foreign := map[string]string{desired.ContainerHAProxy: desired.VolumeKeepalivedConfig, desired.ContainerKeepalived: desired.VolumeHAProxyConfig}
+		for _, m := range c.VolumeMounts {
+			if c.Name == desired.ContainerAgent {
+				continue
+			}
+			if m.Name == foreign[c.Name] || m.Name == desired.VolumeKeepalivedRun && c.Name == desired.ContainerHAProxy {
+				t.Errorf("%s mounts %s", c.Name, m.Name)
+			}
+			if !m.ReadOnly && !slices.Contains(writable[c.Name], m.Name) {
+				t.Errorf("%s mounts %s writable", c.Name, m.Name)
+			}
 		}
 	}
 	if pod.InitContainers[0].StartupProbe == nil || pod.InitContainers[0].RestartPolicy == nil {

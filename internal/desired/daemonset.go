@@ -332,9 +332,14 @@ func haproxyContainer(in DataPlaneInput, paths contract.Paths) corev1.Container 
 		// The master, root, binds ports below 1024 (NET_BIND_SERVICE) and
 		// starts each worker, which chroots into an empty directory
 		// (SYS_CHROOT) and drops to an unprivileged user (SETUID, SETGID)
-		// before it reads a byte of traffic. The virtual IPs a backup does
-		// not hold are bound with freebind, which needs no capability.
-		SecurityContext: securityContext("NET_BIND_SERVICE", "SETUID", "SETGID", "SYS_CHROOT"),
+		// before it reads a byte of traffic. KILL: the master tells the old
+		// workers to stop after a reload, and they run as another user
+		// (without it they never stopped and kept answering the runtime
+		// API, TestHitlessChanges); the container's process namespace
+		// holds nothing else to signal. The virtual IPs a backup does not
+		// hold are bound with transparent, whose IP_FREEBIND fallback
+		// needs no capability.
+		SecurityContext: securityContext("NET_BIND_SERVICE", "SETUID", "SETGID", "SYS_CHROOT", "KILL"),
 	}
 }
 

@@ -59,7 +59,7 @@ func TestTLSFaults(t *testing.T) {
 	if err := l.Client.Update(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "the rejected rotation in status", degradedWith(l, lb, v1alpha1.LoadBalancerConfigRejectedReason, "haproxy rejected the config", "tls-candidate"))
+	eventually(t, 60*time.Second, "the rejected rotation in status", degradedWith(l, lb, v1alpha1.LoadBalancerConfigRejectedReason, "haproxy rejected the config", "/tls/.candidate/"))
 	t.Logf("a rotation to a bad certificate: ConfigRejected in status after %.1fs; the old certificate serves", time.Since(start).Seconds())
 	if err := servesOriginal(); err != nil {
 		t.Fatalf("after a rejected rotation: %v", err)

@@ -31,7 +31,7 @@ import (
 )
 
 // capabilityBits are the capabilities hakeeper's pods add, by number.
-var capabilityBits = map[corev1.Capability]uint{"SETGID": 6, "SETUID": 7, "NET_BIND_SERVICE": 10, "NET_ADMIN": 12, "NET_RAW": 13, "SYS_CHROOT": 18}
+var capabilityBits = map[corev1.Capability]uint{"KILL": 5, "SETGID": 6, "SETUID": 7, "NET_BIND_SERVICE": 10, "NET_ADMIN": 12, "NET_RAW": 13, "SYS_CHROOT": 18}
 
 // processStatus is what /proc/PID/status says of a container's process.
 type processStatus struct {

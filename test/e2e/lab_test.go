@@ -825,13 +825,28 @@ func TestHitlessChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := l.NewClient(2 * time.Second)
-	eventually(t, 30*time.Second, "the new endpoint serving", func() error {
+	served := false
+	var last error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !served; time.Sleep(100 * time.Millisecond) {
 		body, err := c.Get(ctx, "http://"+addr+":81/", "")
-		if err != nil || lab.Backend(body) != lab.BackendName(1) {
-			return fmt.Errorf("%q %v", body, err)
+		served = err == nil && lab.Backend(body) == lab.BackendName(1)
+		last = fmt.Errorf("%q %v", body, err)
+	}
+	if !served {
+		// What HAProxy has of the Service's servers, on the master.
+		if run, err := l.PodVolume(lab.NodeName(0), lb, desired.VolumeHAProxyRun); err == nil {
+			for range 3 {
+				state, err := haproxyapi.Command(ctx, filepath.Join(run, contract.RuntimeSocketFile), "show servers state be_svc")
+				info, _ := haproxyapi.Command(ctx, filepath.Join(run, contract.RuntimeSocketFile), "show info")
+				pid, _, _ := strings.Cut(info[strings.Index(info, "Pid:")+1:], "\n")
+				t.Logf("node-a's servers of be_svc, from worker %s (%v):\n%s", pid, err, state)
+			}
+			procs, err := haproxyapi.MasterCommand(ctx, filepath.Join(run, contract.MasterSocketFile), "show proc")
+			t.Logf("node-a's HAProxy processes (%v):\n%s", err, procs)
 		}
-		return nil
-	})
+		logPods(t, l, lb)
+		t.Fatalf("timed out waiting for the new endpoint serving: %v", last)
+	}
 	settled(t, l, lb)
 	for _, n := range nodes {
 		if got := reloads(t, l, n, lb); got != afterReloads[n] {
