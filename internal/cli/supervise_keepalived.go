@@ -77,6 +77,7 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 	if err != nil {
 		return err
 	}
+	removePIDFiles(argv, logf)
 	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
 		Env:   os.Environ(),
 		Files: []uintptr{os.Stdin.Fd(), fdOf(s.Out), fdOf(s.Err)},
@@ -134,6 +135,26 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 			return nil
 		}
 		return fmt.Errorf("keepalived exited (%s)", describe(status))
+	}
+}
+
+// removePIDFiles removes the pid files keepalived's arguments name
+// (--pid=, --vrrp_pid=) before it starts: none of the processes they
+// name runs (this supervisor starts keepalived, in a container of its
+// own), and they outlive a restarted container in the pod's run
+// directory. The container's process namespace starts over, so the new
+// keepalived may get the very pid the file holds, and then takes itself
+// for a keepalived already running and exits ("daemon is already
+// running", seen in the lab after keepalived was killed).
+func removePIDFiles(argv []string, logf func(string, ...any)) {
+	for _, arg := range argv[1:] {
+		for _, flag := range []string{"--pid=", "--vrrp_pid="} {
+			if file, ok := strings.CutPrefix(arg, flag); ok {
+				if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+					logf("removing %s: %v", file, err)
+				}
+			}
+		}
 	}
 }
 

@@ -52,7 +52,14 @@ func TestSuperviseKeepalivedReleasesVirtualIPs(t *testing.T) {
 	filterAtStart, filterAtReload := filepath.Join(dir, "filter-at-start"), filepath.Join(dir, "filter-at-reload")
 	// The stand-in lists the VRRP filter as keepalived starts and as it
 	// is told to reload: the supervisor must have written it by then.
-	script := `nft list table inet ` + table + ` > ` + filterAtStart + ` 2>&1
+	// A pid file an earlier keepalived left: keepalived would take a
+	// process of that pid for itself already running.
+	pidFile, stalePID := filepath.Join(dir, "keepalived.pid"), filepath.Join(dir, "stale-pid-at-start")
+	if err := os.WriteFile(pidFile, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `test -e ` + pidFile + ` && echo stale > ` + stalePID + `
+nft list table inet ` + table + ` > ` + filterAtStart + ` 2>&1
 trap 'nft list table inet ` + table + ` > ` + filterAtReload + `.tmp 2>&1; mv ` + filterAtReload + `.tmp ` + filterAtReload + `' HUP
 ip addr show dev vip0 > ` + seen + `
 ip addr add 198.18.0.111/24 dev vip0
@@ -74,7 +81,7 @@ while kill -0 $! 2>/dev/null; do wait $!; done`
 		ifaddrtest.AddAddress(t, "vip0", "198.18.0.111/24") // left by a killed keepalived
 		var stderr bytes.Buffer
 		res.err = runSuperviseKeepalived(context.Background(), []string{"--config=" + conf, "--peers=" + peers,
-			"--control=" + control, "--table-suffix=pod-1", "--", "sh", "-c", script},
+			"--control=" + control, "--table-suffix=pod-1", "--", "sh", "-c", script, "--pid=" + pidFile},
 			Streams{Out: os.Stdout, Err: &stderr})
 		res.stderr = stderr.String()
 		res.held = ifaddr.Held("vip0", []string{"198.18.0.1", "198.18.0.111", "2001:db8:18::111"})
@@ -163,6 +170,9 @@ while kill -0 $! 2>/dev/null; do wait $!; done`
 	if err := syscall.Kill(child, 0); !errors.Is(err, syscall.ESRCH) {
 		_ = syscall.Kill(child, syscall.SIGKILL)
 		t.Errorf("keepalived's orphaned child %d still runs (%v)", child, err)
+	}
+	if _, err := os.Stat(stalePID); !os.IsNotExist(err) {
+		t.Error("keepalived started with the pid file an earlier one left")
 	}
 	filter, err := os.ReadFile(filterAtStart)
 	if err != nil {

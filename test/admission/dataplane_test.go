@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -58,21 +59,9 @@ func TestDataPlaneShape(t *testing.T) {
 	create := func(c client.Client, ds *appsv1.DaemonSet) error {
 		return c.Create(ctx, ds.DeepCopy(), client.DryRunAll)
 	}
-	// The API server enforces a policy once its informers have it and its
-	// parameters: probe until a bad image is refused.
 	badImage := good.DeepCopy()
 	badImage.Spec.Template.Spec.Containers[0].Image = "evil.example/root:latest"
-	deadline := time.Now().Add(time.Minute)
-	for {
-		err := create(mgr, badImage)
-		if err != nil && strings.Contains(err.Error(), shapePolicy) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the policy does not deny an image that is not allowed after a minute; last answer: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	untilDenied(t, shapePolicy, func() error { return create(mgr, badImage) })
 	if err := create(mgr, good); err != nil {
 		t.Fatalf("the manager's own DaemonSet is refused: %v", err)
 	}
@@ -158,7 +147,10 @@ func TestDataPlaneShape(t *testing.T) {
 
 	// A data-plane pod, as the DaemonSet controller would make it.
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-dataplane", Namespace: dataPlaneNamespace}, Spec: *good.Spec.Template.Spec.DeepCopy()}
-	must(t, env.Client.Create(ctx, pod))
+	if err := env.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	must(t, env.Client.Get(ctx, client.ObjectKeyFromObject(pod), pod))
 	annotated := pod.DeepCopy()
 	annotated.Annotations = map[string]string{"hakeeper.io/handover-since": "now"}
 	if err := mgr.Patch(ctx, annotated, client.MergeFrom(pod)); err != nil {
@@ -166,12 +158,14 @@ func TestDataPlaneShape(t *testing.T) {
 	}
 	swapped := annotated.DeepCopy()
 	swapped.Spec.Containers[0].Image = "evil.example/root:latest"
+	untilDenied(t, podsPolicy, func() error { return mgr.Patch(ctx, swapped, client.MergeFrom(annotated), client.DryRunAll) })
 	wantDeniedBy(t, podsPolicy, mgr.Patch(ctx, swapped, client.MergeFrom(annotated)), "metadata only")
 
 	params := &corev1.ConfigMap{}
 	must(t, env.Client.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: paramsName}, params))
 	loosened := params.DeepCopy()
 	loosened.Data["images"] += " evil.example/root:latest"
+	untilDenied(t, paramsPolicy, func() error { return mgr.Update(ctx, loosened.DeepCopy(), client.DryRunAll) })
 	wantDeniedBy(t, paramsPolicy, mgr.Update(ctx, loosened), "parameters")
 	wantDeniedBy(t, paramsPolicy, mgr.Delete(ctx, params), "parameters")
 	if err := mgr.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "web-haproxy", Namespace: dataPlaneNamespace}}, client.DryRunAll); err != nil {
@@ -180,6 +174,24 @@ func TestDataPlaneShape(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// untilDenied waits until policy denies what try does: the API server
+// enforces a policy once its informers have it, its binding and its
+// parameters.
+func untilDenied(t *testing.T, policy string, try func() error) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := try()
+		if err != nil && strings.Contains(err.Error(), policy) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not deny after a minute; last answer: %v", policy, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
 
 // checkPolicyTypes fails on what type checking a policy against the
 // served schemas finds.

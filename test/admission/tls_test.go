@@ -308,15 +308,21 @@ func typeWarnings(t *testing.T, policy *admissionregistrationv1.ValidatingAdmiss
 func grant(t *testing.T, ns, user string, rules ...rbacv1.PolicyRule) {
 	t.Helper()
 	name := "test-" + user
-	must(t, env.Client.Create(context.Background(), &rbacv1.Role{
+	// The same grant again (go test -count) is no error.
+	mustCreate := func(obj client.Object) {
+		if err := env.Client.Create(context.Background(), obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	mustCreate(&rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Rules:      rules,
-	}))
-	must(t, env.Client.Create(context.Background(), &rbacv1.RoleBinding{
+	})
+	mustCreate(&rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-	}))
+	})
 }
 
 // as is a client that impersonates user.
