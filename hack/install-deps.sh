@@ -4,13 +4,14 @@
 # the local control plane, iproute2 and util-linux for network and mount
 # namespaces, wrk for load in the lab; for the lab's images and nodes
 # (hack/images.sh, internal/lab): podman and debootstrap to build images with
-# no registry, containerd, runc, the CNI plugins and iptables to run them.
+# no registry, containerd, runc, the CNI plugins and iptables to run them;
+# nftables, whose nft the VRRP filter's tests read tables with.
 # Only what is missing is installed.
 set -o errexit -o nounset -o pipefail
 [[ "${TRACE:-0}" == 1 ]] && set -o xtrace
 
 declare -A need=([haproxy]=haproxy [keepalived]=keepalived [etcd]=etcd-server [ip]=iproute2 [unshare]=util-linux [wrk]=wrk
-  [podman]=podman [debootstrap]=debootstrap [ctr]=containerd [runc]=runc [iptables]=iptables)
+  [podman]=podman [debootstrap]=debootstrap [ctr]=containerd [runc]=runc [iptables]=iptables [nft]=nftables)
 # Packages that install no command on PATH, by a file they install.
 declare -A need_file=([/usr/lib/cni/bridge]=containernetworking-plugins)
 missing=()
