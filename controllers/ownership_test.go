@@ -451,6 +451,9 @@ func TestDeletionDoesNotWaitForUnreachableNodes(t *testing.T) {
 	createClass(t, testClass("unreachable", "198.18.24.96/27"))
 	lb := smallLB(ns, "unreachable", "", "unreachable")
 	createLB(t, lb)
+	// Reconciled: the finalizer is on (it is added before anything is
+	// applied).
+	getDaemonSet(t, lb)
 	// The pod the DaemonSet controller would have made (envtest runs no
 	// controllers and no kubelet: it stays until deleted).
 	pod := &corev1.Pod{
