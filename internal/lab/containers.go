@@ -1,14 +1,17 @@
 package lab
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -145,4 +148,18 @@ func (l *Lab) PodVolume(nodeName string, lb *v1alpha1.LoadBalancer, volume strin
 		return "", err
 	}
 	return link, os.Symlink(target, link)
+}
+
+// Exec runs a command in a running container as the container's own
+// process would run: its user, capabilities, seccomp filter, namespaces
+// and mounts (containerd's `ctr task exec`, which takes the container's
+// process spec), and returns what it printed.
+func (l *Lab) Exec(ctx context.Context, nodeName string, c RunningContainer, argv ...string) ([]byte, error) {
+	n, err := l.node(nodeName)
+	if err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("hk-test-%d", time.Now().UnixNano())
+	args := append([]string{"--address", n.socket(), "-n", "k8s.io", "task", "exec", "--exec-id", id, c.ID}, argv...)
+	return exec.CommandContext(ctx, "ctr", args...).CombinedOutput()
 }

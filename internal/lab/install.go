@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -158,3 +160,23 @@ func (l *Lab) WaitDeployment(ctx context.Context, namespace, name string, timeou
 		}
 	}
 }
+
+// AllowDataPlaneImage adds an image to those the data-plane admission
+// policy lets the manager run (config/admission's parameters), as the
+// admin does for an image a class names.
+func (l *Lab) AllowDataPlaneImage(ctx context.Context, image string) error {
+	cm := &corev1.ConfigMap{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: OperatorNamespace, Name: DataPlanePolicyParams}, cm); err != nil {
+		return err
+	}
+	if slices.Contains(strings.Fields(cm.Data["images"]), image) {
+		return nil
+	}
+	patch := client.MergeFrom(cm.DeepCopy())
+	cm.Data["images"] += " " + image
+	return l.Client.Patch(ctx, cm, patch)
+}
+
+// DataPlanePolicyParams is the ConfigMap of the data-plane admission
+// policy's parameters.
+const DataPlanePolicyParams = "hakeeper-dataplane-policy"

@@ -4,13 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os/exec"
-	"slices"
-	"strings"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/internal/vrrpfilter"
 	"github.com/hakeeper/hakeeper/internal/vrrptest"
@@ -82,37 +76,3 @@ func (l *Lab) VRRPFilterDropped(node string, routerID uint8) (uint64, []string, 
 	})
 	return dropped, tables, err
 }
-
-// Exec runs a command in a running container as the container's own
-// process would run: its user, capabilities, seccomp filter, namespaces
-// and mounts (containerd's `ctr task exec`, which takes the container's
-// process spec), and returns what it printed.
-func (l *Lab) Exec(ctx context.Context, nodeName string, c RunningContainer, argv ...string) ([]byte, error) {
-	n, err := l.node(nodeName)
-	if err != nil {
-		return nil, err
-	}
-	id := fmt.Sprintf("hk-test-%d", time.Now().UnixNano())
-	args := append([]string{"--address", n.socket(), "-n", "k8s.io", "task", "exec", "--exec-id", id, c.ID}, argv...)
-	return exec.CommandContext(ctx, "ctr", args...).CombinedOutput()
-}
-
-// AllowDataPlaneImage adds an image to those the data-plane admission
-// policy lets the manager run (config/admission's parameters), as the
-// admin does for an image a class names.
-func (l *Lab) AllowDataPlaneImage(ctx context.Context, image string) error {
-	cm := &corev1.ConfigMap{}
-	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: OperatorNamespace, Name: DataPlanePolicyParams}, cm); err != nil {
-		return err
-	}
-	if slices.Contains(strings.Fields(cm.Data["images"]), image) {
-		return nil
-	}
-	patch := client.MergeFrom(cm.DeepCopy())
-	cm.Data["images"] += " " + image
-	return l.Client.Patch(ctx, cm, patch)
-}
-
-// DataPlanePolicyParams is the ConfigMap of the data-plane admission
-// policy's parameters.
-const DataPlanePolicyParams = "hakeeper-dataplane-policy"
