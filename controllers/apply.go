@@ -89,18 +89,7 @@ func (r *LoadBalancerReconciler) applyTLSAccess(ctx context.Context, s *scope) e
 	role := desired.TLSRole(s.lb)
 	binding := desired.TLSRoleBinding(s.lb, r.DataPlane.Namespace)
 	if role == nil {
-		for _, obj := range []client.Object{binding, &rbacv1.Role{ObjectMeta: binding.ObjectMeta}} {
-			current, err := getOptional(ctx, r.Client, client.ObjectKeyFromObject(obj), obj.DeepCopyObject().(client.Object))
-			if err != nil {
-				return err
-			}
-			if current != nil && ownedBy(current, s.lb) {
-				if err := client.IgnoreNotFound(r.Client.Delete(ctx, current)); err != nil {
-					return fmt.Errorf("failed to delete %s: %w", current.GetName(), err)
-				}
-			}
-		}
-		return nil
+		return r.deleteTLSAccess(ctx, s.lb)
 	}
 	if _, err := r.applyOwned(ctx, s, role); err != nil {
 		if apierrors.IsForbidden(err) {
@@ -116,6 +105,24 @@ func (r *LoadBalancerReconciler) applyTLSAccess(ctx context.Context, s *scope) e
 	}
 	_, err := r.applyOwned(ctx, s, binding)
 	return err
+}
+
+// deleteTLSAccess deletes the Role and RoleBinding that let lb's agents
+// read its TLS Secrets, if lb owns them.
+func (r *LoadBalancerReconciler) deleteTLSAccess(ctx context.Context, lb *v1alpha1.LoadBalancer) error {
+	binding := desired.TLSRoleBinding(lb, r.DataPlane.Namespace)
+	for _, obj := range []client.Object{binding, &rbacv1.Role{ObjectMeta: binding.ObjectMeta}} {
+		current, err := getOptional(ctx, r.Client, client.ObjectKeyFromObject(obj), obj.DeepCopyObject().(client.Object))
+		if err != nil {
+			return err
+		}
+		if current != nil && ownedBy(current, lb) {
+			if err := client.IgnoreNotFound(r.Client.Delete(ctx, current)); err != nil {
+				return fmt.Errorf("failed to delete %s: %w", current.GetName(), err)
+			}
+		}
+	}
+	return nil
 }
 
 // tlsDelegationRetry is how soon a LoadBalancer whose agents could not be

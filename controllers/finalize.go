@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,6 +42,29 @@ func (r *LoadBalancerReconciler) finalize(ctx context.Context, lb *v1alpha1.Load
 	forgetMetrics(lb.Namespace, lb.Name)
 	controllerutil.RemoveFinalizer(lb, desired.Finalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, lb, patch))
+}
+
+// revoke takes the data plane away from a LoadBalancer its class no
+// longer allows (its namespace stopped matching, or the class is gone),
+// once its status says why: the tenant learns it from the LoadBalancer
+// before the virtual IPs go. Its addresses and router ID are released
+// only when its pods are gone, as on deletion.
+func (r *LoadBalancerReconciler) revoke(ctx context.Context, s *scope) (ctrl.Result, error) {
+	c := meta.FindStatusCondition(s.lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition)
+	if c == nil || c.Reason != s.stopReason || c.Message != s.stopMessage || c.ObservedGeneration != s.lb.Generation {
+		return ctrl.Result{RequeueAfter: dataPlaneGone}, nil // told by this pass's status
+	}
+	done, err := r.deleteDataPlane(ctx, s.lb.Namespace, s.lb.Name)
+	if err != nil || !done {
+		return ctrl.Result{RequeueAfter: dataPlaneGone}, err
+	}
+	if err := r.deleteTLSAccess(ctx, s.lb); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.Recorder.Eventf(s.lb, nil, corev1.EventTypeWarning, "Revoked", "Revoke", "Data plane deleted and virtual IPs released: %s", s.stopMessage)
+	r.allocations.Delete(keyOf(s.lb))
+	s.released = true
+	return ctrl.Result{}, nil
 }
 
 // deleteDataPlane deletes a LoadBalancer's objects in the data-plane

@@ -22,6 +22,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/resolve"
 )
 
 // LoadBalancerReconciler renders each LoadBalancer, within what its class
@@ -35,6 +36,9 @@ type LoadBalancerReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	DataPlane desired.DataPlaneOptions
+	// Resolve looks up static servers' DNS names; nil uses the system's
+	// resolver.
+	Resolve resolve.Lookup
 
 	// allocations remembers the router IDs, virtual IPs and priorities this
 	// process allocated, by namespace/name, until the cache shows them in
@@ -42,6 +46,8 @@ type LoadBalancerReconciler struct {
 	// could both take the same free one (or both make the same node their
 	// master) from a cache that lags the status patch.
 	allocations sync.Map
+	// names caches what static servers' DNS names resolve to (names.go).
+	names sync.Map
 	// splitSince is when several holders of a virtual IP were first seen,
 	// by namespace/name, while they still are.
 	splitSince sync.Map
@@ -72,7 +78,6 @@ type allocation struct {
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers/status,verbs=get;patch
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers/finalizers,verbs=update
-// +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancerclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=services;nodes;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -134,6 +139,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.gatherNodes,
 		r.checkClassPolicy,
 		r.gatherClaims,
+		r.checkNamespaceLimits,
 		r.assignVirtualIPs,
 		r.selectNodes,
 		r.checkConflicts,
@@ -149,6 +155,9 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		if s.stopped() {
 			log.V(1).Info("Stopping before apply", "reason", s.stopReason)
+			if s.revoked && len(lb.Status.VirtualIPs) > 0 {
+				return r.revoke(ctx, s)
+			}
 			return ctrl.Result{}, nil
 		}
 	}

@@ -164,7 +164,9 @@ func TestSamples(t *testing.T) {
 	names = desired.NamesFor(postgres)
 	reportNode(t, postgres, "edge-a", contract.NodeReport{Interface: "eth0"})
 	reportNode(t, postgres, "edge-b", contract.NodeReport{Interface: "eth0"})
-	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, contract.KeyHAProxyConfig, golden(t, "postgres", "haproxy.cfg.golden"))
+	// The operator renders the address the name resolves to, never the name.
+	waitForData(t, dataPlaneNamespace, names.HAProxyConfigMap, contract.KeyHAProxyConfig,
+		strings.Replace(golden(t, "postgres", "haproxy.cfg.golden"), sampleName, sampleNameAddress, 1))
 	waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, "edge-a.conf", golden(t, "postgres", "edge-a.keepalived.conf.golden"))
 	waitForData(t, dataPlaneNamespace, names.KeepalivedConfigMap, "edge-b.conf", golden(t, "postgres", "edge-b.keepalived.conf.golden"))
 	waitForClassAndVIPs(t, postgres, "edge", "198.18.0.110/24")
@@ -176,6 +178,7 @@ func TestSamples(t *testing.T) {
 	})
 
 	namespace(t, "shop")
+	setNamespaceLabel(t, "shop", v1alpha1.LabelTLSDelegation, v1alpha1.TLSDelegationAllowed)
 	service(t, "shop", "storefront", "http", 8080, 8080, "198.18.0.61", "198.18.0.62", "2001:db8::63")
 	secret(t, "shop", "storefront-tls")
 	cloud := loadSample(t, "cloud-unicast.yaml")
@@ -474,7 +477,7 @@ func testClass(name, pool string) *v1alpha1.LoadBalancerClass {
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1alpha1.LoadBalancerClassSpec{
 			VirtualIPPools: []v1alpha1.VirtualIPPool{{Name: name, CIDR: pool, PrefixLength: ptr.To(int32(24))}},
-			DataPlane:      v1alpha1.DataPlaneSpec{Interface: "eth0"},
+			DataPlane:      v1alpha1.DataPlaneSpec{Interface: "eth0", NodeSelector: map[string]string{testDataPlaneLabel: "true"}},
 		},
 	}
 }
@@ -484,7 +487,20 @@ func testClass(name, pool string) *v1alpha1.LoadBalancerClass {
 func createClass(t *testing.T, class *v1alpha1.LoadBalancerClass) *v1alpha1.LoadBalancerClass {
 	t.Helper()
 	create(t, class)
-	t.Cleanup(func() { deleteAndWait(t, class) })
+	t.Cleanup(func() {
+		// A class in use cannot go: its LoadBalancers first, however
+		// they were created.
+		var list v1alpha1.LoadBalancerList
+		if err := k8s.List(ctx, &list); err != nil {
+			t.Error(err)
+		}
+		for i := range list.Items {
+			if list.Items[i].Spec.ClassName == class.Name || list.Items[i].Status.ClassName == class.Name {
+				deleteAndWait(t, &list.Items[i])
+			}
+		}
+		deleteAndWait(t, class)
+	})
 	return class
 }
 
@@ -626,7 +642,7 @@ func TestChangesTouchOnlyWhatTheyShould(t *testing.T) {
 	t.Run("labelling a node adds it to keepalived only", func(t *testing.T) {
 		before := resourceVersions(t, lb)
 		n := node(outer, "pool-c", "198.18.1.3", nil)
-		n.Labels = map[string]string{"pool": "changes"}
+		n.Labels["pool"] = "changes"
 		if err := k8s.Update(ctx, n); err != nil {
 			t.Fatal(err)
 		}

@@ -262,6 +262,7 @@ func gatherManagedFields(obj client.Object) []string {
 // does it).
 func TestFinalizerDeletesDataPlane(t *testing.T) {
 	ns := namespace(t, "finalizer")
+	setNamespaceLabel(t, ns, v1alpha1.LabelTLSDelegation, v1alpha1.TLSDelegationAllowed)
 	node(t, "fz-1", "198.18.22.1", map[string]string{"pool": "finalizer"})
 	service(t, ns, "web", "http", 80, 8080, "198.18.12.11")
 	createClass(t, testClass("finalizer", "198.18.22.96/27"))

@@ -87,6 +87,11 @@ func conditionsStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v
 	if s.stopped() {
 		setCondition(&st, gen, v1alpha1.LoadBalancerDegradedCondition, metav1.ConditionTrue, s.stopReason, s.stopMessage)
 		setCondition(&st, gen, v1alpha1.LoadBalancerProgressingCondition, metav1.ConditionFalse, s.stopReason, "Not applied: "+s.stopMessage)
+		if s.released {
+			st.VirtualIPs, st.VirtualRouterID, st.ActiveNode = nil, 0, ""
+			st.Holders, st.Nodes, st.Backends = nil, nil, nil
+			setCondition(&st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, s.stopReason, "Data plane deleted: "+s.stopMessage)
+		}
 		if meta.FindStatusCondition(st.Conditions, v1alpha1.LoadBalancerReadyCondition) == nil {
 			setCondition(&st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, s.stopReason, "Never applied: "+s.stopMessage)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -43,6 +44,21 @@ type scope struct {
 	splitBrainPending bool
 
 	class *v1alpha1.LoadBalancerClass
+	// classes are all of them, to tell another LoadBalancer's.
+	classes []v1alpha1.LoadBalancerClass
+	// revoked: the class no longer allows the LoadBalancer's namespace, or
+	// is gone. Once status says so, its data plane is deleted and what it
+	// held released.
+	revoked bool
+	// released: the revoked LoadBalancer's data plane is gone.
+	released bool
+	// siblings are the namespace's other LoadBalancers of the class that
+	// are not refused, for its limits.
+	siblings []resolve.Tenancy
+	// backendRefused are the addresses no server may have: the nodes'
+	// (listed in Node objects, and reported by the agents), each with its
+	// node.
+	backendRefused map[netip.Addr]string
 	// classUsable: the class exists and allows this namespace; only then
 	// is it recorded in status (a default class that refuses the
 	// namespace must not pin the LoadBalancer to it).
@@ -104,6 +120,12 @@ func (s *scope) stop(reason, message string) {
 
 func (s *scope) stopped() bool { return s.stopReason != "" }
 
+// classOf is the class another LoadBalancer uses, or "" when it has none.
+func (s *scope) classOf(lb *v1alpha1.LoadBalancer) string {
+	name, _ := resolve.ClassName(lb, s.classes)
+	return name
+}
+
 // validate repeats the API's rules and those it cannot express; invalid
 // input is reported in status and never retried until the spec changes.
 func (r *LoadBalancerReconciler) validate(_ context.Context, s *scope) error {
@@ -114,7 +136,9 @@ func (r *LoadBalancerReconciler) validate(_ context.Context, s *scope) error {
 }
 
 // gatherClass finds the LoadBalancer's class and checks the namespace may
-// use it. Without a usable class nothing is applied.
+// use it. Without a usable class nothing is applied; a LoadBalancer whose
+// namespace the class no longer allows, or whose class is gone, loses its
+// data plane (revoke).
 func (r *LoadBalancerReconciler) gatherClass(ctx context.Context, s *scope) error {
 	var classes v1alpha1.LoadBalancerClassList
 	if err := r.Client.List(ctx, &classes); err != nil {
@@ -128,9 +152,15 @@ func (r *LoadBalancerReconciler) gatherClass(ctx context.Context, s *scope) erro
 	i := slices.IndexFunc(classes.Items, func(c v1alpha1.LoadBalancerClass) bool { return c.Name == name })
 	if i < 0 {
 		s.stop(v1alpha1.LoadBalancerClassNotFoundReason, fmt.Sprintf("LoadBalancerClass %s not found", name))
+		s.revoked = true
 		return nil
 	}
-	s.class = &classes.Items[i]
+	s.class, s.classes = &classes.Items[i], classes.Items
+	if s.class.DeletionTimestamp != nil && s.lb.Status.ClassName != name {
+		// Those that hold it keep it until they go; nobody new joins.
+		s.stop(v1alpha1.LoadBalancerClassNotFoundReason, fmt.Sprintf("LoadBalancerClass %s is being deleted", name))
+		return nil
+	}
 	ns := &corev1.Namespace{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: s.lb.Namespace}, ns); err != nil {
 		return fmt.Errorf("failed to read namespace %s: %w", s.lb.Namespace, err)
@@ -142,6 +172,11 @@ func (r *LoadBalancerReconciler) gatherClass(ctx context.Context, s *scope) erro
 		return nil
 	case !allowed:
 		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, fmt.Sprintf("LoadBalancerClass %s does not allow namespace %s (its namespaceSelector does not match)", name, s.lb.Namespace))
+		s.revoked = true
+		return nil
+	}
+	if msg := resolve.TLSNotAllowed(&s.lb.Spec, ns); msg != "" {
+		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, msg)
 		return nil
 	}
 	if s.pools, err = resolve.Pools(s.class); err != nil {
@@ -152,7 +187,6 @@ func (r *LoadBalancerReconciler) gatherClass(ctx context.Context, s *scope) erro
 		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, err.Error())
 		return nil
 	}
-	s.spec = s.class.WithClassDefaults(s.lb.Spec)
 	s.classUsable = true
 	return nil
 }
@@ -196,6 +230,16 @@ func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) erro
 	}
 	s.allNodes = list.Items
 	s.nodeAddrs = resolve.NodeAddresses(list.Items)
+	s.backendRefused = maps.Clone(s.nodeAddrs)
+	for node, report := range s.reports {
+		for _, a := range report.Addresses {
+			if addr, err := netip.ParseAddr(a); err == nil {
+				if _, listed := s.backendRefused[addr]; !listed {
+					s.backendRefused[addr] = node
+				}
+			}
+		}
+	}
 	return nil
 }
 
@@ -288,24 +332,67 @@ func refusedForItsSpec(lb *v1alpha1.LoadBalancer) bool {
 	}
 	switch c.Reason {
 	case v1alpha1.LoadBalancerInvalidSpecReason, v1alpha1.LoadBalancerClassNotFoundReason, v1alpha1.LoadBalancerNotAllowedByClassReason,
-		v1alpha1.LoadBalancerAddressUnavailableReason, v1alpha1.LoadBalancerConflictReason:
+		v1alpha1.LoadBalancerAddressUnavailableReason, v1alpha1.LoadBalancerConflictReason, v1alpha1.LoadBalancerLimitExceededReason:
 		return true
 	}
 	return false
 }
 
-// checkClassPolicy refuses what the class does not allow in the spec: its
-// servers, slots and health-check intervals.
-func (r *LoadBalancerReconciler) checkClassPolicy(_ context.Context, s *scope) error {
+// checkClassPolicy refuses what the class does not allow in the spec (its
+// limits, kinds of servers, slots and health-check intervals), and settles
+// the spec to render: the class's defaults, and static servers each at an
+// address the class allows, names resolved; the others are left out and
+// reported.
+func (r *LoadBalancerReconciler) checkClassPolicy(ctx context.Context, s *scope) error {
 	var err error
-	if s.policy, err = resolve.NewBackendPolicy(s.class, s.pools, s.nodeAddrs); err != nil {
+	if s.policy, err = resolve.NewBackendPolicy(s.class, s.pools, s.backendRefused); err != nil {
 		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, err.Error())
 		return nil
 	}
-	if errs := s.policy.CheckSpec(&s.lb.Spec); len(errs) > 0 {
-		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, errs.ToAggregate().Error())
+	admission := resolve.Admit(ctx, s.class, s.policy, &s.lb.Spec, r.lookup)
+	if len(admission.Errors) > 0 {
+		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, admission.Errors.ToAggregate().Error())
+		return nil
+	}
+	if len(admission.LeftOut) > 0 && len(s.lb.Status.VirtualIPs) == 0 {
+		// Never applied: refused, as `hakeeper render` refuses it. Once
+		// applied, a tightened policy takes the servers away instead.
+		s.stop(v1alpha1.LoadBalancerNotAllowedByClassReason, strings.Join(admission.LeftOut, "; "))
+		return nil
+	}
+	s.spec = admission.Spec
+	s.refused = append(s.refused, admission.LeftOut...)
+	s.missing = append(s.missing, admission.Unresolved...)
+	if admission.Named {
+		// No event follows a DNS change: look again.
+		s.retryAfter = nameRecheck
 	}
 	return nil
+}
+
+// nameRecheck is how often the servers given by DNS name are resolved
+// again.
+const nameRecheck = time.Minute
+
+// checkNamespaceLimits refuses a LoadBalancer beyond its namespace's share
+// of the class: the LoadBalancers that precede it (holders first, then the
+// older) are served first.
+func (r *LoadBalancerReconciler) checkNamespaceLimits(_ context.Context, s *scope) error {
+	self := tenancyOf(s.lb)
+	if msg := resolve.LimitsOf(s.class).CheckNamespace(s.lb.Namespace, self, s.siblings); msg != "" {
+		s.stop(v1alpha1.LoadBalancerLimitExceededReason, msg+"; nothing of this LoadBalancer is applied until others in the namespace go")
+	}
+	return nil
+}
+
+// tenancyOf is what a LoadBalancer takes of its namespace's share: the
+// virtual IPs it holds, or asks for (one per family, at least one).
+func tenancyOf(lb *v1alpha1.LoadBalancer) resolve.Tenancy {
+	vips := int32(max(len(lb.Spec.VirtualIPs), len(lb.Spec.IPFamilies), 1))
+	if held := int32(len(lb.Status.VirtualIPs)); held > vips {
+		vips = held
+	}
+	return resolve.Tenancy{Key: keyOf(lb), Created: lb.CreationTimestamp.Time, Holds: len(lb.Status.VirtualIPs) > 0, VirtualIPs: vips}
 }
 
 // claimOf describes what a LoadBalancer holds and asks for, for conflict
@@ -318,7 +405,7 @@ func claimOf(lb *v1alpha1.LoadBalancer, vips []netip.Addr, nodes []string) resol
 	}
 	c := resolve.NewClaim(keyOf(lb), lb.CreationTimestamp.Time, vips, ports, nodes)
 	c.Held = heldAddrs(lb)
-	c.RouterID = lb.Status.VirtualRouterID
+	c.RouterID, c.HeldRouterID = lb.Status.VirtualRouterID, lb.Status.VirtualRouterID
 	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
 		c.RouterID, c.Explicit = *id, true
 	}
@@ -333,6 +420,7 @@ func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) err
 		return fmt.Errorf("failed to list LoadBalancers: %w", err)
 	}
 	s.others = make([]resolve.Claim, 0, len(list.Items))
+	s.siblings = nil
 	s.held = map[netip.Addr]string{}
 	s.requested = map[netip.Addr]string{}
 	s.load = priority.Load{}
@@ -347,13 +435,21 @@ func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) err
 		}
 		claim := claimOf(other, requestedAddrs(other), nodes)
 		claim.Refused = refusedForItsSpec(other)
+		if other.Namespace == s.lb.Namespace && other.DeletionTimestamp == nil && !claim.Refused && s.classOf(other) == s.class.Name {
+			s.siblings = append(s.siblings, tenancyOf(other))
+		}
 		priorities := map[string]int32{}
 		for _, n := range other.Status.Nodes {
 			priorities[n.Name] = n.Priority
 		}
+		if claim.Refused {
+			// Asks for nothing: only what it holds counts.
+			claim.RouterID = claim.HeldRouterID
+		}
 		if a, ok := r.allocations.Load(claim.Key); ok {
 			// Newer than the cached status: what this process applied.
-			if !claim.Explicit {
+			claim.HeldRouterID = a.(allocation).routerID
+			if !claim.Explicit || claim.Refused {
 				claim.RouterID = a.(allocation).routerID
 			}
 			for _, v := range a.(allocation).virtualIPs {
@@ -436,6 +532,9 @@ func (r *LoadBalancerReconciler) checkConflicts(_ context.Context, s *scope) err
 		nodeNames[i] = n.Name
 	}
 	self := claimOf(s.lb, addrs, nodeNames)
+	if a, ok := r.allocations.Load(self.Key); ok {
+		self.HeldRouterID = a.(allocation).routerID
+	}
 	if !self.Explicit {
 		self.RouterID = 0 // allocated below; an allocation never conflicts
 	}
@@ -548,13 +647,15 @@ func (r *LoadBalancerReconciler) render(_ context.Context, s *scope) error {
 		s.keepalived[n.Name] = conf
 		s.expectedHash[n.Name] = contract.NodeConfigHash(cfg, conf)
 	}
-	s.serversTotal = serversTotal(s.lb, s.endpoints)
+	s.serversTotal = serversTotal(&s.spec, s.endpoints)
 	return nil
 }
 
-func serversTotal(lb *v1alpha1.LoadBalancer, endpoints map[string][]render.Endpoint) map[string]int32 {
+// serversTotal counts each backend's servers as rendered: the static
+// servers the class let through and the filled slots.
+func serversTotal(spec *v1alpha1.LoadBalancerSpec, endpoints map[string][]render.Endpoint) map[string]int32 {
 	out := map[string]int32{}
-	for _, b := range lb.Spec.Backends {
+	for _, b := range spec.Backends {
 		n := int32(len(b.Servers))
 		for _, ep := range endpoints[b.Name] {
 			if ep.Address != "" {

@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
+	"net/netip"
 	"io"
 	"os"
 	"path/filepath"
@@ -143,6 +146,7 @@ func runSuite(m *testing.M) int {
 		// The metrics ports follow the router IDs (checkDaemonSet).
 		DataPlaneMetricsBasePort: metricsBasePort,
 		WrapClient:               countingClient,
+		Resolve:                  sampleNames,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -158,6 +162,19 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	return code
+}
+
+// sampleNameAddress is what the postgres sample's DNS-named server
+// resolves to here. No DNS server answers on this machine, so that one
+// name is looked up in a table; every other name goes to the system's
+// resolver (localhost, from /etc/hosts).
+const sampleName, sampleNameAddress = "pg-standby.db.example.internal", "198.18.0.53"
+
+func sampleNames(ctx context.Context, host string) ([]netip.Addr, error) {
+	if host == sampleName {
+		return []netip.Addr{netip.MustParseAddr(sampleNameAddress)}, nil
+	}
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }
 
 // operatorImage is the manager's --dataplane-image: the agent's always, and
@@ -265,10 +282,16 @@ func namespace(t *testing.T, name string) string {
 	return name
 }
 
+// testDataPlaneLabel is on every node the tests create, and testClass
+// selects it: a class must name its nodes.
+const testDataPlaneLabel = "hakeeper.io/test-dataplane"
+
 // node creates a Node with an InternalIP and labels, removed at cleanup.
 func node(t *testing.T, name, ip string, labels map[string]string, taints ...corev1.Taint) *corev1.Node {
 	t.Helper()
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}, Spec: corev1.NodeSpec{Taints: taints}}
+	all := map[string]string{testDataPlaneLabel: "true"}
+	maps.Copy(all, labels)
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: all}, Spec: corev1.NodeSpec{Taints: taints}}
 	if err := k8s.Create(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ func TestAllocationBurst(t *testing.T) {
 	// 16 + 4 = 20 addresses, with prefix length 24 on the interface.
 	class.Spec.VirtualIPPools = append(class.Spec.VirtualIPPools,
 		v1alpha1.VirtualIPPool{Name: "allocation-small", CIDR: "198.18.7.80/30", PrefixLength: ptr.To(int32(24))})
+	class.Spec.Limits.MaxLoadBalancersPerNamespace = ptr.To(int32(count + 2))
 	createClass(t, class)
 	pools := []netip.Prefix{netip.MustParsePrefix("198.18.7.64/28"), netip.MustParsePrefix("198.18.7.80/30")}
 	inPools := func(a netip.Addr) bool { return pools[0].Contains(a) || pools[1].Contains(a) }

@@ -139,10 +139,11 @@ func (r *LoadBalancerReconciler) contendersOf(ctx context.Context, obj client.Ob
 		if lb.UID == changed.UID {
 			return false
 		}
-		// In conflict, or waiting for an address of an exhausted pool: one
-		// may just have been freed.
+		// In conflict, waiting for an address of an exhausted pool or for
+		// room in its namespace's share: one may just have been freed.
 		if c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition); c != nil &&
-			(c.Reason == v1alpha1.LoadBalancerConflictReason || c.Reason == v1alpha1.LoadBalancerAddressUnavailableReason) {
+			(c.Reason == v1alpha1.LoadBalancerConflictReason || c.Reason == v1alpha1.LoadBalancerAddressUnavailableReason ||
+				(c.Reason == v1alpha1.LoadBalancerLimitExceededReason && lb.Namespace == changed.Namespace)) {
 			return true
 		}
 		if id := routerIDOf(lb); id != 0 && id == changedID {

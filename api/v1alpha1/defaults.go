@@ -36,16 +36,46 @@ func Int32Or(p *int32, def int32) int32 {
 	return *p
 }
 
-// WithClassDefaults returns spec with the empty spec.vrrp fields the class
-// has defaults for filled in.
+// WithClassDefaults returns spec with the empty fields the class decides
+// filled in: the class's spec.vrrp defaults, and, where the operator's own
+// default would pass one of the class's limits, the limit instead (a
+// LoadBalancer that sets none of them never exceeds its class).
 func (c *LoadBalancerClass) WithClassDefaults(spec LoadBalancerSpec) LoadBalancerSpec {
 	out := *spec.DeepCopy()
 	if out.VRRP.AdvertIntervalMilliseconds == nil && c.Spec.VRRP.AdvertIntervalMilliseconds != nil {
 		v := *c.Spec.VRRP.AdvertIntervalMilliseconds
 		out.VRRP.AdvertIntervalMilliseconds = &v
 	}
+	if min := c.Spec.Limits.MinAdvertIntervalMilliseconds; out.VRRP.AdvertIntervalMilliseconds == nil && min != nil && *min > DefaultAdvertIntervalMilliseconds {
+		v := *min
+		out.VRRP.AdvertIntervalMilliseconds = &v
+	}
 	if out.VRRP.Mode == "" {
 		out.VRRP.Mode = c.Spec.VRRP.Mode
 	}
+	l := c.Spec.Limits
+	if out.HAProxy.Threads == nil && l.MaxThreads != nil {
+		v := *l.MaxThreads
+		out.HAProxy.Threads = &v
+	}
+	capUnset(&out.HAProxy.MaxConnections, DefaultMaxConnections, l.MaxConnections)
+	if l.MaxTimeoutSeconds != nil {
+		t := &out.HAProxy.Timeouts
+		capUnset(&t.ClientSeconds, DefaultClientSeconds, l.MaxTimeoutSeconds)
+		capUnset(&t.ServerSeconds, DefaultServerSeconds, l.MaxTimeoutSeconds)
+		capUnset(&t.HTTPRequestSeconds, DefaultHTTPRequestSeconds, l.MaxTimeoutSeconds)
+		capUnset(&t.TunnelSeconds, DefaultTunnelSeconds, l.MaxTimeoutSeconds)
+		capUnset(&t.HardStopAfterSeconds, DefaultHardStopAfterSeconds, l.MaxTimeoutSeconds)
+		ms := *l.MaxTimeoutSeconds * 1000
+		capUnset(&t.ConnectMilliseconds, DefaultConnectMilliseconds, &ms)
+	}
 	return out
+}
+
+// capUnset sets an empty field to limit when its default passes limit.
+func capUnset(field **int32, def int32, limit *int32) {
+	if *field == nil && limit != nil && def > *limit {
+		v := *limit
+		*field = &v
+	}
 }

@@ -694,6 +694,9 @@ const (
 	// LoadBalancerAddressUnavailableReason: a virtual IP cannot be had: the
 	// pools are exhausted, or it is a node's address.
 	LoadBalancerAddressUnavailableReason = "AddressUnavailable"
+	// LoadBalancerLimitExceededReason: the namespace already has as many
+	// LoadBalancers, or virtual IPs, as its class allows.
+	LoadBalancerLimitExceededReason = "LimitExceeded"
 	// LoadBalancerAdoptionRefusedReason: an object hakeeper would create
 	// already exists and is not hakeeper's for this LoadBalancer.
 	LoadBalancerAdoptionRefusedReason = "AdoptionRefused"

@@ -9,6 +9,22 @@ import (
 // without spec.className use, as IngressClass and StorageClass mark theirs.
 const AnnotationDefaultClass = "hakeeper.io/is-default-class"
 
+// LabelTLSDelegation, set to "allowed" on a Namespace by the platform
+// admin, lets its LoadBalancers use TLS listeners. Namespace admins cannot
+// write their namespace's labels, so they cannot opt themselves in; the
+// RoleBinding to hakeeper-tls-delegation, which they could write, only
+// gives the manager the rights it then uses.
+const LabelTLSDelegation = "hakeeper.io/tls-delegation"
+
+// TLSDelegationAllowed is LabelTLSDelegation's value that opts a namespace
+// in.
+const TLSDelegationAllowed = "allowed"
+
+// FinalizerClassInUse keeps a LoadBalancerClass while LoadBalancers use it,
+// as PVC protection keeps a claim a pod mounts: deleting it would leave
+// their data planes serving with no policy behind them.
+const FinalizerClassInUse = "hakeeper.io/class-in-use"
+
 // AnnotationMaintenance, set to "true" on a Node, has the node hand over
 // the virtual IPs it holds in a planned way, as cordoning it does: its
 // claim drops to the lowest priority, so a backup takes over before the
@@ -19,6 +35,8 @@ const AnnotationMaintenance = "hakeeper.io/maintenance"
 // LoadBalancer of the class: the addresses it may use, the nodes and image
 // of its data plane, what its backends may be, and its limits. Tenants can
 // read a class but not write it.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.dataPlane) && has(self.dataPlane.nodeSelector) && size(self.dataPlane.nodeSelector) > 0",message="must name the data-plane nodes' labels: an empty selector runs HAProxy with NET_ADMIN on every node, control plane included",fieldPath=".dataPlane.nodeSelector"
 type LoadBalancerClassSpec struct {
 	// virtualIPPools are the address ranges LoadBalancers of this class take
 	// their virtual IPs from, requested or allocated.
@@ -85,9 +103,11 @@ type VirtualIPPool struct {
 // DataPlaneSpec places and runs a class's data-plane pods. Only the admin
 // decides these: they choose which code runs with NET_ADMIN on which nodes.
 type DataPlaneSpec struct {
-	// nodeSelector picks the nodes that may run the data plane. A
-	// LoadBalancer's spec.nodeSelector can only narrow it.
+	// nodeSelector picks the nodes that may run the data plane, and must
+	// name at least one label. A LoadBalancer's spec.nodeSelector can only
+	// narrow it.
 	// +optional
+	// +kubebuilder:validation:MinProperties=1
 	// +kubebuilder:validation:MaxProperties=16
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 
@@ -150,16 +170,19 @@ const (
 	// StaticServersIPAddresses allows static servers given by IP address,
 	// which are checked against allowedCIDRs and the refused ranges.
 	StaticServersIPAddresses StaticServers = "IPAddresses"
-	// StaticServersIPAddressesAndDNSNames also allows DNS names. What a
-	// name resolves to cannot be checked: a name may point HAProxy, on the
-	// host's network, at a node-local port or another tenant's Service.
+	// StaticServersIPAddressesAndDNSNames also allows DNS names. The
+	// operator resolves them (every 60 s) and renders the addresses they
+	// resolve to, each checked as an IP address would be: a name that
+	// resolves to a refused address, or not at all, is left out.
 	StaticServersIPAddressesAndDNSNames StaticServers = "IPAddressesAndDNSNames"
 )
 
 // BackendPolicy says what a class's LoadBalancers may send traffic to. Some
 // addresses are always refused, whatever the policy: loopback, link-local
-// (cloud metadata lives there), multicast, unspecified, every node's own
-// addresses, and the class's virtual IP pools.
+// (cloud metadata lives there), multicast, unspecified, the clouds'
+// host-only endpoints outside link-local (Azure's 168.63.129.16, Alibaba's
+// 100.100.100.200, AWS's fd00:ec2::/64), every address the nodes list or
+// their agents report, and the class's virtual IP pools.
 type BackendPolicy struct {
 	// staticServers is IPAddresses (default), IPAddressesAndDNSNames or
 	// None.
@@ -176,8 +199,65 @@ type BackendPolicy struct {
 	AllowedCIDRs []string `json:"allowedCIDRs,omitempty"`
 }
 
-// ClassLimits bound what one LoadBalancer may ask of the data plane.
+// ClassLimits bound what one LoadBalancer, and one namespace, may ask of
+// the data plane every tenant of the class shares.
 type ClassLimits struct {
+	// maxLoadBalancersPerNamespace caps the class's LoadBalancers in one
+	// namespace. The oldest are served; the rest are refused with reason
+	// LimitExceeded until some go. Defaults to 16.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=255
+	MaxLoadBalancersPerNamespace *int32 `json:"maxLoadBalancersPerNamespace,omitempty"`
+
+	// maxVirtualIPsPerNamespace caps the virtual IPs the class's
+	// LoadBalancers in one namespace hold and ask for. Defaults to 32.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4096
+	MaxVirtualIPsPerNamespace *int32 `json:"maxVirtualIPsPerNamespace,omitempty"`
+
+	// maxServers caps one LoadBalancer's static servers plus server slots
+	// over all its backends. Defaults to 1024.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16384
+	MaxServers *int32 `json:"maxServers,omitempty"`
+
+	// maxConnections caps spec.haproxy.maxConnections and every listener's
+	// maxConnections. Defaults to 100000.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MaxConnections *int32 `json:"maxConnections,omitempty"`
+
+	// maxThreads caps spec.haproxy.threads; a LoadBalancer that sets none
+	// runs this many. Unset, threads are not capped and default to one per
+	// CPU of the node.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	MaxThreads *int32 `json:"maxThreads,omitempty"`
+
+	// maxTimeoutSeconds caps every timeout in spec.haproxy.timeouts (the
+	// connect timeout too, in seconds): long timeouts hold connections,
+	// and old processes after a reload, on nodes every tenant shares.
+	// Defaults to 3600.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	MaxTimeoutSeconds *int32 `json:"maxTimeoutSeconds,omitempty"`
+
+	// minAdvertIntervalMilliseconds is the shortest spec.vrrp
+	// advertIntervalMilliseconds a LoadBalancer may ask for: every advert
+	// wakes every data-plane node. Defaults to 50, the LoadBalancer's
+	// default. The class's own vrrp.advertIntervalMilliseconds is not
+	// bound by it.
+	// +optional
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=40950
+	MinAdvertIntervalMilliseconds *int32 `json:"minAdvertIntervalMilliseconds,omitempty"`
+
 	// maxServersPerBackend caps a backend's static servers plus its
 	// serviceRef's server slots. Defaults to 256.
 	// +optional
@@ -201,6 +281,12 @@ type ClassLimits struct {
 
 // Class defaults.
 const (
+	DefaultMaxLoadBalancersPerNamespace       = 16
+	DefaultMaxVirtualIPsPerNamespace          = 32
+	DefaultMaxServers                         = 1024
+	DefaultMaxConnectionsLimit                = 100000
+	DefaultMaxTimeoutSeconds                  = 3600
+	DefaultMinAdvertIntervalMilliseconds      = DefaultAdvertIntervalMilliseconds
 	DefaultMaxServersPerBackend               = 256
 	DefaultMaxServerSlots                     = 256
 	DefaultMinHealthCheckIntervalMilliseconds = 500

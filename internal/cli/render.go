@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -89,6 +90,11 @@ func runRender(_ context.Context, args []string, s Streams) error {
 	if err != nil {
 		return err
 	}
+	if class != nil {
+		if err := admit(class, lb, &in); err != nil {
+			return err
+		}
+	}
 	if errs := render.Validate(&in); len(errs) > 0 {
 		return fmt.Errorf("invalid LoadBalancer %s/%s:\n  %s", lb.Namespace, lb.Name, joinErrors(errs.ToAggregate().Errors()))
 	}
@@ -97,6 +103,54 @@ func runRender(_ context.Context, args []string, s Streams) error {
 		return err
 	}
 	return o.write(files, s.Out)
+}
+
+// admit refuses what the operator refuses under the class, with the same
+// code (resolve.Admit): the class's limits and kinds of servers, servers
+// and --servers endpoints at addresses the class refuses (the --node
+// addresses are the nodes'), and names that resolve, here, to one. The
+// operator resolves names where it runs; what they resolve to here may
+// differ.
+func admit(class *v1alpha1.LoadBalancerClass, lb *v1alpha1.LoadBalancer, in *render.Input) error {
+	pools, err := resolve.Pools(class)
+	if err != nil {
+		return err
+	}
+	nodes := map[netip.Addr]string{}
+	for _, n := range in.Nodes {
+		if a, err := netip.ParseAddr(n.Address); err == nil {
+			nodes[a] = n.Name
+		}
+	}
+	policy, err := resolve.NewBackendPolicy(class, pools, nodes)
+	if err != nil {
+		return err
+	}
+	adm := resolve.Admit(context.Background(), class, policy, &lb.Spec, func(ctx context.Context, host string) ([]netip.Addr, error) {
+		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	})
+	var refused []string
+	for _, e := range adm.Errors {
+		refused = append(refused, e.Error())
+	}
+	refused = append(append(refused, adm.LeftOut...), adm.Unresolved...)
+	for i := range adm.Spec.Backends {
+		b := &adm.Spec.Backends[i]
+		if b.ServiceRef == nil {
+			continue
+		}
+		eps, dropped := policy.FilterEndpoints(b.Name, in.Endpoints[b.Name])
+		_, cut := policy.CapEndpoints(b, eps)
+		refused = append(refused, dropped...)
+		if cut != "" {
+			refused = append(refused, cut)
+		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("LoadBalancerClass %s refuses LoadBalancer %s/%s:\n  %s", class.Name, lb.Namespace, lb.Name, strings.Join(refused, "\n  "))
+	}
+	in.Spec = adm.Spec
+	return nil
 }
 
 func joinErrors(errs []error) string {

@@ -21,6 +21,12 @@ type NodeReport struct {
 	// the node's IPv6 multicast VRRP adverts, which the other nodes' VRRP
 	// filters accept.
 	LinkLocal string `json:"linkLocal,omitempty"`
+	// Addresses are the node's own unicast addresses outside the VRRP
+	// interface (a CNI gateway, kube-ipvs0, a second NIC): HAProxy on the
+	// host's network reaches the node itself there, so no server may be
+	// one. The VRRP interface's are left out, since it carries every
+	// LoadBalancer's virtual IPs; its own address is the Node's.
+	Addresses []string `json:"addresses,omitempty"`
 	// Pod is the agent's pod (an older agent reports none).
 	Pod string `json:"pod,omitempty"`
 	// Role is keepalived's state for this LoadBalancer.

@@ -28,6 +28,10 @@ type DataPlaneOptions struct {
 	// its agents serve metrics on (0: no metrics). Router IDs are unique
 	// among the LoadBalancers that share a node, so these ports are too.
 	MetricsBasePort int
+	// PriorityClassName of the data-plane pods (empty: none). The chart's
+	// and kustomize's, hakeeper-dataplane, ranks them above tenants'
+	// workloads and scopes the data plane's ResourceQuota.
+	PriorityClassName string
 }
 
 // MaxRouterID is the largest VRRP router ID.
@@ -154,7 +158,8 @@ func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths contract.Paths)
 		// ClusterFirstWithHostNet a short server name would resolve in the
 		// operator's namespace first (its search path), and tenants could
 		// point a backend at the operator's Services by name.
-		DNSPolicy: corev1.DNSDefault,
+		DNSPolicy:         corev1.DNSDefault,
+		PriorityClassName: in.Options.PriorityClassName,
 		// Each container keeps its own process namespace: HAProxy, which
 		// parses traffic, can then neither signal keepalived nor read the
 		// agent's token through /proc/<pid>/root of the agent or its exec

@@ -26,6 +26,7 @@ import (
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/controllers"
 	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/resolve"
 )
 
 // Authenticated metrics ask the API server who is calling.
@@ -50,12 +51,17 @@ type Options struct {
 	DataPlaneNamespace string
 	// DataPlaneImage runs HAProxy, Keepalived and the agent.
 	DataPlaneImage string
+	// DataPlanePriorityClass of the data-plane pods; empty for none.
+	DataPlanePriorityClass string
 	// PullPolicy of the data-plane image.
 	PullPolicy corev1.PullPolicy
 	// DataPlaneMetricsBasePort plus a LoadBalancer's VRRP router ID is the
 	// port its agents serve metrics on, on each node's address; 0 turns
 	// data-plane metrics off.
 	DataPlaneMetricsBasePort int
+	// Resolve, if set, looks up static servers' DNS names instead of the
+	// system's resolver (tests: no DNS server answers here).
+	Resolve resolve.Lookup
 	// WrapClient, if set, wraps the client the reconciler writes with (tests
 	// count writes through it).
 	WrapClient func(client.Client) client.Client
@@ -143,12 +149,17 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	r := &controllers.LoadBalancerReconciler{
 		Client:    c,
 		APIReader: mgr.GetAPIReader(),
+		Resolve:   o.Resolve,
 		Recorder:  mgr.GetEventRecorder("hakeeper"),
 		DataPlane: desired.DataPlaneOptions{Namespace: o.DataPlaneNamespace, Image: o.DataPlaneImage, ImagePullPolicy: o.PullPolicy,
-			MetricsBasePort: o.DataPlaneMetricsBasePort},
+			MetricsBasePort: o.DataPlaneMetricsBasePort, PriorityClassName: o.DataPlanePriorityClass},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the controller: %w", err)
+	}
+	classes := &controllers.ClassReconciler{Client: c, Recorder: mgr.GetEventRecorder("hakeeper")}
+	if err := classes.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("failed to set up the class controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err

@@ -49,9 +49,26 @@ func NewBackendPolicy(class *v1alpha1.LoadBalancerClass, pools []Pool, nodes map
 	return p, nil
 }
 
+// hostOnly are endpoints clouds serve to every VM at addresses outside
+// link-local, reached with the node's identity: no tenant's server may be
+// one, whatever the class allows.
+var hostOnly = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("168.63.129.16/32"), "Azure's WireServer and host DNS"},
+	{netip.MustParsePrefix("100.100.100.200/32"), "Alibaba Cloud's instance metadata"},
+	{netip.MustParsePrefix("fd00:ec2::/64"), "AWS's IPv6 instance metadata, DNS and time endpoints"},
+}
+
 // Refuses tells why a server may not be at addr, or "".
 func (p BackendPolicy) Refuses(addr netip.Addr) string {
 	addr = addr.Unmap()
+	for _, h := range hostOnly {
+		if h.prefix.Contains(addr) {
+			return fmt.Sprintf("%s is %s, a host-only endpoint", addr, h.what)
+		}
+	}
 	switch {
 	case addr.IsLoopback():
 		return fmt.Sprintf("%s is a loopback address: on the host's network it reaches the node itself", addr)
@@ -78,8 +95,10 @@ func (p BackendPolicy) Refuses(addr netip.Addr) string {
 }
 
 // CheckSpec refuses what the class does not allow in a spec: static
-// servers of a kind or at an address it refuses, more servers or slots
-// than its limits, and health checks more frequent than its minimum.
+// servers of a kind it refuses, more servers or slots per backend than its
+// limits, and health checks more frequent than its minimum. Servers at an
+// address it refuses are not refused here but left out (Admit): a policy
+// tightened after they were applied must take them away.
 func (p BackendPolicy) CheckSpec(spec *v1alpha1.LoadBalancerSpec) field.ErrorList {
 	var errs field.ErrorList
 	for i := range spec.Backends {
@@ -106,16 +125,12 @@ func (p BackendPolicy) CheckSpec(spec *v1alpha1.LoadBalancerSpec) field.ErrorLis
 		}
 		for j, s := range b.Servers {
 			sp := bp.Child("servers").Index(j).Child("address")
-			addr, err := netip.ParseAddr(s.Address)
+			_, err := netip.ParseAddr(s.Address)
 			switch {
 			case p.staticServers == v1alpha1.StaticServersNone:
 				errs = append(errs, field.Forbidden(sp, fmt.Sprintf("LoadBalancerClass %s allows no static servers: use a serviceRef", p.class)))
 			case err != nil && p.staticServers != v1alpha1.StaticServersIPAddressesAndDNSNames:
 				errs = append(errs, field.Forbidden(sp, fmt.Sprintf("%s: LoadBalancerClass %s allows static servers only by IP address", s.Address, p.class)))
-			case err == nil:
-				if why := p.Refuses(addr); why != "" {
-					errs = append(errs, field.Forbidden(sp, why))
-				}
 			}
 		}
 	}

@@ -25,9 +25,12 @@ type Claim struct {
 	Refused bool
 	Ports   []int32
 	Nodes   []string
-	// RouterID is the ID given in the spec, or the one in use (status); 0
-	// when neither.
+	// RouterID is the ID it asks for (its spec's) or uses; 0 when neither.
+	// A refused claim's is only the one it holds.
 	RouterID int32
+	// HeldRouterID is the ID it was last applied with (status): like a
+	// held address, a younger pin never takes it away.
+	HeldRouterID int32
 	// Explicit is true when RouterID comes from the spec.
 	Explicit bool
 }
@@ -54,8 +57,9 @@ func sharesNode(a, b *Claim) bool {
 // LoadBalancer holds one of its virtual IPs (two VRRP groups moving one
 // address fight over it, whatever the ports) that it does not hold itself;
 // both hold it and the other is older; neither holds it and an older one,
-// not refused, requests it; or an older one uses the same router ID on a
-// shared node. Each message names the other LoadBalancer.
+// not refused, requests it. Router IDs on a shared node follow the same
+// rules: a pinned ID never takes one another LoadBalancer holds. Each
+// message names the other LoadBalancer.
 func Conflicts(self Claim, others []Claim) []string {
 	var out []string
 	for i := range others {
@@ -75,8 +79,14 @@ func Conflicts(self Claim, others []Claim) []string {
 			}
 			break
 		}
-		if earlier(o, &self) && self.RouterID != 0 && self.RouterID == o.RouterID && sharesNode(&self, o) {
-			out = append(out, fmt.Sprintf("virtual router ID %d is already used by LoadBalancer %s on shared nodes", self.RouterID, o.Key))
+		if id := self.RouterID; id != 0 && sharesNode(&self, o) {
+			oHolds, selfHolds := o.HeldRouterID == id, self.HeldRouterID == id
+			switch {
+			case oHolds && (!selfHolds || earlier(o, &self)):
+				out = append(out, fmt.Sprintf("virtual router ID %d is held by LoadBalancer %s on shared nodes", id, o.Key))
+			case !oHolds && !selfHolds && !o.Refused && o.RouterID == id && earlier(o, &self):
+				out = append(out, fmt.Sprintf("virtual router ID %d is already used by LoadBalancer %s on shared nodes", id, o.Key))
+			}
 		}
 	}
 	return out
@@ -92,26 +102,34 @@ func samePorts(a, b []int32) string {
 }
 
 // AllocateRouterID picks a router ID for a claim without one in its spec.
-// It keeps previous unless an older LoadBalancer, or one that pins the ID
-// in its spec, uses it on a shared node (when two allocations collide, the
-// younger one moves); otherwise it takes the lowest ID no other
-// LoadBalancer uses at all, and only when all 255 are taken, the lowest one
-// used only on other nodes (router IDs clash only on a shared segment).
+// It keeps previous (the ID it holds) unless an older LoadBalancer holds it
+// too on a shared node (when two allocations collide, the younger one
+// moves); a pin asking for it takes nothing. Otherwise it takes the lowest
+// ID no other LoadBalancer uses or asks for at all, and only when all 255
+// are taken, the lowest one used only on other nodes (router IDs clash
+// only on a shared segment). Refused claims ask for nothing.
 func AllocateRouterID(self Claim, others []Claim, previous int32) (int32, error) {
 	usedAnywhere := map[int32]bool{}
 	usedNearby := map[int32]bool{}
 	blocksPrevious := false
 	for i := range others {
 		o := &others[i]
-		if o.Key == self.Key || o.RouterID == 0 {
+		if o.Key == self.Key {
 			continue
 		}
-		usedAnywhere[o.RouterID] = true
+		for _, id := range []int32{o.RouterID, o.HeldRouterID} {
+			if id == 0 {
+				continue
+			}
+			usedAnywhere[id] = true
+			if sharesNode(&self, o) {
+				usedNearby[id] = true
+			}
+		}
 		if !sharesNode(&self, o) {
 			continue
 		}
-		usedNearby[o.RouterID] = true
-		if o.RouterID == previous && (o.Explicit || earlier(o, &self)) {
+		if o.HeldRouterID == previous && earlier(o, &self) {
 			blocksPrevious = true
 		}
 	}

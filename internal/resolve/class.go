@@ -78,3 +78,20 @@ func PlacementOf(class *v1alpha1.LoadBalancerClass, lb *v1alpha1.LoadBalancer) (
 	}
 	return Placement{NodeSelector: sel, Tolerations: class.Spec.DataPlane.Tolerations}, nil
 }
+
+// TLSNotAllowed tells why a spec's TLS listeners may not be served in a
+// namespace, or "". The platform admin opts a namespace in with a label,
+// which its own admins cannot write: a RoleBinding to
+// hakeeper-tls-delegation, which they can, is not enough.
+func TLSNotAllowed(spec *v1alpha1.LoadBalancerSpec, ns *corev1.Namespace) string {
+	if ns.Labels[v1alpha1.LabelTLSDelegation] == v1alpha1.TLSDelegationAllowed {
+		return ""
+	}
+	for i, l := range spec.Listeners {
+		if l.TLS != nil {
+			return fmt.Sprintf("spec.listeners[%d].tls: namespace %s may not use TLS listeners: the platform admin opts a namespace in with the label %s=%s",
+				i, ns.Name, v1alpha1.LabelTLSDelegation, v1alpha1.TLSDelegationAllowed)
+		}
+	}
+	return ""
+}

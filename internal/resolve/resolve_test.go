@@ -145,7 +145,7 @@ func claim(key string, age int, vips []string, ports []int32, nodes []string, id
 		addrs = append(addrs, netip.MustParsePrefix(v).Addr())
 	}
 	c := NewClaim(key, time.Unix(int64(1000-age), 0), addrs, ports, nodes)
-	c.RouterID = id
+	c.RouterID, c.HeldRouterID = id, id
 	return c
 }
 
@@ -158,7 +158,7 @@ func TestConflicts(t *testing.T) {
 	}{
 		{"same VIP and port", claim("ns/new", 1, []string{"198.18.0.100/32"}, []int32{80}, []string{"c"}, 9), "virtual IP 198.18.0.100 is already claimed by LoadBalancer ns/old (both listen on port 80)"},
 		{"same VIP, other port", claim("ns/new", 1, []string{"198.18.0.100/24"}, []int32{443}, []string{"c"}, 9), "virtual IP 198.18.0.100 is already claimed by LoadBalancer ns/old"},
-		{"same router ID on a shared node", claim("ns/new", 1, []string{"198.18.0.101/24"}, []int32{80}, []string{"b", "c"}, 51), "virtual router ID 51 is already used by LoadBalancer ns/old"},
+		{"same router ID on a shared node", claim("ns/new", 1, []string{"198.18.0.101/24"}, []int32{80}, []string{"b", "c"}, 51), "virtual router ID 51 is held by LoadBalancer ns/old"},
 		{"same router ID elsewhere", claim("ns/new", 1, []string{"198.18.0.101/24"}, []int32{80}, []string{"c"}, 51), ""},
 		{"the older one does not lose", claim("ns/older", 20, []string{"198.18.0.100/24"}, []int32{80}, []string{"a"}, 51), ""},
 	}
@@ -236,5 +236,31 @@ func TestAllocateRouterID(t *testing.T) {
 	}
 	if id, err := AllocateRouterID(self, full, 0); err != nil || id != 7 {
 		t.Errorf("exhausted: got %d, %v; want 7, used only elsewhere", id, err)
+	}
+}
+
+// TestPinnedRouterIDDisplacesNobody: a pin never takes an ID another
+// LoadBalancer holds, whatever their ages, and a refused claim's pin keeps
+// no ID from anyone.
+func TestPinnedRouterIDDisplacesNobody(t *testing.T) {
+	holder := claim("ns/holder", 1, nil, nil, []string{"a"}, 7)
+	pinner := claim("ns/pinner", 50, nil, nil, []string{"a"}, 7)
+	pinner.Explicit, pinner.HeldRouterID = true, 0
+	if got := strings.Join(Conflicts(pinner, []Claim{holder}), "; "); !strings.Contains(got, "virtual router ID 7 is held by LoadBalancer ns/holder") {
+		t.Errorf("an older pin of a held ID: got %q", got)
+	}
+	if id, err := AllocateRouterID(holder, []Claim{pinner}, 7); err != nil || id != 7 {
+		t.Errorf("the holder was moved off its ID by an older pin: got %d, %v", id, err)
+	}
+	// A pin not yet applied keeps the ID from new allocations...
+	newcomer := claim("ns/new", 0, nil, nil, []string{"a"}, 0)
+	if id, _ := AllocateRouterID(newcomer, []Claim{pinner}, 0); id == 7 {
+		t.Error("a new allocation took an ID a waiting pin asks for")
+	}
+	// ...unless it is refused: it asks for nothing.
+	refused := pinner
+	refused.Refused, refused.RouterID = true, 0
+	if id, _ := AllocateRouterID(newcomer, []Claim{refused}, 0); id != 1 {
+		t.Errorf("a refused pin kept an ID: got %d, want 1", id)
 	}
 }
