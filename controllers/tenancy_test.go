@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,7 +188,7 @@ func TestRenderRefusesWhatTheOperatorRefuses(t *testing.T) {
 		{"azure-wireserver", server("168.63.129.16"), "Azure's WireServer"},
 		{"alibaba-metadata", server("100.100.100.200"), "Alibaba Cloud's instance metadata"},
 		{"aws-metadata-v6", server("fd00:ec2::254"), "AWS's IPv6 instance metadata"},
-		{"name-to-loopback", server("localhost"), "localhost resolves to"},
+		{"name-to-loopback", server(loopbackName(t)), loopbackName(t) + " resolves to 127."},
 		{"adverts", func(s *v1alpha1.LoadBalancerSpec) { s.VRRP.AdvertIntervalMilliseconds = ptr.To(int32(10)) }, "limits.minAdvertIntervalMilliseconds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,6 +241,21 @@ func TestRevocation(t *testing.T) {
 			return fmt.Errorf("haproxy.cfg lacks the static server")
 		}
 		return nil
+	})
+
+	t.Run("an address the node holds but does not list", func(t *testing.T) {
+		// rv-1's agent reports a CNI gateway at the Service endpoint's
+		// address: HAProxy there would reach the node itself.
+		reportNode(t, lb, "rv-1", contract.NodeReport{Interface: "eth0", Addresses: []string{"198.18.12.11"}})
+		eventually(t, "the endpoint left out", func() error {
+			cfg := configMap(t, dataPlaneNamespace, desired.NamesFor(lb).HAProxyConfigMap).Data[contract.KeyHAProxyConfig]
+			if strings.Contains(cfg, "198.18.12.11") {
+				return fmt.Errorf("haproxy.cfg still has endpoint 198.18.12.11")
+			}
+			return nil
+		})
+		waitDegraded(t, lb, v1alpha1.LoadBalancerNotAllowedByClassReason, "198.18.12.11 is an address of node rv-1")
+		reportNode(t, lb, "rv-1", contract.NodeReport{Interface: "eth0"})
 	})
 
 	t.Run("tightened allowedCIDRs", func(t *testing.T) {
@@ -295,6 +311,22 @@ func TestRevocation(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// loopbackName is a name the system's resolver answers with a loopback
+// address (from /etc/hosts): the machine's own name, or one of Debian's
+// loopback aliases. The API refuses "localhost" itself.
+func loopbackName(t *testing.T) string {
+	t.Helper()
+	host, _ := os.Hostname()
+	for _, name := range []string{strings.ToLower(host), "localhost.localdomain", "ip6-localhost", "ip6-loopback"} {
+		addrs, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip4", name)
+		if err == nil && len(addrs) > 0 && addrs[0].IsLoopback() {
+			return name
+		}
+	}
+	t.Skip("no name resolves to an IPv4 loopback address on this machine")
+	return ""
 }
 
 // setNamespaceLabel sets a label on a namespace, or removes it for "".

@@ -196,6 +196,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	linkLocal := ifaddr.LinkLocal(iface)
 	a.update(func(r *contract.NodeReport) {
 		r.Interface, r.LinkLocal, r.Role = iface, linkLocal, v1alpha1.VRRPRoleUnknown
+		r.Addresses = ifaddr.Own(iface)
 	})
 	a.resume(ctx)
 	a.haproxy = a.watchConfigMap(ctx, a.names.HAProxyConfigMap)

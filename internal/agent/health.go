@@ -148,10 +148,17 @@ func (a *Agent) healthLoop(ctx context.Context) {
 				linkLocal = ifaddr.LinkLocal(a.iface)
 			}
 		}
+		var own []string
+		if ticks%ownEvery == 0 {
+			own = ifaddr.Own(a.iface)
+		}
 		ticks++
 		a.update(func(r *contract.NodeReport) {
 			if linkLocal != "" {
 				r.LinkLocal = linkLocal
+			}
+			if own != nil {
+				r.Addresses = own
 			}
 			r.Healthy, r.Backends = serves, backends
 			r.HoldsObserved, r.Holds = true, holds
@@ -211,6 +218,10 @@ func modTime(path string) time.Time {
 
 // holdsEvery is how many health ticks pass between looks at the interface.
 const holdsEvery = 5
+
+// ownEvery is how many health ticks pass between looks at the node's own
+// addresses (30 s at the default interval), which rarely change.
+const ownEvery = 300
 
 // flagFile is a file keepalived tracks, holding 1 (set) or 0. It is
 // written only when the value changes; prepareFiles creates it set.

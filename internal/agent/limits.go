@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 // What the daemons' own checks do not try: HAProxy's -c neither binds the
@@ -128,4 +131,25 @@ func tryBind(addr string) error {
 		return err
 	}
 	return l.Close()
+}
+
+// serversOnThisNode refuses a config with a server at one of the node's
+// own addresses or a loopback one: HAProxy, on the host's network, would
+// reach the node itself. The operator leaves such servers out once the
+// agents have reported the addresses; this covers a node whose agent has
+// not yet.
+func serversOnThisNode(servers contract.ServerSet, own []string) error {
+	for backend, list := range servers.Backends {
+		for _, s := range list {
+			addr, err := netip.ParseAddr(s.Address)
+			if err != nil || addr.IsUnspecified() {
+				continue // a name (older operators) or an empty slot
+			}
+			if addr.Unmap().IsLoopback() || slices.Contains(own, addr.Unmap().String()) {
+				return fmt.Errorf("haproxy.cfg not applied: server %s of %s is at %s, an address of this node; the last good config keeps serving",
+					s.Name, backend, s.Address)
+			}
+		}
+	}
+	return nil
 }

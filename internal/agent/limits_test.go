@@ -2,8 +2,11 @@ package agent
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
 func TestFileLimit(t *testing.T) {
@@ -47,5 +50,30 @@ func TestBindConflicts(t *testing.T) {
 	}
 	if got := bindConflicts(newCfg, newCfg); got != "" {
 		t.Errorf("the old config's own binds are not conflicts: %q", got)
+	}
+}
+
+func TestServersOnThisNode(t *testing.T) {
+	set := func(addrs ...string) contract.ServerSet {
+		var list []contract.Server
+		for i, a := range addrs {
+			list = append(list, contract.Server{Name: "ep_" + strconv.Itoa(i+1), Address: a, Port: 80})
+		}
+		return contract.ServerSet{Backends: map[string][]contract.Server{"be_web": list}}
+	}
+	own := []string{"198.18.0.11", "10.244.0.1"}
+	for _, tc := range []struct {
+		addrs []string
+		want  string
+	}{
+		{[]string{"198.18.0.21", "0.0.0.0"}, ""},
+		{[]string{"198.18.0.21", "10.244.0.1"}, "server ep_2 of be_web is at 10.244.0.1, an address of this node"},
+		{[]string{"127.0.0.2"}, "is at 127.0.0.2"},
+		{[]string{"::ffff:198.18.0.11"}, "an address of this node"},
+	} {
+		err := serversOnThisNode(set(tc.addrs...), own)
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want %q", tc.addrs, err, tc.want)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/hakeeper/hakeeper/internal/configguard"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
+	"github.com/hakeeper/hakeeper/internal/ifaddr"
 	"github.com/hakeeper/hakeeper/internal/keepalivedctl"
 	"github.com/hakeeper/hakeeper/internal/render"
 	"github.com/hakeeper/hakeeper/internal/vrrpfilter"
@@ -250,6 +251,9 @@ func (a *Agent) check(ctx context.Context, want appliedConfig) (daemon string, e
 		return "keepalived", err
 	}
 	if err := checkFileLimit(want.haproxyCfg, a.o.OpenFileLimit); err != nil {
+		return "haproxy", err
+	}
+	if err := serversOnThisNode(want.servers, append(ifaddr.Own(a.iface), a.o.HostIP)); err != nil {
 		return "haproxy", err
 	}
 	// A port another process holds on this node passes `haproxy -c` but

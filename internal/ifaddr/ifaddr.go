@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -113,4 +114,36 @@ func LinkLocal(iface string) string {
 		}
 	}
 	return ""
+}
+
+// Own are the unicast addresses of the node's interfaces other than
+// skip (the VRRP interface, which carries every LoadBalancer's virtual
+// IPs), sorted: a CNI gateway, kube-ipvs0's, a second NIC's. Loopback and
+// link-local addresses are left out: no server may have one anyway.
+func Own(skip string) []string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, iface := range ifaces {
+		if iface.Name == skip || iface.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		have, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, h := range have {
+			n, ok := h.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap().IsGlobalUnicast() {
+				out = append(out, a.Unmap().String())
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

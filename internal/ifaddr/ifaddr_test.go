@@ -2,6 +2,7 @@ package ifaddr_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -36,4 +37,33 @@ func TestRemoveTakesTheAddressWithItsPrefix(t *testing.T) {
 		}
 	}()
 	<-done
+}
+
+// TestOwnSkipsTheVRRPInterface: the node's own addresses are read from
+// every interface but the one named, loopback and link-local left out.
+func TestOwnSkipsTheVRRPInterface(t *testing.T) {
+	all := ifaddr.Own("")
+	for _, a := range all {
+		addr := netip.MustParseAddr(a)
+		if addr.IsLoopback() || addr.IsLinkLocalUnicast() {
+			t.Errorf("Own reported %s", a)
+		}
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, iface := range ifaces {
+		addrs, _ := iface.Addrs()
+		if iface.Flags&net.FlagLoopback != 0 || len(addrs) == 0 {
+			continue
+		}
+		for _, a := range ifaddr.Own(iface.Name) {
+			for _, h := range addrs {
+				if n, ok := h.(*net.IPNet); ok && n.IP.String() == a {
+					t.Errorf("Own(%s) reported %s, an address of %s", iface.Name, a, iface.Name)
+				}
+			}
+		}
+	}
 }

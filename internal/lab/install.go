@@ -69,7 +69,7 @@ const ClassName = "lab"
 // Prefix+96/27 on the nodes' /24 and, for IPv6, from Prefix6+100/120 on
 // their /64 (second, so that allocation without ipFamilies stays IPv4),
 // data planes on the nodes with nodeLabels. Its limits allow the fast
-// health checks the scenarios use.
+// health checks and adverts the scenarios and benchmarks use.
 func Class(nodeLabels map[string]string) *v1alpha1.LoadBalancerClass {
 	return &v1alpha1.LoadBalancerClass{
 		ObjectMeta: metav1.ObjectMeta{Name: ClassName, Annotations: map[string]string{v1alpha1.AnnotationDefaultClass: "true"}},
@@ -80,9 +80,28 @@ func Class(nodeLabels map[string]string) *v1alpha1.LoadBalancerClass {
 			},
 			DataPlane: v1alpha1.DataPlaneSpec{NodeSelector: nodeLabels},
 			Backends:  v1alpha1.BackendPolicy{AllowedCIDRs: []string{Prefix + "0/24"}},
-			Limits:    v1alpha1.ClassLimits{MinHealthCheckIntervalMilliseconds: ptr.To[int32](100)},
+			// The benchmarks sweep advert intervals down to 20 ms, and the
+			// scenarios share namespace default.
+			Limits: v1alpha1.ClassLimits{MinHealthCheckIntervalMilliseconds: ptr.To[int32](100),
+				MinAdvertIntervalMilliseconds: ptr.To[int32](10), MaxLoadBalancersPerNamespace: ptr.To[int32](64),
+				MaxVirtualIPsPerNamespace: ptr.To[int32](64)},
 		},
 	}
+}
+
+// OptInTLS is the admin's other half of a namespace's TLS opt-in: the
+// label its own admins cannot write.
+func (l *Lab) OptInTLS(ctx context.Context, namespace string) error {
+	ns := &corev1.Namespace{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(ns.DeepCopy())
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[v1alpha1.LabelTLSDelegation] = v1alpha1.TLSDelegationAllowed
+	return l.Client.Patch(ctx, ns, patch)
 }
 
 // TLSDelegation is what the admin writes to let LoadBalancers in namespace

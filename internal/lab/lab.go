@@ -183,7 +183,10 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if err := l.Client.Create(ctx, Class(cfg.NodeLabels)); err != nil {
 		return l, err
 	}
-	return l, l.Client.Create(ctx, TLSDelegation("default"))
+	if err := l.Client.Create(ctx, TLSDelegation("default")); err != nil {
+		return l, err
+	}
+	return l, l.OptInTLS(ctx, "default")
 }
 
 func (l *Lab) connect() error {

@@ -62,6 +62,12 @@ var apiDefaults = []apiDefault{
 	{"DefaultHardStopAfterSeconds", v1alpha1.DefaultHardStopAfterSeconds, []target{{lb, "spec.haproxy.timeouts.hardStopAfterSeconds"}}},
 
 	{"DefaultMaxServersPerBackend", v1alpha1.DefaultMaxServersPerBackend, []target{{class, "spec.limits.maxServersPerBackend"}}},
+	{"DefaultMaxLoadBalancersPerNamespace", v1alpha1.DefaultMaxLoadBalancersPerNamespace, []target{{class, "spec.limits.maxLoadBalancersPerNamespace"}}},
+	{"DefaultMaxVirtualIPsPerNamespace", v1alpha1.DefaultMaxVirtualIPsPerNamespace, []target{{class, "spec.limits.maxVirtualIPsPerNamespace"}}},
+	{"DefaultMaxServers", v1alpha1.DefaultMaxServers, []target{{class, "spec.limits.maxServers"}}},
+	{"DefaultMaxConnectionsLimit", v1alpha1.DefaultMaxConnectionsLimit, []target{{class, "spec.limits.maxConnections"}}},
+	{"DefaultMaxTimeoutSeconds", v1alpha1.DefaultMaxTimeoutSeconds, []target{{class, "spec.limits.maxTimeoutSeconds"}}},
+	{"DefaultMinAdvertIntervalMilliseconds", v1alpha1.DefaultMinAdvertIntervalMilliseconds, []target{{class, "spec.limits.minAdvertIntervalMilliseconds"}}},
 	{"DefaultMaxServerSlots", v1alpha1.DefaultMaxServerSlots, []target{{class, "spec.limits.maxServerSlots"}}},
 	{"DefaultMinHealthCheckIntervalMilliseconds", v1alpha1.DefaultMinHealthCheckIntervalMilliseconds, []target{
 		{class, "spec.limits.minHealthCheckIntervalMilliseconds"}}},

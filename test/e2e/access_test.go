@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
@@ -99,9 +100,17 @@ spec:
 		{"a class that does not exist", "  listeners:", "  className: nope\n  listeners:",
 			v1alpha1.LoadBalancerClassNotFoundReason, "LoadBalancerClass nope not found"},
 		// The tenant may read this Secret, but the admin has not opted the
-		// namespace in to TLS: the agents get no access to it.
-		{"TLS before the admin's delegation", "defaultBackend: web}]", "defaultBackend: web, tls: {secretRef: {name: yours}}}]",
-			v1alpha1.LoadBalancerReferenceNotFoundReason, "has the platform admin bound hakeeper-tls-delegation"},
+		// namespace in to TLS.
+		{"TLS before the admin's opt-in", "defaultBackend: web}]", "defaultBackend: web, tls: {secretRef: {name: yours}}}]",
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "the platform admin opts a namespace in with the label hakeeper.io/tls-delegation=allowed"},
+		{"server at AWS's IPv6 metadata", `address: "` + lab.BackendAddr(0) + `"`, `address: "fd00:ec2::254"`,
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "AWS's IPv6 instance metadata"},
+		{"server at Azure's WireServer", `address: "` + lab.BackendAddr(0) + `"`, `address: "168.63.129.16"`,
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "Azure's WireServer"},
+		{"10 ms adverts", "  listeners:", "  vrrp: {advertIntervalMilliseconds: 10}\n  listeners:",
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "limits.minAdvertIntervalMilliseconds"},
+		{"a million connections", "  listeners:", "  haproxy: {maxConnections: 1000000}\n  listeners:",
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "limits.maxConnections"},
 	}
 	for i, tc := range refusedByOperator {
 		name := fmt.Sprintf("refused-%d", i)
@@ -128,18 +137,13 @@ spec:
 
 	// None reached a node: no data plane of the tenant's exists, and every
 	// node keeps its own address (keepalived would have taken it).
-	// (The TLS case is applied, but its agents cannot read its certificate,
-	// so its pods wait in their startup probe.)
-	applied := fmt.Sprintf("refused-%d", len(refusedByOperator)-1)
 	var pods corev1.PodList
 	if err := l.Client.List(ctx, &pods, client.InNamespace(lab.OperatorNamespace),
 		client.MatchingLabels{desired.LabelLoadBalancerNamespace: ns}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range pods.Items {
-		if p.Labels[desired.LabelLoadBalancer] != applied {
-			t.Errorf("data-plane pod %s of a refused LoadBalancer exists", p.Name)
-		}
+		t.Errorf("data-plane pod %s of a refused LoadBalancer exists", p.Name)
 	}
 	time.Sleep(2 * time.Second)
 	for i := range 3 {
@@ -147,6 +151,119 @@ spec:
 			t.Errorf("%s lost its own address %s", lab.NodeName(i), lab.NodeAddr(i))
 		}
 	}
+}
+
+// TestTLSOptInIsTheAdmins: a namespace admin holds every rule of
+// hakeeper-tls-delegation, so may bind it in their own namespace; that
+// alone opts nothing in. The opt-in is the namespace's label, which they
+// cannot write.
+func TestTLSOptInIsTheAdmins(t *testing.T) {
+	l := requireLab(t)
+	ns := tenantNamespace(t, l)
+	admin := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "ns-admin", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "admin"},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "ns-admin"}}}
+	if err := l.Client.Create(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	nsAdmin := impersonate(t, l, "ns-admin")
+	delegation := lab.TLSDelegation(ns)
+	eventually(t, 10*time.Second, "the namespace admin binds hakeeper-tls-delegation", func() error {
+		return nsAdmin.Create(ctx, delegation.DeepCopy())
+	})
+	nsObj := &corev1.Namespace{}
+	if err := nsAdmin.Get(ctx, client.ObjectKey{Name: ns}, nsObj); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(nsObj.DeepCopy())
+	nsObj.Labels[v1alpha1.LabelTLSDelegation] = v1alpha1.TLSDelegationAllowed
+	if err := nsAdmin.Patch(ctx, nsObj, patch); !apierrors.IsForbidden(err) {
+		t.Fatalf("the namespace admin labelled their namespace: got %v, want Forbidden", err)
+	}
+
+	doc := fmt.Sprintf(`apiVersion: hakeeper.io/v1alpha1
+kind: LoadBalancer
+metadata: {name: tls, namespace: %s}
+spec:
+  listeners: [{name: https, port: 443, protocol: HTTP, defaultBackend: web, tls: {secretRef: {name: yours}}}]
+  backends: [{name: web, servers: [{name: b1, address: "%s", port: %d}]}]
+`, ns, lab.BackendAddr(0), lab.BackendPort)
+	if err := createStrict(nsAdmin, doc); err != nil {
+		t.Fatal(err)
+	}
+	lb := &v1alpha1.LoadBalancer{}
+	key := client.ObjectKey{Namespace: ns, Name: "tls"}
+	eventually(t, 30*time.Second, "the TLS listener refused", func() error {
+		if err := l.Client.Get(ctx, key, lb); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition)
+		if c == nil || c.Reason != v1alpha1.LoadBalancerNotAllowedByClassReason || !strings.Contains(c.Message, v1alpha1.LabelTLSDelegation+"="+v1alpha1.TLSDelegationAllowed) {
+			return fmt.Errorf("Degraded is %+v", c)
+		}
+		return nil
+	})
+	role := desired.TLSRole(lb)
+	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(role), &rbacv1.Role{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the operator gave the agents the namespace's Secrets before the opt-in: %v", err)
+	}
+
+	// The platform admin opts the namespace in: the agents get the Secret.
+	if err := l.Client.Get(ctx, client.ObjectKey{Name: ns}, nsObj); err != nil {
+		t.Fatal(err)
+	}
+	patch = client.MergeFrom(nsObj.DeepCopy())
+	nsObj.Labels[v1alpha1.LabelTLSDelegation] = v1alpha1.TLSDelegationAllowed
+	if err := l.Client.Patch(ctx, nsObj, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the agents given the Secret", func() error {
+		return l.Client.Get(ctx, client.ObjectKeyFromObject(role), &rbacv1.Role{})
+	})
+}
+
+// TestLoadBalancerQuota: count/loadbalancers.hakeeper.io in a namespace's
+// ResourceQuota bounds its LoadBalancers at the API, before the operator
+// sees them (kube-controller-manager's quota controller keeps the usage).
+func TestLoadBalancerQuota(t *testing.T) {
+	l := requireLab(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "quota-"}}
+	if err := l.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Client.Delete(ctx, ns) })
+	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "loadbalancers", Namespace: ns.Name},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/loadbalancers.hakeeper.io": resource.MustParse("2")}}}
+	if err := l.Client.Create(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the quota's usage counted", func() error {
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(quota), quota); err != nil {
+			return err
+		}
+		if _, ok := quota.Status.Used["count/loadbalancers.hakeeper.io"]; !ok {
+			return fmt.Errorf("status.used %v", quota.Status.Used)
+		}
+		return nil
+	})
+	// Named for a class that does not exist: the operator applies none.
+	lb := func(name string) *v1alpha1.LoadBalancer {
+		return &v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns.Name}, Spec: v1alpha1.LoadBalancerSpec{
+			ClassName: "quota-none",
+			Listeners: []v1alpha1.Listener{{Name: "http", Port: 80, Protocol: v1alpha1.ProtocolHTTP, DefaultBackend: "web"}},
+			Backends:  []v1alpha1.Backend{{Name: "web", Servers: []v1alpha1.Server{{Name: "b1", Address: lab.BackendAddr(0), Port: lab.BackendPort}}}},
+		}}
+	}
+	for _, name := range []string{"one", "two"} {
+		if err := l.Client.Create(ctx, lb(name)); err != nil {
+			t.Fatalf("%s within the quota: %v", name, err)
+		}
+	}
+	err := l.Client.Create(ctx, lb("three"))
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "exceeded quota") || !strings.Contains(err.Error(), "count/loadbalancers.hakeeper.io") {
+		t.Fatalf("a third LoadBalancer: got %v, want Forbidden for exceeding count/loadbalancers.hakeeper.io", err)
+	}
+	t.Logf("refused: %v", err)
 }
 
 // tenantNamespace creates a namespace whose only user is "tenant": it may

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
@@ -148,6 +149,28 @@ func TestHAProxyConfined(t *testing.T) {
 			t.Logf("from the haproxy container, %s: %s", tc.what, out)
 		}
 	}
+	// The data plane's share: its pods rank above tenants' and count in
+	// the chart's quota on them.
+	var pods corev1.PodList
+	if err := l.Client.List(ctx, &pods, client.InNamespace(lab.OperatorNamespace),
+		client.MatchingLabels{desired.LabelLoadBalancer: lb.Name, desired.LabelLoadBalancerNamespace: lb.Namespace}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.Spec.PriorityClassName != "hakeeper-dataplane" || p.Spec.Priority == nil || *p.Spec.Priority != 1000000 {
+			t.Errorf("data-plane pod %s: priorityClassName %q, priority %v; want hakeeper-dataplane, 1000000", p.Name, p.Spec.PriorityClassName, p.Spec.Priority)
+		}
+	}
+	eventually(t, 30*time.Second, "the data-plane quota counting the pods", func() error {
+		quota := &corev1.ResourceQuota{}
+		if err := l.Client.Get(ctx, client.ObjectKey{Namespace: lab.OperatorNamespace, Name: "hakeeper-dataplane"}, quota); err != nil {
+			return err
+		}
+		if used := quota.Status.Used[corev1.ResourcePods]; used.Value() < int64(len(pods.Items)) || len(pods.Items) == 0 {
+			return fmt.Errorf("status.used.pods %s, %d pods", used.String(), len(pods.Items))
+		}
+		return nil
+	})
 	// Server names resolve as the node resolves them, not through the
 	// cluster's search path for hakeeper-system, where a short name would
 	// reach the operator's Services.

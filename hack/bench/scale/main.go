@@ -90,6 +90,8 @@ func run(lbs, endpoints, nodes int, binary string, timeout time.Duration) error 
 		Spec: v1alpha1.LoadBalancerClassSpec{
 			VirtualIPPools: []v1alpha1.VirtualIPPool{{Name: "bench", CIDR: "198.18.128.0/24"}},
 			DataPlane:      v1alpha1.DataPlaneSpec{NodeSelector: map[string]string{"pool": "bench"}, Interface: "eth0"},
+			// One namespace holds them all.
+			Limits: v1alpha1.ClassLimits{MaxLoadBalancersPerNamespace: ptr.To[int32](255), MaxVirtualIPsPerNamespace: ptr.To[int32](4096)},
 		},
 	}); err != nil {
 		return err
