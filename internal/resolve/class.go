@@ -63,6 +63,11 @@ type Placement struct {
 // PlacementOf merges the class's node selector with the LoadBalancer's. A
 // key both set to different values selects no node, which is reported.
 func PlacementOf(class *v1alpha1.LoadBalancerClass, lb *v1alpha1.LoadBalancer) (Placement, error) {
+	if len(class.Spec.DataPlane.NodeSelector) == 0 {
+		// The API refuses such a class now; one stored before is refused
+		// here, or HAProxy would run on every node, control plane included.
+		return Placement{}, fmt.Errorf("LoadBalancerClass %s: dataPlane.nodeSelector is empty: a class must name its data-plane nodes' labels", class.Name)
+	}
 	sel := map[string]string{}
 	for k, v := range class.Spec.DataPlane.NodeSelector {
 		sel[k] = v

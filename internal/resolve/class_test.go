@@ -65,6 +65,10 @@ func TestNamespaceAllowedAndPlacement(t *testing.T) {
 	if _, err := PlacementOf(&c, lb); err == nil || !strings.Contains(err.Error(), "spec.nodeSelector.edge") {
 		t.Errorf("widening: got %v", err)
 	}
+	c.Spec.DataPlane.NodeSelector = nil
+	if _, err := PlacementOf(&c, lb); err == nil || !strings.Contains(err.Error(), "dataPlane.nodeSelector is empty") {
+		t.Errorf("a class selecting every node: got %v", err)
+	}
 }
 
 func pools(t *testing.T, ps ...v1alpha1.VirtualIPPool) []Pool {
