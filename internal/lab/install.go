@@ -80,11 +80,12 @@ func Class(nodeLabels map[string]string) *v1alpha1.LoadBalancerClass {
 			},
 			DataPlane: v1alpha1.DataPlaneSpec{NodeSelector: nodeLabels},
 			Backends:  v1alpha1.BackendPolicy{AllowedCIDRs: []string{Prefix + "0/24"}},
-			// The benchmarks sweep advert intervals down to 20 ms, and the
-			// scenarios share namespace default.
+			// The benchmarks sweep advert intervals down to 20 ms, the
+			// scenarios share namespace default, and one asks for more
+			// connections than the nodes' file limit (the agent's check).
 			Limits: v1alpha1.ClassLimits{MinHealthCheckIntervalMilliseconds: ptr.To[int32](100),
 				MinAdvertIntervalMilliseconds: ptr.To[int32](10), MaxLoadBalancersPerNamespace: ptr.To[int32](64),
-				MaxVirtualIPsPerNamespace: ptr.To[int32](64)},
+				MaxVirtualIPsPerNamespace: ptr.To[int32](64), MaxConnections: ptr.To[int32](1000000)},
 		},
 	}
 }
