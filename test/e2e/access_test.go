@@ -107,10 +107,11 @@ spec:
 			v1alpha1.LoadBalancerNotAllowedByClassReason, "AWS's IPv6 instance metadata"},
 		{"server at Azure's WireServer", `address: "` + lab.BackendAddr(0) + `"`, `address: "168.63.129.16"`,
 			v1alpha1.LoadBalancerNotAllowedByClassReason, "Azure's WireServer"},
-		{"10 ms adverts", "  listeners:", "  vrrp: {advertIntervalMilliseconds: 10}\n  listeners:",
-			v1alpha1.LoadBalancerNotAllowedByClassReason, "limits.minAdvertIntervalMilliseconds"},
-		{"a million connections", "  listeners:", "  haproxy: {maxConnections: 1000000}\n  listeners:",
-			v1alpha1.LoadBalancerNotAllowedByClassReason, "limits.maxConnections"},
+		// The lab's class allows the fast adverts and the connections its
+		// scenarios use (envtest refuses them under a class that does not:
+		// TestPerLoadBalancerCaps); its timeouts are the default's.
+		{"day-long tunnels held on shared nodes", "  listeners:", "  haproxy: {timeouts: {tunnelSeconds: 86400}}\n  listeners:",
+			v1alpha1.LoadBalancerNotAllowedByClassReason, "limits.maxTimeoutSeconds"},
 	}
 	for i, tc := range refusedByOperator {
 		name := fmt.Sprintf("refused-%d", i)
