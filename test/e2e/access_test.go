@@ -238,7 +238,9 @@ func TestLoadBalancerQuota(t *testing.T) {
 	if err := l.Client.Create(ctx, quota); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the quota's usage counted", func() error {
+	// kube-controller-manager finds the CRD's resource in its 30 s
+	// discovery, then counts at its next quota sync (10 s in the lab).
+	eventually(t, 90*time.Second, "the quota's usage counted", func() error {
 		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(quota), quota); err != nil {
 			return err
 		}
