@@ -53,7 +53,7 @@ type scope struct {
 	// released: the revoked LoadBalancer's data plane is gone.
 	released bool
 	// siblings are the namespace's other LoadBalancers of the class that
-	// are not refused, for its limits.
+	// are not refused for their spec, for its limits.
 	siblings []resolve.Tenancy
 	// backendRefused are the addresses no server may have: the nodes'
 	// (listed in Node objects, and reported by the agents), each with its
@@ -338,6 +338,13 @@ func refusedForItsSpec(lb *v1alpha1.LoadBalancer) bool {
 	return false
 }
 
+// refusedFor tells whether a LoadBalancer's current generation is
+// refused with reason.
+func refusedFor(lb *v1alpha1.LoadBalancer, reason string) bool {
+	c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition)
+	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason && lb.Status.ObservedGeneration == lb.Generation
+}
+
 // checkClassPolicy refuses what the class does not allow in the spec (its
 // limits, kinds of servers, slots and health-check intervals), and settles
 // the spec to render: the class's defaults, and static servers each at an
@@ -435,7 +442,11 @@ func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) err
 		}
 		claim := claimOf(other, requestedAddrs(other), nodes)
 		claim.Refused = refusedForItsSpec(other)
-		if other.Namespace == s.lb.Namespace && other.DeletionTimestamp == nil && !claim.Refused && s.classOf(other) == s.class.Name {
+		// The share is ranked over every contender, those the limit itself
+		// refuses included: with them left out, two waiting LoadBalancers
+		// could each find room for one and both be applied.
+		if other.Namespace == s.lb.Namespace && other.DeletionTimestamp == nil && s.classOf(other) == s.class.Name &&
+			(!claim.Refused || refusedFor(other, v1alpha1.LoadBalancerLimitExceededReason)) {
 			s.siblings = append(s.siblings, tenancyOf(other))
 		}
 		priorities := map[string]int32{}

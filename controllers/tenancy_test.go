@@ -49,7 +49,8 @@ func TestNamespaceShare(t *testing.T) {
 			waitApplied(t, lb)
 			continue
 		}
-		waitDegraded(t, lb, v1alpha1.LoadBalancerLimitExceededReason, "namespace share-greedy already has 3 LoadBalancers", "limits.maxLoadBalancersPerNamespace")
+		waitDegraded(t, lb, v1alpha1.LoadBalancerLimitExceededReason,
+			"namespace share-greedy has 3 LoadBalancers of LoadBalancerClass share served before this one", "allows 3 per namespace (limits.maxLoadBalancersPerNamespace)")
 		assertNothingApplied(t, lb)
 	}
 
@@ -71,7 +72,7 @@ func TestNamespaceShare(t *testing.T) {
 	wide.Name = "wide"
 	wide.Spec.VirtualIPs = []string{"198.18.20.120", "198.18.20.121", "198.18.20.122", "198.18.20.123"}
 	createLB(t, wide)
-	waitDegraded(t, wide, v1alpha1.LoadBalancerLimitExceededReason, "asks for 4", "limits.maxVirtualIPsPerNamespace")
+	waitDegraded(t, wide, v1alpha1.LoadBalancerLimitExceededReason, "1 virtual IPs of LoadBalancerClass share served before this LoadBalancer, which asks for 4", "limits.maxVirtualIPsPerNamespace")
 	assertNothingApplied(t, wide)
 
 	// A pin on a held router ID: refused, and the holder keeps its ID and
@@ -92,10 +93,17 @@ func TestNamespaceShare(t *testing.T) {
 		t.Errorf("the holder's objects changed under a pin of its router ID: %v", changed)
 	}
 
-	// Room made: the oldest waiting LoadBalancer is served.
+	// Room made: the oldest waiting LoadBalancer is served, and only it.
 	deleteAndWait(t, lbs[1])
-	waitApplied(t, lbs[3])
+	eventually(t, "greedy-3 applied", func() error {
+		got := getLB(t, lbs[3])
+		if len(got.Status.VirtualIPs) == 0 {
+			return fmt.Errorf("not applied: %+v", condition(got, v1alpha1.LoadBalancerDegradedCondition))
+		}
+		return nil
+	})
 	waitDegraded(t, lbs[4], v1alpha1.LoadBalancerLimitExceededReason, "limits.maxLoadBalancersPerNamespace")
+	assertNothingApplied(t, lbs[4])
 }
 
 // TestPerLoadBalancerCaps: what one LoadBalancer may ask of nodes every

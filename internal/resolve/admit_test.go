@@ -86,7 +86,7 @@ func TestNamespaceShare(t *testing.T) {
 	if msg := l.CheckNamespace("ns", old, all); msg != "" {
 		t.Errorf("the oldest newcomer refused: %s", msg)
 	}
-	if msg := l.CheckNamespace("ns", young, all); !strings.Contains(msg, "already has 2 LoadBalancers") || !strings.Contains(msg, "limits.maxLoadBalancersPerNamespace") {
+	if msg := l.CheckNamespace("ns", young, all); !strings.Contains(msg, "has 2 LoadBalancers of LoadBalancerClass c served before this one") || !strings.Contains(msg, "limits.maxLoadBalancersPerNamespace") {
 		t.Errorf("the third: %q", msg)
 	}
 	wide := Tenancy{Key: "ns/wide", Created: at(2), VirtualIPs: 2}
@@ -96,5 +96,19 @@ func TestNamespaceShare(t *testing.T) {
 	wide.VirtualIPs = 3
 	if msg := l.CheckNamespace("ns", wide, []Tenancy{holder}); !strings.Contains(msg, "asks for 3") || !strings.Contains(msg, "limits.maxVirtualIPsPerNamespace") {
 		t.Errorf("1 held and 3 asked for, 3 allowed: %q", msg)
+	}
+	// The wide request waits, and blocks no smaller one behind it.
+	small := Tenancy{Key: "ns/small", Created: at(3), VirtualIPs: 1}
+	if msg := l.CheckNamespace("ns", small, []Tenancy{holder, wide}); msg != "" {
+		t.Errorf("a request that fits, behind one that does not: %s", msg)
+	}
+	// Holders stay served under a lowered limit; newcomers wait.
+	other := Tenancy{Key: "ns/other-holder", Created: at(7), Holds: true, VirtualIPs: 1}
+	third := Tenancy{Key: "ns/third-holder", Created: at(8), Holds: true, VirtualIPs: 1}
+	if msg := l.CheckNamespace("ns", third, []Tenancy{holder, other}); msg != "" {
+		t.Errorf("a holder beyond a lowered limit: %s", msg)
+	}
+	if msg := l.CheckNamespace("ns", old, []Tenancy{holder, other, third}); !strings.Contains(msg, "has 3 LoadBalancers") {
+		t.Errorf("a newcomer beside three holders under a limit of 2: %q", msg)
 	}
 }

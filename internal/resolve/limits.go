@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -123,22 +124,43 @@ func precedes(a, b *Tenancy) bool {
 
 // CheckNamespace tells why self exceeds its namespace's share, or "".
 // siblings are the namespace's other LoadBalancers of the class that are
-// not refused; only those that precede self count against it.
+// not refused for their spec (those this limit refuses included). Every
+// contender decides over the same set in the same order (holders first,
+// then the older): holders are always served, so a lowered limit takes
+// nothing away; each other one is served if it fits beside those served
+// before it. A large request that does not fit blocks no smaller one
+// behind it, and no two can both take the last room.
 func (l Limits) CheckNamespace(namespace string, self Tenancy, siblings []Tenancy) string {
-	ahead, vips := int32(0), int32(0)
-	for i := range siblings {
-		if siblings[i].Key != self.Key && precedes(&siblings[i], &self) {
-			ahead++
-			vips += siblings[i].VirtualIPs
+	all := slices.DeleteFunc(slices.Clone(siblings), func(t Tenancy) bool { return t.Key == self.Key })
+	all = append(all, self)
+	slices.SortFunc(all, func(a, b Tenancy) int {
+		if precedes(&a, &b) {
+			return -1
 		}
-	}
-	if ahead >= l.loadBalancersPerNS {
-		return fmt.Sprintf("namespace %s already has %d LoadBalancers of LoadBalancerClass %s, which allows %d per namespace (limits.maxLoadBalancersPerNamespace)",
-			namespace, ahead, l.class, l.loadBalancersPerNS)
-	}
-	if vips+self.VirtualIPs > l.virtualIPsPerNS {
-		return fmt.Sprintf("namespace %s already has %d virtual IPs of LoadBalancerClass %s and this LoadBalancer asks for %d; the class allows %d per namespace (limits.maxVirtualIPsPerNamespace)",
-			namespace, vips, l.class, self.VirtualIPs, l.virtualIPsPerNS)
+		if precedes(&b, &a) {
+			return 1
+		}
+		return 0
+	})
+	served, vips := int32(0), int32(0)
+	for _, t := range all {
+		fits := t.Holds || (served < l.loadBalancersPerNS && vips+t.VirtualIPs <= l.virtualIPsPerNS)
+		if t.Key == self.Key {
+			switch {
+			case fits:
+				return ""
+			case served >= l.loadBalancersPerNS:
+				return fmt.Sprintf("namespace %s has %d LoadBalancers of LoadBalancerClass %s served before this one, and the class allows %d per namespace (limits.maxLoadBalancersPerNamespace)",
+					namespace, served, l.class, l.loadBalancersPerNS)
+			default:
+				return fmt.Sprintf("namespace %s has %d virtual IPs of LoadBalancerClass %s served before this LoadBalancer, which asks for %d; the class allows %d per namespace (limits.maxVirtualIPsPerNamespace)",
+					namespace, vips, l.class, self.VirtualIPs, l.virtualIPsPerNS)
+			}
+		}
+		if fits {
+			served++
+			vips += t.VirtualIPs
+		}
 	}
 	return ""
 }
