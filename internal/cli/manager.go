@@ -35,6 +35,8 @@ func runManager(ctx context.Context, args []string, s Streams) error {
 	fs.StringVar(&o.DataPlaneImage, "dataplane-image", DefaultDataPlaneImage, "image with haproxy, keepalived and the agent")
 	fs.IntVar(&o.DataPlaneMetricsBasePort, "dataplane-metrics-base-port", 9800,
 		"the agents serve metrics on each node's address at this port plus their LoadBalancer's VRRP router ID (1-255); 0 turns data-plane metrics off")
+	fs.StringVar(&o.DefaultServiceClass, "default-service-class", "",
+		"LoadBalancerClass that serves Services of type LoadBalancer without spec.loadBalancerClass; empty (default) leaves them to another implementation")
 	fs.StringVar(&o.DataPlanePriorityClass, "dataplane-priority-class", "",
 		"PriorityClass of the data-plane pods (the chart's and kustomize's: hakeeper-dataplane); empty for none")
 	fs.StringVar(&pullPolicy, "image-pull-policy", "IfNotPresent", "pull policy of the data-plane image")

@@ -51,6 +51,9 @@ type Options struct {
 	DataPlaneNamespace string
 	// DataPlaneImage runs HAProxy, Keepalived and the agent.
 	DataPlaneImage string
+	// DefaultServiceClass serves Services of type LoadBalancer without a
+	// spec.loadBalancerClass; empty leaves them alone.
+	DefaultServiceClass string
 	// DataPlanePriorityClass of the data-plane pods; empty for none.
 	DataPlanePriorityClass string
 	// PullPolicy of the data-plane image.
@@ -156,6 +159,10 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the controller: %w", err)
+	}
+	services := &controllers.ServiceReconciler{Client: c, Recorder: mgr.GetEventRecorder("hakeeper"), DefaultClass: o.DefaultServiceClass}
+	if err := services.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("failed to set up the Service controller: %w", err)
 	}
 	classes := &controllers.ClassReconciler{Client: c, Recorder: mgr.GetEventRecorder("hakeeper")}
 	if err := classes.SetupWithManager(mgr); err != nil {

@@ -1,0 +1,251 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/resolve"
+	"github.com/hakeeper/hakeeper/internal/servicelb"
+)
+
+// ServiceReconciler serves Services of type LoadBalancer whose
+// spec.loadBalancerClass is hakeeper.io/<class> (or, when DefaultClass is
+// set, those with none): it writes a LoadBalancer of the Service's name,
+// controlled by the Service, so everything a LoadBalancer has (class
+// policy, allocation, the data plane, status) serves it; and it publishes
+// the LoadBalancer's addresses in the Service's status.
+type ServiceReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	// DefaultClass serves Services without a spec.loadBalancerClass; empty
+	// leaves them to whatever else serves them.
+	DefaultClass string
+
+	// told remembers the last refusal each Service was told about, so a
+	// resync does not repeat the event.
+	told sync.Map
+}
+
+// Service events, named as the cloud controllers name theirs.
+const (
+	EventEnsuringLoadBalancer   = "EnsuringLoadBalancer"
+	EventEnsuredLoadBalancer    = "EnsuredLoadBalancer"
+	EventSyncLoadBalancerFailed = "SyncLoadBalancerFailed"
+	EventDeletedLoadBalancer    = "DeletedLoadBalancer"
+	EventIPAllocated            = "IPAllocated"
+	EventAllocationFailed       = "AllocationFailed"
+)
+
+// ConditionLoadBalancerPortsError is the Service condition of ports the
+// load balancer does not serve, as the API names it.
+const ConditionLoadBalancerPortsError = "LoadBalancerPortsError"
+
+// LabelService marks a LoadBalancer written for a Service.
+const LabelService = "hakeeper.io/service"
+
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=patch
+// +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers,verbs=create;update;delete
+
+// Reconcile writes, corrects or deletes the Service's LoadBalancer and
+// publishes its addresses.
+func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	svc := &corev1.Service{}
+	lb, err := getOptional(ctx, r.Client, req.NamespacedName, &v1alpha1.LoadBalancer{})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.Client.Get(ctx, req.NamespacedName, svc); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		// Gone: the garbage collector deletes its LoadBalancer too; this
+		// frees the address at once.
+		r.told.Delete(req.String())
+		if lb != nil && controlledByService(lb) {
+			return ctrl.Result{}, client.IgnoreNotFound(r.Client.Delete(ctx, lb))
+		}
+		return ctrl.Result{}, nil
+	}
+	owned := lb != nil && metav1.IsControlledBy(lb, svc)
+	class := servicelb.ClassName(svc, r.DefaultClass)
+	if class == "" || svc.DeletionTimestamp != nil {
+		// Not, or no longer, ours (its type changed away).
+		if owned {
+			if err := client.IgnoreNotFound(r.Client.Delete(ctx, lb)); err != nil {
+				return ctrl.Result{}, err
+			}
+			r.Recorder.Eventf(svc, lb, corev1.EventTypeNormal, EventDeletedLoadBalancer, "Delete", "Deleted LoadBalancer %s: the Service is no longer hakeeper's", lb.Name)
+			return ctrl.Result{}, r.publish(ctx, svc, nil, nil)
+		}
+		return ctrl.Result{}, nil
+	}
+	if lb != nil && !owned {
+		r.tell(svc, EventSyncLoadBalancerFailed, fmt.Sprintf("LoadBalancer %s/%s exists and is not this Service's: it is not touched; rename or delete it", lb.Namespace, lb.Name))
+		return ctrl.Result{}, nil
+	}
+	t, err := servicelb.Translate(svc, class)
+	if err == nil {
+		err = r.admit(ctx, svc, class, t.Spec.VirtualIPs)
+	}
+	if err != nil {
+		reason := EventSyncLoadBalancerFailed
+		var alloc *allocationError
+		if errors.As(err, &alloc) {
+			reason = EventAllocationFailed
+		}
+		r.tell(svc, reason, err.Error())
+		return ctrl.Result{}, nil
+	}
+	for _, w := range t.Warnings {
+		r.tell(svc, EventSyncLoadBalancerFailed, w)
+	}
+	if lb, err = r.ensure(ctx, svc, lb, t.Spec); err != nil {
+		return ctrl.Result{}, err
+	}
+	if c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition); c != nil && c.Status == metav1.ConditionTrue &&
+		refusedForItsSpec(lb) {
+		reason := EventSyncLoadBalancerFailed
+		if c.Reason == v1alpha1.LoadBalancerAddressUnavailableReason {
+			reason = EventAllocationFailed
+		}
+		r.tell(svc, reason, c.Reason+": "+c.Message)
+	}
+	return ctrl.Result{}, r.publish(ctx, svc, lb, t.Unserved)
+}
+
+// allocationError is a requested address the class cannot give.
+type allocationError struct{ msg string }
+
+func (e *allocationError) Error() string { return e.msg }
+
+// admit refuses before anything is written what the class refuses for the
+// Service itself: a class that does not exist or does not allow the
+// namespace, and requested addresses outside its pools.
+func (r *ServiceReconciler) admit(ctx context.Context, svc *corev1.Service, className string, ips []string) error {
+	class := &v1alpha1.LoadBalancerClass{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: className}, class); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("LoadBalancerClass %s not found", className)
+		}
+		return err
+	}
+	ns := &corev1.Namespace{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: svc.Namespace}, ns); err != nil {
+		return err
+	}
+	if ok, err := resolve.NamespaceAllowed(class, ns); err != nil || !ok {
+		return fmt.Errorf("LoadBalancerClass %s does not allow namespace %s (its namespaceSelector does not match)", className, svc.Namespace)
+	}
+	pools, err := resolve.Pools(class)
+	if err != nil {
+		return err
+	}
+	for _, ip := range ips {
+		addr := netip.MustParseAddr(ip)
+		if !slices.ContainsFunc(pools, func(p resolve.Pool) bool { return p.Range.Contains(addr) }) {
+			return &allocationError{fmt.Sprintf("%s is in none of LoadBalancerClass %s's pools", ip, className)}
+		}
+	}
+	return nil
+}
+
+// ensure creates the Service's LoadBalancer, or puts its spec back to what
+// the Service says.
+func (r *ServiceReconciler) ensure(ctx context.Context, svc *corev1.Service, current *v1alpha1.LoadBalancer, spec v1alpha1.LoadBalancerSpec) (*v1alpha1.LoadBalancer, error) {
+	if current != nil && equality.Semantic.DeepEqual(current.Spec, spec) {
+		return current, nil
+	}
+	r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, EventEnsuringLoadBalancer, "Ensure", "Ensuring load balancer")
+	if current == nil {
+		lb := &v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Namespace: svc.Namespace,
+			Labels: map[string]string{LabelService: svc.Name}}, Spec: spec}
+		if err := controllerutil.SetControllerReference(svc, lb, r.Client.Scheme()); err != nil {
+			return nil, err
+		}
+		if err := r.Client.Create(ctx, lb); err != nil {
+			return nil, fmt.Errorf("failed to create LoadBalancer %s: %w", lb.Name, err)
+		}
+		return lb, nil
+	}
+	current.Spec = spec
+	if err := r.Client.Update(ctx, current); err != nil {
+		return nil, fmt.Errorf("failed to update LoadBalancer %s: %w", current.Name, err)
+	}
+	return current, nil
+}
+
+// publish writes the Service's status.loadBalancer and its ports
+// condition from the LoadBalancer's status.
+func (r *ServiceReconciler) publish(ctx context.Context, svc *corev1.Service, lb *v1alpha1.LoadBalancer, unserved []servicelb.PortError) error {
+	orig := svc.DeepCopy()
+	ingress := servicelb.Ingress(lb, unserved, svc.Spec.Ports)
+	svc.Status.LoadBalancer.Ingress = ingress
+	if lb == nil || len(unserved) == 0 {
+		meta.RemoveStatusCondition(&svc.Status.Conditions, ConditionLoadBalancerPortsError)
+	} else {
+		msgs := make([]string, len(unserved))
+		for i, u := range unserved {
+			msgs[i] = u.Message
+		}
+		meta.SetStatusCondition(&svc.Status.Conditions, metav1.Condition{Type: ConditionLoadBalancerPortsError, Status: metav1.ConditionTrue,
+			Reason: "ProtocolNotProxied", Message: strings.Join(msgs, "; "), ObservedGeneration: svc.Generation})
+	}
+	if equality.Semantic.DeepEqual(orig.Status, svc.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, svc, client.MergeFrom(orig)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if len(orig.Status.LoadBalancer.Ingress) == 0 && len(ingress) > 0 {
+		ips := make([]string, len(ingress))
+		for i, in := range ingress {
+			ips[i] = in.IP
+		}
+		r.Recorder.Eventf(svc, lb, corev1.EventTypeNormal, EventIPAllocated, "Allocate", "Assigned IP %s", strings.Join(ips, ", "))
+		r.Recorder.Eventf(svc, lb, corev1.EventTypeNormal, EventEnsuredLoadBalancer, "Ensure", "Ensured load balancer")
+	}
+	return nil
+}
+
+// tell records a Warning event on the Service, once per message.
+func (r *ServiceReconciler) tell(svc *corev1.Service, reason, message string) {
+	key := svc.Namespace + "/" + svc.Name + "\x00" + reason
+	if last, ok := r.told.Load(key); ok && last.(string) == message {
+		return
+	}
+	r.told.Store(key, message)
+	r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, reason, "Sync", "%s", message)
+}
+
+// controlledByService tells whether a LoadBalancer was written for a
+// Service (its controller reference).
+func controlledByService(lb *v1alpha1.LoadBalancer) bool {
+	ref := metav1.GetControllerOf(lb)
+	return ref != nil && ref.Kind == "Service" && ref.APIVersion == "v1"
+}
+
+// SetupWithManager registers the controller: Services, and the
+// LoadBalancers they control.
+func (r *ServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&corev1.Service{}).
+		Owns(&v1alpha1.LoadBalancer{}).
+		Named("service").
+		Complete(r)
+}
