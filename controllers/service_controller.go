@@ -76,7 +76,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		// Gone: the garbage collector deletes its LoadBalancer too; this
 		// frees the address at once.
-		r.told.Delete(req.String())
+		r.forget(req.String())
 		if lb != nil && controlledByService(lb) {
 			return ctrl.Result{}, client.IgnoreNotFound(r.Client.Delete(ctx, lb))
 		}
@@ -231,6 +231,16 @@ func (r *ServiceReconciler) tell(svc *corev1.Service, reason, message string) {
 	}
 	r.told.Store(key, message)
 	r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, reason, "Sync", "%s", message)
+}
+
+// forget drops what a Service was told, once it is gone.
+func (r *ServiceReconciler) forget(key string) {
+	r.told.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), key+"\x00") {
+			r.told.Delete(k)
+		}
+		return true
+	})
 }
 
 // controlledByService tells whether a LoadBalancer was written for a
