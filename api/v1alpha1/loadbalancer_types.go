@@ -259,6 +259,18 @@ type Listener struct {
 	// bind tunes how HAProxy accepts connections on this listener.
 	// +optional
 	Bind BindOptions `json:"bind,omitempty,omitzero"`
+
+	// allowedSourceRanges, when set, are the only client networks this
+	// listener accepts: HAProxy closes a connection from anywhere else
+	// before reading from it (a Service's loadBalancerSourceRanges). With
+	// bind.proxyProtocol Accept, the client is the one the PROXY header
+	// names.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="must be a network in CIDR notation, for example 203.0.113.0/24"
+	// +listType=atomic
+	AllowedSourceRanges []string `json:"allowedSourceRanges,omitempty"`
 }
 
 // Route sends matching HTTP requests to a backend. A request matches when

@@ -1,6 +1,7 @@
 package configguard
 
 import (
+	"net/netip"
 	"path"
 	"slices"
 	"strconv"
@@ -79,6 +80,7 @@ var haproxyKeywords = map[string]haproxyRule{
 	"no":              firstOf("log"),
 	"use_backend":     nil,
 	"default_backend": nil,
+	"tcp-request":     sourceFilter,
 
 	// backend
 	"balance":    nil,
@@ -86,6 +88,23 @@ var haproxyKeywords = map[string]haproxyRule{
 	"cookie":     nil,
 	"http-check": firstOf("send", "expect"),
 	"server":     server,
+}
+
+// sourceFilter allows only the listener's allowed source ranges:
+// `tcp-request connection|session reject if !{ src NET... }`. Any other
+// tcp-request could call a Lua action or change what is logged.
+func sourceFilter(args []string, _ contract.Paths) (string, string) {
+	n := len(args)
+	if n < 7 || (args[0] != "connection" && args[0] != "session") || args[1] != "reject" || args[2] != "if" ||
+		args[3] != "!{" || args[4] != "src" || args[n-1] != "}" {
+		return strings.Join(args, " "), "is not what hakeeper renders (only the source-range filter)"
+	}
+	for _, a := range args[5 : n-1] {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			return a, "is not a network"
+		}
+	}
+	return "", ""
 }
 
 // firstOf allows the directive only with one of these first arguments.

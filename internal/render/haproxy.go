@@ -41,8 +41,12 @@ type frontend struct {
 	BindOptions    []string
 	MaxConnections int32
 	TLS            bool
-	Routes         []routeRule
-	DefaultBackend string
+	// SourceRanges are the only client networks accepted; SourceAfterProxy
+	// checks them once the PROXY header has named the client.
+	SourceRanges     []string
+	SourceAfterProxy bool
+	Routes           []routeRule
+	DefaultBackend   string
 }
 
 type routeRule struct {
@@ -197,6 +201,12 @@ func newFrontend(in *Input, l *v1alpha1.Listener) frontend {
 			f.BindOptions = append(f.BindOptions, "alpn", "h2,http/1.1")
 		}
 	}
+	for _, r := range l.AllowedSourceRanges {
+		if p, err := netip.ParsePrefix(r); err == nil { // validated already
+			f.SourceRanges = append(f.SourceRanges, p.Masked().String())
+		}
+	}
+	f.SourceAfterProxy = l.Bind.ProxyProtocol == v1alpha1.ProxyProtocolAccept
 	for _, r := range l.Routes {
 		f.Routes = append(f.Routes, newRouteRule(r))
 	}

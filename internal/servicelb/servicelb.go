@@ -67,7 +67,8 @@ type Translation struct {
 // becomes a TCP listener on the virtual IPs whose backend is that port's
 // endpoints (serviceRef, so pods come and go through HAProxy's runtime
 // API); requested addresses come from the annotation or the deprecated
-// spec.loadBalancerIP; families from ipFamilies and ipFamilyPolicy. It
+// spec.loadBalancerIP; families from ipFamilies and ipFamilyPolicy;
+// loadBalancerSourceRanges as every listener's allowedSourceRanges. It
 // fails for what cannot be served at all.
 func Translate(svc *corev1.Service, class string) (Translation, error) {
 	var t Translation
@@ -95,7 +96,8 @@ func Translate(svc *corev1.Service, class string) (Translation, error) {
 			continue
 		}
 		name := PortName(p)
-		t.Spec.Listeners = append(t.Spec.Listeners, v1alpha1.Listener{Name: name, Port: p.Port, Protocol: v1alpha1.ProtocolTCP, DefaultBackend: name})
+		t.Spec.Listeners = append(t.Spec.Listeners, v1alpha1.Listener{Name: name, Port: p.Port, Protocol: v1alpha1.ProtocolTCP, DefaultBackend: name,
+			AllowedSourceRanges: slices.Clone(svc.Spec.LoadBalancerSourceRanges)})
 		t.Spec.Backends = append(t.Spec.Backends, v1alpha1.Backend{Name: name, Balance: balance,
 			ServiceRef: &v1alpha1.ServiceReference{Name: svc.Name, Port: intstr.FromInt32(p.Port)}})
 	}
@@ -104,9 +106,6 @@ func Translate(svc *corev1.Service, class string) (Translation, error) {
 	}
 	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
 		t.Warnings = append(t.Warnings, "externalTrafficPolicy Local is not honoured: HAProxy is a full proxy and sends its own address to the pods")
-	}
-	if len(svc.Spec.LoadBalancerSourceRanges) > 0 {
-		t.Warnings = append(t.Warnings, "loadBalancerSourceRanges is not enforced yet: every client can connect")
 	}
 	return t, nil
 }

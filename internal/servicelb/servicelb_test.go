@@ -41,7 +41,8 @@ func TestTranslate(t *testing.T) {
 		Ports: []corev1.ServicePort{
 			{Name: "https", Port: 443}, {Port: 8080, Protocol: corev1.ProtocolTCP}, {Name: "quic", Port: 443, Protocol: corev1.ProtocolUDP},
 		},
-		ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+		ExternalTrafficPolicy:    corev1.ServiceExternalTrafficPolicyLocal,
+		LoadBalancerSourceRanges: []string{"203.0.113.0/24"},
 	}}
 	tr, err := Translate(svc, "edge")
 	if err != nil {
@@ -51,6 +52,11 @@ func TestTranslate(t *testing.T) {
 	if s.ClassName != "edge" || len(s.Listeners) != 2 || s.Listeners[0].Name != "https" || s.Listeners[1].Name != "tcp-8080" ||
 		s.Backends[1].ServiceRef.Port.IntValue() != 8080 || s.Backends[0].Balance != v1alpha1.BalanceSource {
 		t.Errorf("spec %+v", s)
+	}
+	for _, l := range s.Listeners {
+		if len(l.AllowedSourceRanges) != 1 || l.AllowedSourceRanges[0] != "203.0.113.0/24" {
+			t.Errorf("listener %s: allowedSourceRanges %v", l.Name, l.AllowedSourceRanges)
+		}
 	}
 	if len(s.IPFamilies) != 2 || len(s.VirtualIPs) != 0 {
 		t.Errorf("families %v, addresses %v: want both families allocated", s.IPFamilies, s.VirtualIPs)

@@ -60,6 +60,7 @@ const (
 	maxCookieLength      = 64
 	maxVirtualIPs        = 16
 	maxListeners         = 32
+	maxSourceRanges      = 64
 	maxBackends          = 64
 	maxRoutes            = 64
 	maxServersPerBackend = 64

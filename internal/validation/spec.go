@@ -238,6 +238,14 @@ func listener(l *v1alpha1.Listener, known map[string]bool, p *field.Path) field.
 	if l.DefaultBackend != "" {
 		errs = append(errs, backendRef(l.DefaultBackend, known, p.Child("defaultBackend"))...)
 	}
+	if len(l.AllowedSourceRanges) > maxSourceRanges {
+		errs = append(errs, field.TooMany(p.Child("allowedSourceRanges"), len(l.AllowedSourceRanges), maxSourceRanges))
+	}
+	for j, r := range l.AllowedSourceRanges {
+		if _, err := netip.ParsePrefix(r); err != nil {
+			errs = append(errs, field.Invalid(p.Child("allowedSourceRanges").Index(j), r, "must be a network in CIDR notation, for example 203.0.113.0/24"))
+		}
+	}
 	if l.Protocol == v1alpha1.ProtocolTCP {
 		if len(l.Routes) > 0 {
 			errs = append(errs, field.Forbidden(p.Child("routes"), "routes need protocol HTTP"))

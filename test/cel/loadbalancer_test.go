@@ -60,6 +60,9 @@ func TestSchemaAndCEL(t *testing.T) {
 	}{
 		{name: "valid"},
 		{name: "bad IP", from: `"198.18.0.100"`, to: `"198.18.0.300"`, wantAPI: "spec.virtualIPs[0]"},
+		{name: "source ranges", from: "defaultBackend: pg}", to: "defaultBackend: pg, allowedSourceRanges: [203.0.113.0/24, \"2001:db8::/32\"]}"},
+		{name: "source range not a network", from: "defaultBackend: pg}", to: "defaultBackend: pg, allowedSourceRanges: [203.0.113.0]}",
+			wantAPI: "spec.listeners[1].allowedSourceRanges[0]"},
 		{name: "VIP with a prefix", from: `"198.18.0.100"`, to: `"198.18.0.100/24"`, wantAPI: "spec.virtualIPs[0]"},
 		{name: "VIP every IPv4 address", from: `"198.18.0.100"`, to: `"0.0.0.0/0"`, wantAPI: "spec.virtualIPs[0]"},
 		{name: "VIP every IPv6 address", from: `"198.18.0.100"`, to: `"::/0"`, wantAPI: "spec.virtualIPs[0]"},
