@@ -596,12 +596,8 @@ func (r *LoadBalancerReconciler) gatherEndpoints(ctx context.Context, s *scope) 
 		if err != nil {
 			return err
 		}
-		ready, dropped := s.policy.FilterEndpoints(b.Name, ready)
-		s.refused = append(s.refused, dropped...)
-		ready, cut := s.policy.CapEndpoints(b, ready)
-		if cut != "" {
-			s.refused = append(s.refused, cut)
-		}
+		ready, leftOut := s.policy.AdmitEndpoints(b, ready)
+		s.refused = append(s.refused, leftOut...)
 		s.endpoints[b.Name] = resolve.AssignSlots(b.ServiceRef, ready, previous[b.Name])
 	}
 	return nil

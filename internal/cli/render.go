@@ -139,12 +139,8 @@ func admit(class *v1alpha1.LoadBalancerClass, lb *v1alpha1.LoadBalancer, in *ren
 		if b.ServiceRef == nil {
 			continue
 		}
-		eps, dropped := policy.FilterEndpoints(b.Name, in.Endpoints[b.Name])
-		_, cut := policy.CapEndpoints(b, eps)
-		refused = append(refused, dropped...)
-		if cut != "" {
-			refused = append(refused, cut)
-		}
+		_, leftOut := policy.AdmitEndpoints(b, in.Endpoints[b.Name])
+		refused = append(refused, leftOut...)
 	}
 	if len(refused) > 0 {
 		return fmt.Errorf("LoadBalancerClass %s refuses LoadBalancer %s/%s:\n  %s", class.Name, lb.Namespace, lb.Name, strings.Join(refused, "\n  "))

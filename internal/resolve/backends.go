@@ -137,6 +137,19 @@ func (p BackendPolicy) CheckSpec(spec *v1alpha1.LoadBalancerSpec) field.ErrorLis
 	return errs
 }
 
+// AdmitEndpoints is what a backend's serviceRef may be rendered with: the
+// endpoints the policy allows (FilterEndpoints), cut to the class's limit
+// (CapEndpoints), and one message per endpoint, or cut, left out. The
+// reconciler and `hakeeper render --class` both call it.
+func (p BackendPolicy) AdmitEndpoints(b *v1alpha1.Backend, eps []render.Endpoint) ([]render.Endpoint, []string) {
+	kept, leftOut := p.FilterEndpoints(b.Name, eps)
+	kept, cut := p.CapEndpoints(b, kept)
+	if cut != "" {
+		leftOut = append(leftOut, cut)
+	}
+	return kept, leftOut
+}
+
 // FilterEndpoints leaves out endpoints the policy refuses (a Service's
 // EndpointSlices are written by whoever may write them in the namespace,
 // and can point anywhere). It returns one message per endpoint left out.
