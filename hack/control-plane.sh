@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the local cluster that envtest and the lab run on: Debian's etcd,
-# and kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and
+# and kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy and
 # kubectl built from the k8s.io/kubernetes module (envtest's prebuilt
 # binaries cannot be downloaded here). `--apiserver-only` builds only what
 # envtest needs (kube-apiserver, kubectl).
@@ -48,7 +48,7 @@ build() {
 }
 
 binaries=(kube-apiserver kubectl)
-[[ "${1:-}" == --apiserver-only ]] || binaries+=(kube-scheduler kube-controller-manager kubelet)
+[[ "${1:-}" == --apiserver-only ]] || binaries+=(kube-scheduler kube-controller-manager kubelet kube-proxy)
 
 install_etcd
 mkdir -p "$assets"

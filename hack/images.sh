@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the images the lab runs, with no registry: the Dockerfile's
-# `manager` and `dataplane` targets and a pause (sandbox) image, each saved
+# `manager` and `dataplane` targets, a pause (sandbox) image and the
+# workload the lab's Services serve (hack/echo), each saved
 # as an archive that a node's containerd imports with
 # `ctr -n k8s.io images import`. What was built is written to
 # bin/images.env (KEY=VALUE) for the lab to read.
@@ -13,6 +14,7 @@
 #   localhost/hakeeper-lab/golang:<go>       that + the host's Go toolchain (GO_IMAGE)
 #   localhost/hakeeper-lab/static:nonroot    distroless-like static base (MANAGER_BASE)
 #   localhost/hakeeper-lab/pause:<hash>      hack/pause, FROM scratch
+#   localhost/hakeeper-lab/echo:<hash>       hack/echo, FROM scratch
 #
 # Everything is cached by content under $HAKEEPER_CACHE/images (default
 # ~/.cache/hakeeper/images), outside the clone: every step has a key hashed
@@ -269,27 +271,36 @@ else
   summary static "$static" built "$start" "$(image_size "$static")"
 fi
 
-# ----------------------------------------------------------------- pause --
-# hack/pause compiled on the host (static, like the Dockerfile's build) and
-# put FROM scratch by hack/pause/Containerfile. Keyed by its sources and the
-# Go version; the tag is the key, so containerd's sandbox_image changes with
-# it.
-pause_key=$( { echo "$go_version"; cat "$root/hack/pause/main.go" "$root/hack/pause/Containerfile"; } | key)
-pause=localhost/hakeeper-lab/pause:$pause_key
-pause_archive="$archives/pause-$pause_key.tar"
-start=$(now)
-if [[ -f "$pause_archive" ]]; then
-  touch "$pause_archive" # used: see prune
-  summary pause "$pause" cached "$start" "$(mb "$(stat -c %s "$pause_archive")") archive"
-else
-  if ! pm image exists "$pause"; then
-    mkdir -p "$tmp/pause"
-    (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/pause/pause" ./hack/pause)
-    pm build --quiet --pull=never --network=none -f "$root/hack/pause/Containerfile" -t "$pause" "$tmp/pause" >/dev/null
+# ------------------------------------------------------- pause and echo --
+# hack/pause (the sandbox image) and hack/echo (the workload the lab's
+# Services serve), each compiled on the host (static, like the
+# Dockerfile's build) and put FROM scratch by its Containerfile. Keyed by
+# its sources and the Go version; the tag is the key, so containerd's
+# sandbox_image and the tests' pods change with it.
+lab_image() {
+  local name=$1
+  local key image archive start
+  key=$( { echo "$go_version"; cat "$root/hack/$name/main.go" "$root/hack/$name/Containerfile"; } | key)
+  image=localhost/hakeeper-lab/$name:$key
+  archive="$archives/$name-$key.tar"
+  start=$(now)
+  if [[ -f "$archive" ]]; then
+    touch "$archive" # used: see prune
+    summary "$name" "$image" cached "$start" "$(mb "$(stat -c %s "$archive")") archive"
+  else
+    if ! pm image exists "$image"; then
+      mkdir -p "$tmp/$name"
+      (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/$name/$name" "./hack/$name")
+      pm build --quiet --pull=never --network=none -f "$root/hack/$name/Containerfile" -t "$image" "$tmp/$name" >/dev/null
+    fi
+    save "$image" "$archive"
+    summary "$name" "$image" built "$start" "$(mb "$(stat -c %s "$archive")") archive"
   fi
-  save "$pause" "$pause_archive"
-  summary pause "$pause" built "$start" "$(mb "$(stat -c %s "$pause_archive")") archive"
-fi
+  printf -v "${name}_image" '%s' "$image"
+  printf -v "${name}_archive" '%s' "$archive"
+}
+lab_image pause
+lab_image echo
 
 # -------------------------------------------------------------- hakeeper --
 # The Dockerfile's targets, keyed by the Dockerfile, the build arguments
@@ -365,10 +376,12 @@ cat >"$root/bin/images.env.tmp" <<EOF
 # Written by hack/images.sh: the images \`make images\` built and their archives.
 MANAGER_IMAGE=$manager_image
 DATAPLANE_IMAGE=$dataplane_image
-PAUSE_IMAGE=$pause
+PAUSE_IMAGE=$pause_image
+ECHO_IMAGE=$echo_image
 MANAGER_ARCHIVE=$manager_archive
 DATAPLANE_ARCHIVE=$dataplane_archive
 PAUSE_ARCHIVE=$pause_archive
+ECHO_ARCHIVE=$echo_archive
 EOF
 mv "$root/bin/images.env.tmp" "$root/bin/images.env"
 
@@ -380,10 +393,10 @@ mv "$root/bin/images.env.tmp" "$root/bin/images.env"
 # dropped. A clone whose bin/images.env names a pruned archive is told by
 # the lab to run `make images` again, which rebuilds it from the caches.
 untagged=0
-for name in manager dataplane pause; do
+for name in manager dataplane pause echo; do
   ls -1t "$archives/$name"-*.tar 2>/dev/null | tail -n +4 | xargs -r rm -f
 done
-for repo in localhost/hakeeper/manager localhost/hakeeper/dataplane localhost/hakeeper-lab/pause; do
+for repo in localhost/hakeeper/manager localhost/hakeeper/dataplane localhost/hakeeper-lab/pause localhost/hakeeper-lab/echo; do
   while read -r old; do
     pm rmi "$old" >/dev/null && untagged=1
   done < <(pm images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$repo" | tail -n +3)

@@ -422,7 +422,25 @@ type Backend struct {
 	// as servers.
 	// +optional
 	ServiceRef *ServiceReference `json:"serviceRef,omitempty"`
+
+	// sendProxyProtocol opens every connection to the servers, health
+	// checks included, with a PROXY protocol header (V1 or V2) carrying the
+	// client's address, which HAProxy, a full proxy, otherwise replaces
+	// with its own. The servers must expect the header. Off by default.
+	// +optional
+	SendProxyProtocol ProxyProtocolVersion `json:"sendProxyProtocol,omitempty"`
 }
+
+// ProxyProtocolVersion is a version of the PROXY protocol.
+// +kubebuilder:validation:Enum=V1;V2
+type ProxyProtocolVersion string
+
+const (
+	// ProxyProtocolV1 is the text header (HAProxy's send-proxy).
+	ProxyProtocolV1 ProxyProtocolVersion = "V1"
+	// ProxyProtocolV2 is the binary header (send-proxy-v2).
+	ProxyProtocolV2 ProxyProtocolVersion = "V2"
+)
 
 // StickyCookie configures cookie-based persistence.
 type StickyCookie struct {

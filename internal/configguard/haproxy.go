@@ -226,6 +226,7 @@ func bind(args []string, p contract.Paths) (string, string) {
 var serverArity = map[string]int{
 	"weight": 1, "backup": 0, "cookie": 1, "disabled": 0,
 	"check": 0, "inter": 1, "rise": 1, "fall": 1, "port": 1, "init-addr": 1,
+	"send-proxy": 0, "send-proxy-v2": 0, "check-send-proxy": 0,
 }
 
 func serverOptions(args []string, _ contract.Paths) (string, string) {

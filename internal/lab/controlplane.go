@@ -24,9 +24,14 @@ const (
 	APIServerPort   = 6443
 	ServiceRange    = "198.19.200.0/24"
 	KubernetesSvcIP = "198.19.200.1"
-	// podRangeFormat is each node's pod range, by node index from 1.
+	// podRangeFormat is each node's pod range, by node index from 1;
+	// PodRanges holds them all (kube-proxy's cluster CIDR).
 	podRangeFormat = "198.19.%d.0/24"
+	PodRanges      = "198.19.0.0/17"
 )
+
+// podRange is the pod range of the node of that index.
+func podRange(index int) string { return fmt.Sprintf(podRangeFormat, index+1) }
 
 // controlPlane is etcd, kube-apiserver, kube-controller-manager and
 // kube-scheduler, each a process of the host, started from the binaries

@@ -11,11 +11,11 @@ import (
 )
 
 // Images are the images `make images` built from the Dockerfile (and the
-// lab's pause image), with the archives each node's containerd imports:
-// no registry is involved.
+// lab's pause and echo images), with the archives each node's containerd
+// imports: no registry is involved.
 type Images struct {
-	Manager, DataPlane, Pause                      string
-	ManagerArchive, DataPlaneArchive, PauseArchive string
+	Manager, DataPlane, Pause, Echo                             string
+	ManagerArchive, DataPlaneArchive, PauseArchive, EchoArchive string
 }
 
 // ImagesFile is where hack/images.sh writes what it built.
@@ -39,18 +39,20 @@ func LoadImages(path string) (Images, error) {
 		return Images{}, err
 	}
 	im := Images{
-		Manager: vars["MANAGER_IMAGE"], DataPlane: vars["DATAPLANE_IMAGE"], Pause: vars["PAUSE_IMAGE"],
+		Manager: vars["MANAGER_IMAGE"], DataPlane: vars["DATAPLANE_IMAGE"], Pause: vars["PAUSE_IMAGE"], Echo: vars["ECHO_IMAGE"],
 		ManagerArchive: vars["MANAGER_ARCHIVE"], DataPlaneArchive: vars["DATAPLANE_ARCHIVE"], PauseArchive: vars["PAUSE_ARCHIVE"],
+		EchoArchive: vars["ECHO_ARCHIVE"],
 	}
 	for name, v := range map[string]string{
 		"MANAGER_IMAGE": im.Manager, "DATAPLANE_IMAGE": im.DataPlane, "PAUSE_IMAGE": im.Pause,
 		"MANAGER_ARCHIVE": im.ManagerArchive, "DATAPLANE_ARCHIVE": im.DataPlaneArchive, "PAUSE_ARCHIVE": im.PauseArchive,
+		"ECHO_IMAGE": im.Echo, "ECHO_ARCHIVE": im.EchoArchive,
 	} {
 		if v == "" {
 			return Images{}, fmt.Errorf("%s has no %s: run `make images`", path, name)
 		}
 	}
-	for _, a := range []string{im.ManagerArchive, im.DataPlaneArchive, im.PauseArchive} {
+	for _, a := range im.archives() {
 		if _, err := os.Stat(a); err != nil {
 			return Images{}, fmt.Errorf("image archive missing: run `make images`: %w", err)
 		}
@@ -60,5 +62,5 @@ func LoadImages(path string) (Images, error) {
 
 // archives are every image archive a node imports.
 func (im Images) archives() []string {
-	return []string{im.PauseArchive, im.DataPlaneArchive, im.ManagerArchive}
+	return []string{im.PauseArchive, im.DataPlaneArchive, im.ManagerArchive, im.EchoArchive}
 }

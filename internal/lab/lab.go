@@ -144,7 +144,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if l.assets == "" {
 		l.assets = filepath.Join(testenv.RepoRoot(), "bin", "k8s")
 	}
-	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl", "etcd"} {
+	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "etcd"} {
 		if _, err := os.Stat(filepath.Join(l.assets, b)); err != nil {
 			return l, fmt.Errorf("no %s in %s: run hack/control-plane.sh (make test does): %w", b, l.assets, err)
 		}
@@ -223,6 +223,17 @@ func (l *Lab) startNetwork() error {
 		}
 		l.net.services[NodeName(i)] = true
 	}
+	l.net.podRoutes = map[string][][2]string{}
+	for i := range l.cfg.Nodes {
+		for j := range l.cfg.Nodes {
+			if i != j {
+				l.net.podRoutes[NodeName(i)] = append(l.net.podRoutes[NodeName(i)], [2]string{podRange(j), NodeAddr(j)})
+			}
+		}
+		if err := l.net.routePods(NodeName(i)); err != nil {
+			return err
+		}
+	}
 	for i := range l.cfg.Backends {
 		if err := l.net.addHost(BackendName(i), BackendAddr(i)); err != nil {
 			return err
@@ -255,7 +266,10 @@ func (l *Lab) startNodes(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return l.waitNodesReady(ctx, 2*time.Minute)
+	if err := l.waitNodesReady(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	return l.waitProxied(ctx, time.Minute)
 }
 
 func (l *Lab) startNode(ctx context.Context, n *node) error {
@@ -270,7 +284,14 @@ func (l *Lab) startNode(ctx context.Context, n *node) error {
 	if err != nil {
 		return err
 	}
-	if err := l.net.routeKubernetesService(n.name); err != nil {
+	// kube-proxy's identity, bound to system:node-proxier by the API
+	// server's bootstrap policy.
+	proxyKubeconfig, err := l.cp.pki.kubeconfig("kube-proxy-"+n.name, "system:kube-proxy", nil,
+		fmt.Sprintf("https://%s:%d", APIServerAddr, APIServerPort))
+	if err != nil {
+		return err
+	}
+	if err := l.net.prepareServices(n.name); err != nil {
 		return err
 	}
 	if err := n.startContainerd(ctx); err != nil {
@@ -281,7 +302,30 @@ func (l *Lab) startNode(ctx context.Context, n *node) error {
 			return err
 		}
 	}
-	return n.startKubelet(l.assets, kubeconfig)
+	if err := n.startKubelet(l.assets, kubeconfig); err != nil {
+		return err
+	}
+	return n.startKubeProxy(l.assets, proxyKubeconfig)
+}
+
+// waitProxied waits until kube-proxy on every node routes the
+// `kubernetes` Service, which hakeeper's pods reach the API server by.
+func (l *Lab) waitProxied(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, n := range l.nodes {
+		for {
+			rules, err := n.iptablesRules(ctx)
+			if err == nil && strings.Contains(rules, KubernetesSvcIP+"/32") {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("kube-proxy on %s did not route the kubernetes Service within %v (%v); its log ends: %s",
+					n.name, timeout, err, tail(n.path("kube-proxy.log"), 3000))
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	return nil
 }
 
 // waitNodesReady waits for every node to be Ready, then labels them as an
@@ -455,6 +499,16 @@ func (l *Lab) NodeCommand(ctx context.Context, name string, argv ...string) (*ex
 	return exec.CommandContext(ctx, args[0], args[1:]...), nil
 }
 
+// IPTablesRules is a node's IPv4 tables as iptables-save prints them,
+// where kube-proxy writes its Services' rules.
+func (l *Lab) IPTablesRules(ctx context.Context, name string) (string, error) {
+	n, err := l.node(name)
+	if err != nil {
+		return "", err
+	}
+	return n.iptablesRules(ctx)
+}
+
 // SetLink pulls or plugs a node's network cable.
 func (l *Lab) SetLink(node string, up bool) error { return l.net.setLink(node, up) }
 
@@ -462,6 +516,7 @@ func (l *Lab) SetLink(node string, up bool) error { return l.net.setLink(node, u
 // cgroups, mounts and folders.
 func (l *Lab) Close() {
 	for _, n := range l.nodes {
+		n.stopKubeProxy()
 		n.stopRuntime()
 	}
 	// What the kubelets ran (containers, their shims) is in the nodes'

@@ -49,6 +49,10 @@ type network struct {
 	// services are the hosts that route the Service range (the nodes),
 	// set before any goroutine reads it.
 	services map[string]bool
+	// podRoutes are each node's routes to the other nodes' pod ranges
+	// (destination, then the node that has it), as a host-gw pod network
+	// writes them, so that HAProxy on one node reaches pods on another.
+	podRoutes map[string][][2]string
 }
 
 func (n *network) ns(host string) string { return n.prefix + host }
@@ -126,27 +130,19 @@ func (n *network) addHostPort(addr string) error {
 	return nil
 }
 
-// routeKubernetesService makes the `kubernetes` Service's cluster IP lead
-// to the API server from a node and its pods, as kube-proxy would for that
-// one Service (the only one hakeeper's pods use): a DNAT for the node's
-// own connections (host-network pods) and for those its pods route
-// through it, which the CNI bridge then masquerades. A node's own
-// connections need a route to the Service range before the DNAT applies:
-// the host's address on the bridge (nodes have no default route).
-func (n *network) routeKubernetesService(host string) error {
-	ns := n.ns(host)
+// prepareServices readies a node for kube-proxy, which routes every
+// Service's cluster IP (the `kubernetes` Service's to the API server)
+// with DNAT rules for the node's own connections (host-network pods) and
+// for those its pods route through it, which the CNI bridge then
+// masquerades. kube-proxy writes no routes: a node's own connections
+// need one to the Service range before the DNAT applies, here the host's
+// address on the bridge (nodes have no default route); and the node must
+// forward its pods' packets.
+func (n *network) prepareServices(host string) error {
 	if err := n.routeServices(host); err != nil {
 		return err
 	}
-	dnat := []string{"-d", KubernetesSvcIP + "/32", "-p", "tcp", "--dport", "443",
-		"-j", "DNAT", "--to-destination", fmt.Sprintf("%s:%d", APIServerAddr, APIServerPort)}
-	for _, chain := range []string{"OUTPUT", "PREROUTING"} {
-		argv := append([]string{"netns", "exec", ns, "iptables", "-w", "-t", "nat", "-A", chain}, dnat...)
-		if err := ip(argv...); err != nil {
-			return err
-		}
-	}
-	return ip("netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	return ip("netns", "exec", n.ns(host), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
 }
 
 // setLink takes a host's link down or up, as a cable pull would.
@@ -161,7 +157,19 @@ func (n *network) setLink(host string, up bool) error {
 	// address's own route comes back, the Service range's is the lab's to
 	// restore (a node's network configuration would).
 	if _, ok := n.services[host]; ok {
-		return n.routeServices(host)
+		if err := n.routeServices(host); err != nil {
+			return err
+		}
+	}
+	return n.routePods(host)
+}
+
+// routePods routes the other nodes' pod ranges through those nodes.
+func (n *network) routePods(host string) error {
+	for _, r := range n.podRoutes[host] {
+		if err := ip("-n", n.ns(host), "route", "replace", r[0], "via", r[1]); err != nil {
+			return err
+		}
 	}
 	return nil
 }

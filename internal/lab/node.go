@@ -29,6 +29,7 @@ type node struct {
 
 	containerd *process
 	kubelet    *supervised
+	kubeProxy  *supervised
 }
 
 func (n *node) path(elem ...string) string { return filepath.Join(append([]string{n.dir}, elem...)...) }
@@ -41,7 +42,7 @@ func (n *node) socket() string { return n.path("containerd.sock") }
 func (n *node) cniNetwork() string { return filepath.Base(n.cgroupRoot) }
 
 // podRange is the node's pod subnet.
-func (n *node) podRange() string { return fmt.Sprintf(podRangeFormat, n.index+1) }
+func (n *node) podRange() string { return podRange(n.index) }
 
 // inNamespace runs a program in the node's network namespace and the
 // host's mount namespace. (`ip netns exec` would remount /sys, leaving
@@ -148,10 +149,33 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 1%%, imagefs.available
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 `, n.cgroupRoot, n.addr, n.path("logs"), n.path("resolv.conf"), n.socket(), caFile, ClusterDNS)
-	if err := os.WriteFile(n.path("kubelet.yaml"), []byte(kubelet), 0o644); err != nil {
-		return err
-	}
-	return nil
+	return os.WriteFile(n.path("kubelet.yaml"), []byte(kubelet), 0o644)
+}
+
+// kubeProxyConfig is kube-proxy's configuration: iptables mode, as most
+// clusters run it. The conntrack settings are left as the lab's kernel
+// has them (zero means "do not set"): nf_conntrack_max is not writable
+// from a node's network namespace, and the nodes share one kernel.
+// NodePorts answer on the node's address only, so kube-proxy need not
+// turn on route_localnet.
+func (n *node) kubeProxyConfig(kubeconfig string) string {
+	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+hostnameOverride: %[1]s
+clusterCIDR: %[2]s
+nodePortAddresses: [primary]
+bindAddress: %[3]s
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+clientConnection:
+  kubeconfig: %[4]s
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+`, n.name, PodRanges, n.addr, kubeconfig)
 }
 
 // nodeCPUShares weighs a node's cgroup root against the host's other
@@ -208,6 +232,20 @@ func (n *node) startKubelet(assets, kubeconfig string) error {
 			"--config="+n.path("kubelet.yaml"), "--kubeconfig="+kubeconfig,
 			"--root-dir="+n.path("kubelet"), "--cert-dir="+n.path("kubelet-certs"),
 			"--hostname-override="+n.name, "--node-ip="+n.addr)...)
+	})
+	return err
+}
+
+// startKubeProxy runs kube-proxy in the node's namespace, restarted a
+// second after it exits, as its DaemonSet would be.
+func (n *node) startKubeProxy(assets, kubeconfig string) error {
+	if err := os.WriteFile(n.path("kube-proxy.yaml"), []byte(n.kubeProxyConfig(kubeconfig)), 0o644); err != nil {
+		return err
+	}
+	var err error
+	n.kubeProxy, err = supervise(func() (*process, error) {
+		return startProcess(n.dir, "kube-proxy", n.inNamespace(filepath.Join(assets, "kube-proxy"),
+			"--config="+n.path("kube-proxy.yaml"))...)
 	})
 	return err
 }
@@ -294,6 +332,14 @@ func (n *node) importImage(ctx context.Context, archive string) error {
 	return nil
 }
 
+// stopKubeProxy stops kube-proxy; its rules stay in the node's namespace.
+func (n *node) stopKubeProxy() {
+	if n.kubeProxy != nil {
+		n.kubeProxy.stop(10 * time.Second)
+		n.kubeProxy = nil
+	}
+}
+
 // stopRuntime stops the kubelet and containerd, leaving the containers
 // running (their shims outlive containerd), as when a node's agents crash
 // or are restarted.
@@ -306,4 +352,12 @@ func (n *node) stopRuntime() {
 		n.containerd.stop(10 * time.Second)
 		n.containerd = nil
 	}
+}
+
+// iptablesRules is the node's IPv4 tables as iptables-save prints them:
+// kube-proxy's rules, among others.
+func (n *node) iptablesRules(ctx context.Context) (string, error) {
+	argv := n.inNamespace("iptables-save")
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+	return string(out), err
 }

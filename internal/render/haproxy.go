@@ -63,7 +63,9 @@ type backend struct {
 	HashConsistent bool
 	Cookie         string
 	Check          *check
-	Servers        []server
+	// SendProxy is the server option that sends a PROXY header, if any.
+	SendProxy string
+	Servers   []server
 }
 
 type check struct {
@@ -261,6 +263,12 @@ func newBackend(b *v1alpha1.Backend, mode string, endpoints []Endpoint) backend 
 	}
 	if b.HealthCheck != nil {
 		out.Check = newCheck(b.HealthCheck)
+	}
+	switch b.SendProxyProtocol {
+	case v1alpha1.ProxyProtocolV1:
+		out.SendProxy = "send-proxy"
+	case v1alpha1.ProxyProtocolV2:
+		out.SendProxy = "send-proxy-v2"
 	}
 	out.Servers = servers(b, endpoints)
 	return out
