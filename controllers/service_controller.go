@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -40,6 +41,10 @@ type ServiceReconciler struct {
 	// told remembers the last refusal each Service was told about, so a
 	// resync does not repeat the event.
 	told sync.Map
+	// ipModeDropped is set once the API server dropped an ingress's
+	// ipMode: no address is published after that (a restart, as after an
+	// upgrade, tries again).
+	ipModeDropped atomic.Bool
 }
 
 // Service events, named as the cloud controllers name theirs.
@@ -101,7 +106,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	t, err := servicelb.Translate(svc, class)
 	if err == nil {
-		err = r.admit(ctx, svc, class, t.Spec.VirtualIPs)
+		err = r.admit(ctx, svc, class, t.Spec)
 	}
 	if err != nil {
 		reason := EventSyncLoadBalancerFailed
@@ -136,8 +141,9 @@ func (e *allocationError) Error() string { return e.msg }
 
 // admit refuses before anything is written what the class refuses for the
 // Service itself: a class that does not exist or does not allow the
-// namespace, and requested addresses outside its pools.
-func (r *ServiceReconciler) admit(ctx context.Context, svc *corev1.Service, className string, ips []string) error {
+// namespace, requested addresses outside its pools, and families it has
+// no pool for (RequireDualStack needs one of each).
+func (r *ServiceReconciler) admit(ctx context.Context, svc *corev1.Service, className string, spec v1alpha1.LoadBalancerSpec) error {
 	class := &v1alpha1.LoadBalancerClass{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: className}, class); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -156,13 +162,27 @@ func (r *ServiceReconciler) admit(ctx context.Context, svc *corev1.Service, clas
 	if err != nil {
 		return err
 	}
-	for _, ip := range ips {
+	for _, ip := range spec.VirtualIPs {
 		addr := netip.MustParseAddr(ip)
 		if !slices.ContainsFunc(pools, func(p resolve.Pool) bool { return p.Range.Contains(addr) }) {
 			return &allocationError{fmt.Sprintf("%s is in none of LoadBalancerClass %s's pools", ip, className)}
 		}
 	}
+	for _, family := range spec.IPFamilies {
+		v6 := family == corev1.IPv6Protocol
+		if !slices.ContainsFunc(pools, func(p resolve.Pool) bool { return p.Range.Addr().Is6() == v6 }) {
+			return &allocationError{fmt.Sprintf("LoadBalancerClass %s has no %s pool (the Service's ipFamilies %v, ipFamilyPolicy %s)",
+				className, family, svc.Spec.IPFamilies, ptrString(svc.Spec.IPFamilyPolicy))}
+		}
+	}
 	return nil
+}
+
+func ptrString[T ~string](p *T) string {
+	if p == nil {
+		return "unset"
+	}
+	return string(*p)
 }
 
 // ensure creates the Service's LoadBalancer, or puts its spec back to what
@@ -195,7 +215,13 @@ func (r *ServiceReconciler) ensure(ctx context.Context, svc *corev1.Service, cur
 func (r *ServiceReconciler) publish(ctx context.Context, svc *corev1.Service, lb *v1alpha1.LoadBalancer, unserved []servicelb.PortError) error {
 	orig := svc.DeepCopy()
 	ingress := servicelb.Ingress(lb, unserved, svc.Spec.Ports)
-	svc.Status.LoadBalancer.Ingress = ingress
+	if r.ipModeDropped.Load() && len(ingress) > 0 {
+		r.tell(svc, EventSyncLoadBalancerFailed, ipModeDroppedMessage)
+		ingress = nil
+	}
+	// A copy: the patch's response is decoded into svc, and dropped
+	// compares what was sent with what came back.
+	svc.Status.LoadBalancer.Ingress = slices.Clone(ingress)
 	if lb == nil || len(unserved) == 0 {
 		meta.RemoveStatusCondition(&svc.Status.Conditions, ConditionLoadBalancerPortsError)
 	} else {
@@ -212,6 +238,17 @@ func (r *ServiceReconciler) publish(ctx context.Context, svc *corev1.Service, lb
 	if err := r.Client.Status().Patch(ctx, svc, client.MergeFrom(orig)); err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	if dropped(ingress, svc.Status.LoadBalancer.Ingress) {
+		// An API server before 1.30, or with the LoadBalancerIPMode gate
+		// off, drops the field: kube-proxy would then read the address as
+		// ipMode VIP and capture its traffic on every node, HAProxy never
+		// seeing it. Take the address back rather than leave that.
+		r.ipModeDropped.Store(true)
+		r.tell(svc, EventSyncLoadBalancerFailed, ipModeDroppedMessage)
+		published := svc.DeepCopy()
+		svc.Status.LoadBalancer.Ingress = nil
+		return client.IgnoreNotFound(r.Client.Status().Patch(ctx, svc, client.MergeFrom(published)))
+	}
 	if len(orig.Status.LoadBalancer.Ingress) == 0 && len(ingress) > 0 {
 		ips := make([]string, len(ingress))
 		for i, in := range ingress {
@@ -221,6 +258,20 @@ func (r *ServiceReconciler) publish(ctx context.Context, svc *corev1.Service, lb
 		r.Recorder.Eventf(svc, lb, corev1.EventTypeNormal, EventEnsuredLoadBalancer, "Ensure", "Ensured load balancer")
 	}
 	return nil
+}
+
+const ipModeDroppedMessage = "the API server dropped status.loadBalancer.ingress[].ipMode (it needs Kubernetes 1.30 or the LoadBalancerIPMode feature gate): " +
+	"the address is not published, since kube-proxy would capture its traffic on every node"
+
+// dropped tells whether the ingress the API server stored lost the ipMode
+// that was sent.
+func dropped(sent, stored []corev1.LoadBalancerIngress) bool {
+	for i, in := range sent {
+		if in.IPMode != nil && (i >= len(stored) || stored[i].IPMode == nil) {
+			return true
+		}
+	}
+	return false
 }
 
 // tell records a Warning event on the Service, once per message.

@@ -144,8 +144,14 @@ func TestServiceTypeLoadBalancer(t *testing.T) {
 	outside.Annotations = map[string]string{servicelb.AnnotationLoadBalancerIPs: "198.18.25.100"}
 	createService(t, outside)
 	waitServiceEvent(t, outside, controllers.EventAllocationFailed, "198.18.25.100 is in none of LoadBalancerClass svclb's pools")
+	// Both families required, and the class has no IPv6 pool.
+	dual := lbService(ns, "dual", "hakeeper.io/svclb")
+	dual.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
+	dual.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	createService(t, dual)
+	waitServiceEvent(t, dual, controllers.EventAllocationFailed, "LoadBalancerClass svclb has no IPv6 pool")
 	time.Sleep(time.Second)
-	for _, name := range []string{"metallb", "classless", "outside"} {
+	for _, name := range []string{"metallb", "classless", "outside", "dual"} {
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &v1alpha1.LoadBalancer{}); !apierrors.IsNotFound(err) {
 			t.Errorf("LoadBalancer %s written: %v", name, err)
 		}

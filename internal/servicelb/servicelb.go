@@ -24,6 +24,12 @@ const ClassPrefix = "hakeeper.io/"
 // list, one per family for dual-stack.
 const AnnotationLoadBalancerIPs = "hakeeper.io/load-balancer-ips"
 
+// AnnotationProxyProtocol opens every connection to the Service's pods
+// with a PROXY protocol header, "v1" or "v2", so they see the client's
+// address (what externalTrafficPolicy Local is for): HAProxy is a full
+// proxy and otherwise connects from its own address.
+const AnnotationProxyProtocol = "hakeeper.io/proxy-protocol"
+
 // ClassName is the LoadBalancerClass that serves a Service, or "" when
 // hakeeper leaves it alone: not of type LoadBalancer, of another
 // implementation's class, or without a class while no default is named
@@ -81,6 +87,10 @@ func Translate(svc *corev1.Service, class string) (Translation, error) {
 	if len(ips) == 0 {
 		t.Spec.IPFamilies = families(svc)
 	}
+	sendProxy, err := proxyProtocol(svc)
+	if err != nil {
+		return t, err
+	}
 	balance := v1alpha1.BalanceRoundRobin
 	if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
 		balance = v1alpha1.BalanceSource
@@ -98,14 +108,20 @@ func Translate(svc *corev1.Service, class string) (Translation, error) {
 		name := PortName(p)
 		t.Spec.Listeners = append(t.Spec.Listeners, v1alpha1.Listener{Name: name, Port: p.Port, Protocol: v1alpha1.ProtocolTCP, DefaultBackend: name,
 			AllowedSourceRanges: slices.Clone(svc.Spec.LoadBalancerSourceRanges)})
+		// Each pod is checked by a connection, as a TCP load balancer
+		// checks its targets: one that stops accepting gets no new
+		// connections until it accepts again.
 		t.Spec.Backends = append(t.Spec.Backends, v1alpha1.Backend{Name: name, Balance: balance,
-			ServiceRef: &v1alpha1.ServiceReference{Name: svc.Name, Port: intstr.FromInt32(p.Port)}})
+			HealthCheck:       &v1alpha1.HealthCheck{Type: v1alpha1.HealthCheckTCP},
+			SendProxyProtocol: sendProxy,
+			ServiceRef:        &v1alpha1.ServiceReference{Name: svc.Name, Port: intstr.FromInt32(p.Port)}})
 	}
 	if len(t.Spec.Listeners) == 0 {
 		return t, fmt.Errorf("Service %s/%s has no TCP port: HAProxy proxies TCP only", svc.Namespace, svc.Name)
 	}
-	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
-		t.Warnings = append(t.Warnings, "externalTrafficPolicy Local is not honoured: HAProxy is a full proxy and sends its own address to the pods")
+	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal && sendProxy == "" {
+		t.Warnings = append(t.Warnings, fmt.Sprintf("externalTrafficPolicy Local is not honoured: HAProxy is a full proxy and connects to the pods from its own address; "+
+			"annotate the Service %s=v2 to pass the client's address in a PROXY protocol header the pods must expect", AnnotationProxyProtocol))
 	}
 	return t, nil
 }
@@ -117,6 +133,21 @@ func PortName(p corev1.ServicePort) string {
 		return p.Name
 	}
 	return "tcp-" + strconv.Itoa(int(p.Port))
+}
+
+// proxyProtocol is the PROXY protocol version the annotation asks for.
+func proxyProtocol(svc *corev1.Service) (v1alpha1.ProxyProtocolVersion, error) {
+	v, ok := svc.Annotations[AnnotationProxyProtocol]
+	if !ok {
+		return "", nil
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "v1":
+		return v1alpha1.ProxyProtocolV1, nil
+	case "v2":
+		return v1alpha1.ProxyProtocolV2, nil
+	}
+	return "", fmt.Errorf("%s: %q is neither v1 nor v2", AnnotationProxyProtocol, v)
 }
 
 func requestedIPs(svc *corev1.Service) ([]string, error) {

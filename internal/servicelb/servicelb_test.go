@@ -65,6 +65,23 @@ func TestTranslate(t *testing.T) {
 		t.Errorf("unserved %v, warnings %v", tr.Unserved, tr.Warnings)
 	}
 
+	for _, b := range s.Backends {
+		if b.HealthCheck == nil || b.HealthCheck.Type != v1alpha1.HealthCheckTCP || b.SendProxyProtocol != "" {
+			t.Errorf("backend %s: health check %+v, PROXY %q: want each pod checked by a connection, no PROXY header", b.Name, b.HealthCheck, b.SendProxyProtocol)
+		}
+	}
+
+	// The annotation passes the client's address to the pods: Local is
+	// honoured, so no warning.
+	svc.Annotations = map[string]string{AnnotationProxyProtocol: "v2"}
+	if tr, err = Translate(svc, "edge"); err != nil || len(tr.Warnings) != 0 || tr.Spec.Backends[0].SendProxyProtocol != v1alpha1.ProxyProtocolV2 {
+		t.Errorf("proxy-protocol v2: %v, warnings %v, backend %+v", err, tr.Warnings, tr.Spec.Backends[0])
+	}
+	svc.Annotations = map[string]string{AnnotationProxyProtocol: "v3"}
+	if _, err = Translate(svc, "edge"); err == nil || !strings.Contains(err.Error(), AnnotationProxyProtocol) {
+		t.Errorf("proxy-protocol v3: %v, want refused naming the annotation", err)
+	}
+
 	svc.Annotations = map[string]string{AnnotationLoadBalancerIPs: "198.18.0.100, 2001:db8::100"}
 	if tr, err = Translate(svc, "edge"); err != nil || len(tr.Spec.VirtualIPs) != 2 || tr.Spec.IPFamilies != nil {
 		t.Errorf("requested: %v %v %v", tr.Spec.VirtualIPs, tr.Spec.IPFamilies, err)

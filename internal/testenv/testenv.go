@@ -66,6 +66,9 @@ func Start() (*Env, error) {
 		ControlPlaneStopTimeout: time.Minute,
 		Scheme:                  scheme,
 	}
+	// A dual-stack cluster, as bare-metal ones often are: the API server
+	// refuses a RequireDualStack Service in a single-stack one.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/24,fd00:10::/108")
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("failed to start envtest: %w", err)
