@@ -86,4 +86,3 @@ func TestIPModeDroppedIsNotPublished(t *testing.T) {
 		t.Errorf("warnings %q, want one saying the API server dropped ipMode", warnings)
 	}
 }
-
