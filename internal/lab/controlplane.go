@@ -137,6 +137,11 @@ func startControlPlane(ctx context.Context, dir, assets string) (*controlPlane, 
 	if err != nil {
 		return cp, err
 	}
+	// A lab kept in HAKEEPER_LAB_DIR starts from an empty cluster, not
+	// from what the last run left in etcd.
+	if err := os.RemoveAll(filepath.Join(dir, "etcd")); err != nil {
+		return cp, err
+	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdClient)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(etcdPeer)
 	if err := cp.start("etcd", cp.binary("etcd"),

@@ -2,12 +2,18 @@ package e2e
 
 import (
 	"fmt"
-	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -16,93 +22,501 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/controllers"
+	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/lab"
 	"github.com/hakeeper/hakeeper/internal/servicelb"
 )
 
-// TestServiceServedOnRealNodes: a Service of type LoadBalancer of class
-// hakeeper.io/<class> gets an address from the class's pool, held by a
-// real keepalived on a lab node and published with ipMode Proxy once
-// held; requests to it reach every endpoint through HAProxy; its UDP port
-// is reported, not served. The endpoints are the lab's backends, written
-// as a selector-less Service's EndpointSlice (the lab runs no pod
-// network).
-func TestServiceServedOnRealNodes(t *testing.T) {
+// The Services scenarios share one class and namespace. The class is a
+// copy of the lab's that also allows the pods' addresses as backends,
+// caps connections below the sandbox's file limit (a Service sets none,
+// and HAProxy's default needs twice the limit), and selects only the
+// namespaces named here.
+const (
+	servicesClass     = "services"
+	servicesTenantNS  = "svc-tenant"
+	servicesElsewhere = "svc-elsewhere"
+)
+
+// TestServicesOnRealNodes: Services of type LoadBalancer of class
+// hakeeper.io/services, served by the lab's three nodes (real kubelets,
+// containerd, kube-proxy, haproxy and keepalived, a 10 ms probe):
+//   - a Deployment of the echo workload behind a Service gets the address
+//     it asked for with ipMode Proxy; requests reach every pod; 53/TCP is
+//     served and 53/UDP reported; kube-proxy routes the Service's cluster
+//     IP and writes no rule for the address on any node;
+//   - scaling 3 -> 10 -> 0 -> 3 reaches HAProxy with no reload and no
+//     request lost while scaling up; at 0 the address stays held;
+//   - HAProxy killed on the master: the outage is quoted;
+//   - an address outside the pools, a namespace the class does not
+//     select, another implementation's class and no class: nothing
+//     written, the first two told why;
+//   - a tenant who may write Services but not LoadBalancers gets one
+//     served, and an EndpointSlice pointing at a node is refused, named;
+//   - deleting the Service frees its address (another Service gets it),
+//     which passes the client's address to its pods in a PROXY header
+//     (externalTrafficPolicy Local); changing its type clears it.
+func TestServicesOnRealNodes(t *testing.T) {
 	l := requireLab(t)
-	// The lab's class, capping connections below the sandbox's file limit
-	// (a Service sets none, and HAProxy's default needs twice the limit).
+	createServicesClass(t, l)
+	for _, name := range []string{servicesTenantNS, servicesElsewhere} {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if err := l.Client.Create(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Client.Delete(ctx, ns) })
+	}
+
+	// Left alone, created first so that the operator has had every chance
+	// to touch them by the time they are checked.
+	outside := echoService("svc-outside", "echo", servicelb.ClassPrefix+servicesClass)
+	outside.Annotations = map[string]string{servicelb.AnnotationLoadBalancerIPs: lab.Prefix + "250"}
+	elsewhere := echoService("svc-elsewhere", "echo", servicelb.ClassPrefix+servicesClass)
+	elsewhere.Namespace = servicesElsewhere
+	metallb := echoService("svc-metallb", "echo", "metallb.io/l2")
+	classless := echoService("svc-classless", "echo", "")
+	for _, svc := range []*corev1.Service{outside, elsewhere, metallb, classless} {
+		createObject(t, l, svc)
+	}
+
+	echo := l.EchoDeployment("default", "echo", 3, false)
+	createObject(t, l, echo)
+	web := echoService("svc-web", "echo", servicelb.ClassPrefix+servicesClass)
+	ip := lab.Prefix + "100"
+	web.Annotations = map[string]string{servicelb.AnnotationLoadBalancerIPs: ip}
+	web.Spec.Ports = append(web.Spec.Ports,
+		corev1.ServicePort{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(lab.EchoPort)},
+		corev1.ServicePort{Name: "dns-udp", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(lab.EchoPort)})
+	createObject(t, l, web)
+	if err := l.WaitDeployment(ctx, "default", echo.Name, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	// Served: the requested address, with ipMode Proxy, held by one node.
+	waitIngress(t, l, web, ip)
+	lb := &v1alpha1.LoadBalancer{}
+	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(web), lb); err != nil {
+		t.Fatal(err)
+	}
+	if holders := holdersOf(l, ip); len(holders) != 1 {
+		t.Errorf("%s is held by %v, want one node", ip, holders)
+	}
+	if c := meta.FindStatusCondition(web.Status.Conditions, controllers.ConditionLoadBalancerPortsError); c == nil || c.Status != metav1.ConditionTrue ||
+		!strings.Contains(c.Message, "53/UDP") {
+		t.Errorf("the UDP port is not reported: %+v", web.Status.Conditions)
+	}
+	for _, p := range web.Status.LoadBalancer.Ingress[0].Ports {
+		if (p.Protocol == corev1.ProtocolUDP) != (p.Error != nil && *p.Error == servicelb.ErrorProtocolNotProxied) {
+			t.Errorf("port %d/%s: error %v", p.Port, p.Protocol, p.Error)
+		}
+	}
+	serversUp(t, l, lb, "http", 3)
+	reachesEveryPod(t, l, "http://"+ip+"/", echo, 3)
+	if body, err := l.NewClient(2*time.Second).Get(ctx, "http://"+ip+":53/", ""); err != nil || !strings.HasPrefix(body, "pod=echo-") {
+		t.Errorf("53/TCP through %s: %q, %v", ip, body, err)
+	}
+	kubeProxyLeavesAlone(t, l, web, ip)
+	clusterIPServes(t, l, web)
+
+	// Scaling reaches HAProxy through its runtime API: no reload on any
+	// node, and nothing lost while pods are added.
+	before := map[string]int{}
+	for i := range 3 {
+		before[lab.NodeName(i)] = reloads(t, l, lab.NodeName(i), lb)
+	}
+	probe := l.NewClient(200*time.Millisecond).StartProbe("http://"+ip+"/", 10*time.Millisecond, 3*time.Minute)
+	scale(t, l, echo, 10)
+	serversUp(t, l, lb, "http", 10)
+	_, answered, failed := probe.Stop()
+	t.Logf("scaling 3 -> 10: %d requests answered, %d failed", answered, failed)
+	if failed > 0 || answered == 0 {
+		t.Errorf("scaling up: %d requests failed of %d", failed, answered+failed)
+	}
+	reachesEveryPod(t, l, "http://"+ip+"/", echo, 10)
+	scale(t, l, echo, 0)
+	serversUp(t, l, lb, "http", 0)
+	// No servers: the address stays, and kube-proxy still has no rule for
+	// it (with ipMode VIP it would REJECT it on every node for lack of
+	// endpoints).
+	if holders := holdersOf(l, ip); len(holders) != 1 {
+		t.Errorf("scaled to 0: %s is held by %v, want one node", ip, holders)
+	}
+	waitIngress(t, l, web, ip)
+	kubeProxyLeavesAlone(t, l, web, ip)
+	scale(t, l, echo, 3)
+	serversUp(t, l, lb, "http", 3)
+	reachesEveryPod(t, l, "http://"+ip+"/", echo, 3)
+	for i := range 3 {
+		n := lab.NodeName(i)
+		if got := reloads(t, l, n, lb); got != before[n] {
+			t.Errorf("%s: HAProxy reloaded %d times while scaling, want none", n, got-before[n])
+		}
+	}
+
+	// HAProxy killed on the master.
+	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), lb); err != nil {
+		t.Fatal(err)
+	}
+	master, next := lb.Status.ActiveNode, successor(lb)
+	outage := failover(t, l, lb, next, func() error { return l.Kill(master, lb, "haproxy") })
+	t.Logf("Service svc-web: HAProxy killed on %s, %s took over; outage %.3f s", master, next, outage.Seconds())
+	waitActive(t, l, lb, master, 60*time.Second)
+
+	// Nothing written for the Services left alone; two of them told why.
+	waitEvent(t, l, outside, controllers.EventAllocationFailed, lab.Prefix+"250 is in none of LoadBalancerClass services's pools")
+	waitEvent(t, l, elsewhere, controllers.EventSyncLoadBalancerFailed, "does not allow namespace "+servicesElsewhere)
+	for _, svc := range []*corev1.Service{outside, elsewhere, metallb, classless} {
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(svc), &v1alpha1.LoadBalancer{}); !apierrors.IsNotFound(err) {
+			t.Errorf("LoadBalancer written for Service %s/%s: %v", svc.Namespace, svc.Name, err)
+		}
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+			t.Fatal(err)
+		}
+		if len(svc.Status.LoadBalancer.Ingress) > 0 {
+			t.Errorf("Service %s/%s got an address: %+v", svc.Namespace, svc.Name, svc.Status.LoadBalancer.Ingress)
+		}
+	}
+
+	tenantServices(t, l)
+
+	// Deleted: the data plane goes, and the address is free again.
+	deleteServiceAndWait(t, l, web, lb)
+	pp := l.EchoDeployment("default", "echo-pp", 2, true)
+	createObject(t, l, pp)
+	web2 := echoService("svc-web2", "echo-pp", servicelb.ClassPrefix+servicesClass)
+	web2.Annotations = map[string]string{servicelb.AnnotationLoadBalancerIPs: ip, servicelb.AnnotationProxyProtocol: "v2"}
+	web2.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	createObject(t, l, web2)
+	if err := l.WaitDeployment(ctx, "default", pp.Name, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	waitIngress(t, l, web2, ip)
+	// externalTrafficPolicy Local, honoured by a PROXY v2 header: the pods
+	// see the client's own address.
+	eventually(t, 60*time.Second, "the client's address at the pods", func() error {
+		body, err := l.NewClient(2*time.Second).Get(ctx, "http://"+ip+"/", "")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(body, "client="+lab.ClientAddr+":") {
+			return fmt.Errorf("the pod saw %q, want client=%s", strings.TrimSpace(body), lab.ClientAddr)
+		}
+		return nil
+	})
+
+	// Type changed away: the address is cleared and the LoadBalancer goes.
+	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(web2), web2); err != nil {
+		t.Fatal(err)
+	}
+	web2.Spec.Type, web2.Spec.LoadBalancerClass, web2.Spec.ExternalTrafficPolicy = corev1.ServiceTypeClusterIP, nil, ""
+	web2.Spec.AllocateLoadBalancerNodePorts = nil
+	if err := l.Client.Update(ctx, web2); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the address cleared and the LoadBalancer gone", func() error {
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(web2), &v1alpha1.LoadBalancer{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("LoadBalancer: %v", err)
+		}
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(web2), web2); err != nil {
+			return err
+		}
+		if len(web2.Status.LoadBalancer.Ingress) > 0 {
+			return fmt.Errorf("ingress %+v", web2.Status.LoadBalancer.Ingress)
+		}
+		return nil
+	})
+}
+
+// createServicesClass copies the lab's class as the Services' class.
+func createServicesClass(t *testing.T, l *lab.Lab) {
+	t.Helper()
 	labClass := &v1alpha1.LoadBalancerClass{}
 	if err := l.Client.Get(ctx, client.ObjectKey{Name: lab.ClassName}, labClass); err != nil {
 		t.Fatal(err)
 	}
-	class := &v1alpha1.LoadBalancerClass{ObjectMeta: metav1.ObjectMeta{Name: "services"}, Spec: *labClass.Spec.DeepCopy()}
+	class := &v1alpha1.LoadBalancerClass{ObjectMeta: metav1.ObjectMeta{Name: servicesClass}, Spec: *labClass.Spec.DeepCopy()}
 	class.Spec.Limits.MaxConnections = ptr.To(int32(4000))
+	class.Spec.Backends.AllowedCIDRs = append(class.Spec.Backends.AllowedCIDRs, lab.PodRanges)
+	class.Spec.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+		Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{"default", servicesTenantNS}}}}
 	if err := l.Client.Create(ctx, class); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Client.Delete(ctx, class) })
+}
 
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "svc-web", Namespace: "default"}, Spec: corev1.ServiceSpec{
-		Type:              corev1.ServiceTypeLoadBalancer,
-		LoadBalancerClass: ptr.To(servicelb.ClassPrefix + class.Name),
-		Ports: []corev1.ServicePort{
-			{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(lab.BackendPort)},
-			{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP},
-		},
+// echoService is a Service of type LoadBalancer in default whose port 80
+// leads to the pods labelled app=<app>.
+func echoService(name, app, class string) *corev1.Service {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: corev1.ServiceSpec{
+		Type:     corev1.ServiceTypeLoadBalancer,
+		Selector: map[string]string{"app": app},
+		Ports:    []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(lab.EchoPort)}},
+		// HAProxy goes to the pods: no NodePort is needed.
+		AllocateLoadBalancerNodePorts: ptr.To(false),
 	}}
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: "svc-web", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "svc-web"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(lab.BackendPort))}},
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{lab.BackendAddr(0)}}, {Addresses: []string{lab.BackendAddr(1)}}},
+	if class != "" {
+		svc.Spec.LoadBalancerClass = ptr.To(class)
 	}
-	for _, obj := range []client.Object{svc, slice} {
-		if err := l.Client.Create(ctx, obj); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = l.Client.Delete(ctx, obj) })
-	}
+	return svc
+}
 
-	var ip string
-	eventually(t, 120*time.Second, "EXTERNAL-IP published with ipMode Proxy", func() error {
+func createObject(t *testing.T, l *lab.Lab, obj client.Object) {
+	t.Helper()
+	if err := l.Client.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Client.Delete(ctx, obj) })
+}
+
+// waitIngress waits until the Service shows addr with ipMode Proxy.
+func waitIngress(t *testing.T, l *lab.Lab, svc *corev1.Service, addr string) {
+	t.Helper()
+	eventually(t, 2*time.Minute, "Service "+svc.Name+" at "+addr+" with ipMode Proxy", func() error {
 		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
 			return err
 		}
 		in := svc.Status.LoadBalancer.Ingress
-		if len(in) != 1 || in[0].IPMode == nil || *in[0].IPMode != corev1.LoadBalancerIPModeProxy {
+		if len(in) != 1 || in[0].IP != addr || in[0].IPMode == nil || *in[0].IPMode != corev1.LoadBalancerIPModeProxy {
 			return fmt.Errorf("ingress %+v", in)
 		}
-		ip = in[0].IP
 		return nil
 	})
-	pool := netip.MustParsePrefix(lab.Prefix + "96/27")
-	if !pool.Contains(netip.MustParseAddr(ip)) {
-		t.Errorf("EXTERNAL-IP %s is not from the class's pool %s", ip, pool)
-	}
-	if c := meta.FindStatusCondition(svc.Status.Conditions, controllers.ConditionLoadBalancerPortsError); c == nil || c.Status != metav1.ConditionTrue {
-		t.Errorf("UDP port not reported: %+v", svc.Status.Conditions)
-	}
-	holders := 0
+}
+
+func holdersOf(l *lab.Lab, addr string) []string {
+	var out []string
 	for i := range 3 {
-		if l.HoldsVIP(lab.NodeName(i), ip) {
-			holders++
+		if l.HoldsVIP(lab.NodeName(i), addr) {
+			out = append(out, lab.NodeName(i))
 		}
 	}
-	if holders != 1 {
-		t.Errorf("%s is held by %d nodes, want 1", ip, holders)
-	}
+	return out
+}
 
+var podAnswer = regexp.MustCompile(`^pod=(\S+) `)
+
+// reachesEveryPod requests url until every ready pod of the Deployment
+// has answered, within a bounded number of requests.
+func reachesEveryPod(t *testing.T, l *lab.Lab, url string, d *appsv1.Deployment, n int) {
+	t.Helper()
+	pods := readyPods(t, l, d.Namespace, d.Spec.Selector.MatchLabels, n)
+	want := map[string]bool{}
+	for _, p := range pods {
+		want[p.Name] = true
+	}
 	c := l.NewClient(2 * time.Second)
 	seen := map[string]bool{}
-	for i := 0; i < 40 && len(seen) < 2; i++ {
-		body, err := c.Get(ctx, "http://"+ip+"/", "")
+	for i := 0; i < 40*n && len(seen) < len(want); i++ {
+		body, err := c.Get(ctx, url, "")
 		if err != nil {
-			t.Fatalf("through the Service's address: %v", err)
+			t.Fatalf("%s: %v", url, err)
 		}
-		seen[lab.Backend(body)] = true
+		m := podAnswer.FindStringSubmatch(body)
+		if m == nil || !want[m[1]] {
+			t.Fatalf("%s answered %q, not one of the ready pods %v", url, body, want)
+		}
+		seen[m[1]] = true
 	}
-	if !seen[lab.BackendName(0)] || !seen[lab.BackendName(1)] {
-		t.Errorf("requests through %s reached %v, want both endpoints", ip, seen)
+	if len(seen) != len(want) {
+		t.Errorf("%s reached %d of the %d pods: %v", url, len(seen), len(want), seen)
 	}
-	t.Logf("Service svc-web: EXTERNAL-IP %s (ipMode Proxy), served by %v", ip, seen)
+}
+
+// kubeProxyLeavesAlone checks every node's iptables: kube-proxy routes the
+// Service's cluster IP and has no rule for the address published with
+// ipMode Proxy.
+func kubeProxyLeavesAlone(t *testing.T, l *lab.Lab, svc *corev1.Service, addr string) {
+	t.Helper()
+	for i := range 3 {
+		n := lab.NodeName(i)
+		eventually(t, 30*time.Second, "kube-proxy on "+n+" routing "+svc.Name, func() error {
+			rules, err := l.IPTablesRules(ctx, n)
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(rules, svc.Spec.ClusterIP+"/32") {
+				return fmt.Errorf("no rule for the cluster IP %s", svc.Spec.ClusterIP)
+			}
+			if strings.Contains(rules, addr+"/32") || strings.Contains(rules, addr+" ") {
+				var lines []string
+				for _, line := range strings.Split(rules, "\n") {
+					if strings.Contains(line, addr) {
+						lines = append(lines, line)
+					}
+				}
+				t.Errorf("%s: kube-proxy has rules for %s, published with ipMode Proxy:\n%s", n, addr, strings.Join(lines, "\n"))
+			}
+			return nil
+		})
+	}
+}
+
+// clusterIPServes connects to the Service's cluster IP from a node, as a
+// host-network client would: kube-proxy's rule leads to a pod.
+func clusterIPServes(t *testing.T, l *lab.Lab, svc *corev1.Service) {
+	t.Helper()
+	script := fmt.Sprintf(`exec 3<>/dev/tcp/%s/80 && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && timeout 5 cat <&3`, svc.Spec.ClusterIP)
+	cmd, err := l.NodeCommand(ctx, lab.NodeName(2), "timeout", "10", "bash", "-c", script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "pod=echo-") {
+		t.Errorf("the cluster IP %s from %s: %v: %s", svc.Spec.ClusterIP, lab.NodeName(2), err, out)
+	}
+}
+
+func scale(t *testing.T, l *lab.Lab, d *appsv1.Deployment, replicas int32) {
+	t.Helper()
+	got := &appsv1.Deployment{}
+	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(d), got); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(got.DeepCopy())
+	got.Spec.Replicas = ptr.To(replicas)
+	if err := l.Client.Patch(ctx, got, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, fmt.Sprintf("%s at %d ready pods", d.Name, replicas), func() error {
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(d), got); err != nil {
+			return err
+		}
+		pods, err := l.Pods(ctx, d.Namespace, d.Spec.Selector.MatchLabels)
+		if err != nil {
+			return err
+		}
+		if got.Status.ReadyReplicas != replicas || got.Status.UpdatedReplicas != replicas || len(pods) != int(replicas) {
+			return fmt.Errorf("%d ready, %d pods", got.Status.ReadyReplicas, len(pods))
+		}
+		return nil
+	})
+}
+
+// successor is the node that takes the virtual IPs from the master: the
+// highest priority of the others.
+func successor(lb *v1alpha1.LoadBalancer) string {
+	others := slices.DeleteFunc(slices.Clone(lb.Status.Nodes), func(n v1alpha1.NodeStatus) bool { return n.Name == lb.Status.ActiveNode })
+	slices.SortFunc(others, func(a, b v1alpha1.NodeStatus) int { return int(b.Priority - a.Priority) })
+	if len(others) == 0 {
+		return ""
+	}
+	return others[0].Name
+}
+
+// waitEvent waits for an event on obj with reason whose note contains want.
+func waitEvent(t *testing.T, l *lab.Lab, obj client.Object, reason, want string) {
+	t.Helper()
+	eventually(t, time.Minute, fmt.Sprintf("event %s on %s", reason, obj.GetName()), func() error {
+		var list eventsv1.EventList
+		if err := l.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return err
+		}
+		var notes []string
+		for _, e := range list.Items {
+			if e.Regarding.Name == obj.GetName() && e.Reason == reason {
+				if strings.Contains(e.Note, want) {
+					return nil
+				}
+				notes = append(notes, e.Note)
+			}
+		}
+		return fmt.Errorf("%s events: %q", reason, notes)
+	})
+}
+
+// deleteServiceAndWait deletes a Service and waits for its LoadBalancer
+// and data plane to go.
+func deleteServiceAndWait(t *testing.T, l *lab.Lab, svc *corev1.Service, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	if err := l.Client.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	names := desired.NamesFor(lb)
+	eventually(t, 2*time.Minute, "Service "+svc.Name+"'s LoadBalancer and data plane gone", func() error {
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), &v1alpha1.LoadBalancer{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("LoadBalancer: %v", err)
+		}
+		ds := &appsv1.DaemonSet{}
+		if err := l.Client.Get(ctx, client.ObjectKey{Namespace: lab.OperatorNamespace, Name: names.DaemonSet}, ds); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("DaemonSet %s: %v", names.DaemonSet, err)
+		}
+		return nil
+	})
+}
+
+// tenantServices: a tenant who may write Services and EndpointSlices in
+// its namespace, and not LoadBalancers, gets a Service served (the
+// operator writes the LoadBalancer), and cannot reach a node through an
+// EndpointSlice it wrote by hand.
+func tenantServices(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	ns := servicesTenantNS
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "services", Namespace: ns}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "services", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "service-tenant"}}}
+	createObject(t, l, role)
+	createObject(t, l, binding)
+	tenant := impersonate(t, l, "service-tenant")
+	direct := &v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: "direct", Namespace: ns}, Spec: website().Spec}
+	direct.Spec.ClassName = servicesClass
+	if err := tenant.Create(ctx, direct); !apierrors.IsForbidden(err) {
+		t.Errorf("the tenant created a LoadBalancer: %v", err)
+	}
+
+	// A selector-less Service whose EndpointSlice the tenant writes.
+	create := func(name, addr string, port int32) *corev1.Service {
+		svc := echoService(name, "", servicelb.ClassPrefix+servicesClass)
+		svc.Namespace, svc.Spec.Selector = ns, nil
+		svc.Spec.Ports[0].TargetPort = intstr.FromInt32(port)
+		slice := &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(port)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{addr}}},
+		}
+		for _, obj := range []client.Object{svc, slice} {
+			if err := tenant.Create(ctx, obj); err != nil {
+				t.Fatalf("the tenant creating %s: %v", obj.GetName(), err)
+			}
+			t.Cleanup(func() { _ = l.Client.Delete(ctx, obj) })
+		}
+		return svc
+	}
+	served := create("t-web", lab.BackendAddr(0), lab.BackendPort)
+	kubelet := create("t-kubelet", lab.NodeAddr(1), 10250)
+
+	eventually(t, 2*time.Minute, "the tenant's Service served", func() error {
+		if err := tenant.Get(ctx, client.ObjectKeyFromObject(served), served); err != nil {
+			return err
+		}
+		in := served.Status.LoadBalancer.Ingress
+		if len(in) != 1 {
+			return fmt.Errorf("ingress %+v", in)
+		}
+		body, err := l.NewClient(2*time.Second).Get(ctx, "http://"+in[0].IP+"/", "")
+		if err != nil {
+			return err
+		}
+		if lab.Backend(body) != lab.BackendName(0) {
+			return fmt.Errorf("answered %q", body)
+		}
+		return nil
+	})
+	waitEvent(t, l, kubelet, controllers.EventSyncLoadBalancerFailed, lab.NodeAddr(1))
+	cfg := &corev1.ConfigMap{}
+	names := desired.NamesFor(&v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Name: kubelet.Name, Namespace: ns}})
+	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: lab.OperatorNamespace, Name: names.HAProxyConfigMap}, cfg); err == nil {
+		for _, v := range cfg.Data {
+			if strings.Contains(v, lab.NodeAddr(1)+":10250") {
+				t.Errorf("the node's kubelet port reached haproxy.cfg:\n%s", v)
+			}
+		}
+	} else if !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
 }
