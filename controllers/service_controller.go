@@ -68,24 +68,35 @@ const LabelService = "hakeeper.io/service"
 // +kubebuilder:rbac:groups=hakeeper.io,resources=loadbalancers,verbs=create;update;delete
 
 // Reconcile writes, corrects or deletes the Service's LoadBalancer and
-// publishes its addresses.
+// publishes its addresses. A write that fails is also told to the Service,
+// in the API server's words, as the cloud controllers do: its owner may
+// read events but not the operator's log.
 func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	svc, err := r.reconcile(ctx, req)
+	// A conflict only means another writer came first: the retry follows.
+	if err != nil && svc != nil && !apierrors.IsConflict(err) {
+		r.tell(svc, EventSyncLoadBalancerFailed, "Error syncing load balancer: "+err.Error())
+	}
+	return ctrl.Result{}, err
+}
+
+func (r *ServiceReconciler) reconcile(ctx context.Context, req ctrl.Request) (*corev1.Service, error) {
 	svc := &corev1.Service{}
 	lb, err := getOptional(ctx, r.Client, req.NamespacedName, &v1alpha1.LoadBalancer{})
 	if err != nil {
-		return ctrl.Result{}, err
+		return nil, err
 	}
 	if err := r.Client.Get(ctx, req.NamespacedName, svc); err != nil {
 		if !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, err
+			return nil, err
 		}
 		// Gone: the garbage collector deletes its LoadBalancer too; this
 		// frees the address at once.
 		r.forget(req.String())
 		if lb != nil && controlledByService(lb) {
-			return ctrl.Result{}, client.IgnoreNotFound(r.Client.Delete(ctx, lb))
+			return nil, client.IgnoreNotFound(r.Client.Delete(ctx, lb))
 		}
-		return ctrl.Result{}, nil
+		return nil, nil
 	}
 	owned := lb != nil && metav1.IsControlledBy(lb, svc)
 	class := servicelb.ClassName(svc, r.DefaultClass)
@@ -93,16 +104,16 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		// Not, or no longer, ours (its type changed away).
 		if owned {
 			if err := client.IgnoreNotFound(r.Client.Delete(ctx, lb)); err != nil {
-				return ctrl.Result{}, err
+				return svc, err
 			}
 			r.Recorder.Eventf(svc, lb, corev1.EventTypeNormal, EventDeletedLoadBalancer, "Delete", "Deleted LoadBalancer %s: the Service is no longer hakeeper's", lb.Name)
-			return ctrl.Result{}, r.publish(ctx, svc, nil, nil)
+			return svc, r.publish(ctx, svc, nil, nil)
 		}
-		return ctrl.Result{}, nil
+		return svc, nil
 	}
 	if lb != nil && !owned {
 		r.tell(svc, EventSyncLoadBalancerFailed, fmt.Sprintf("LoadBalancer %s/%s exists and is not this Service's: it is not touched; rename or delete it", lb.Namespace, lb.Name))
-		return ctrl.Result{}, nil
+		return svc, nil
 	}
 	t, err := servicelb.Translate(svc, class)
 	if err == nil {
@@ -115,13 +126,13 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			reason = EventAllocationFailed
 		}
 		r.tell(svc, reason, err.Error())
-		return ctrl.Result{}, nil
+		return svc, nil
 	}
 	for _, w := range t.Warnings {
 		r.tell(svc, EventSyncLoadBalancerFailed, w)
 	}
 	if lb, err = r.ensure(ctx, svc, lb, t.Spec); err != nil {
-		return ctrl.Result{}, err
+		return svc, err
 	}
 	if c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition); c != nil && c.Status == metav1.ConditionTrue &&
 		refusedForItsSpec(lb) {
@@ -131,7 +142,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		r.tell(svc, reason, c.Reason+": "+c.Message)
 	}
-	return ctrl.Result{}, r.publish(ctx, svc, lb, t.Unserved)
+	return svc, r.publish(ctx, svc, lb, t.Unserved)
 }
 
 // allocationError is a requested address the class cannot give.

@@ -16,8 +16,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
@@ -58,7 +61,7 @@ const (
 //     (externalTrafficPolicy Local); changing its type clears it.
 func TestServicesOnRealNodes(t *testing.T) {
 	l := requireLab(t)
-	createServicesClass(t, l)
+	createServicesClass(t, l, servicesClass)
 	for _, name := range []string{servicesTenantNS, servicesElsewhere} {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 		if err := l.Client.Create(ctx, ns); err != nil {
@@ -82,7 +85,8 @@ func TestServicesOnRealNodes(t *testing.T) {
 	echo := l.EchoDeployment("default", "echo", 3, false)
 	createObject(t, l, echo)
 	web := echoService("svc-web", "echo", servicelb.ClassPrefix+servicesClass)
-	ip := lab.Prefix + "100"
+	// An address no other lab test asks for (they keep theirs).
+	ip := lab.Prefix + "126"
 	web.Annotations = map[string]string{servicelb.AnnotationLoadBalancerIPs: ip}
 	web.Spec.Ports = append(web.Spec.Ports,
 		corev1.ServicePort{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(lab.EchoPort)},
@@ -109,6 +113,11 @@ func TestServicesOnRealNodes(t *testing.T) {
 		if (p.Protocol == corev1.ProtocolUDP) != (p.Error != nil && *p.Error == servicelb.ErrorProtocolNotProxied) {
 			t.Errorf("port %d/%s: error %v", p.Port, p.Protocol, p.Error)
 		}
+	}
+	// What Flux and `kubectl wait --for=jsonpath` read (Argo CD's built-in
+	// check for Services asks the same: an ingress for type LoadBalancer).
+	if res := serviceKstatus(t, web); res.Status != kstatus.CurrentStatus {
+		t.Errorf("kstatus of the served Service: %s (%s)", res.Status, res.Message)
 	}
 	serversUp(t, l, lb, "http", 3)
 	reachesEveryPod(t, l, "http://"+ip+"/", echo, 3)
@@ -227,14 +236,14 @@ func TestServicesOnRealNodes(t *testing.T) {
 	})
 }
 
-// createServicesClass copies the lab's class as the Services' class.
-func createServicesClass(t *testing.T, l *lab.Lab) {
+// createServicesClass copies the lab's class as a Services' class.
+func createServicesClass(t *testing.T, l *lab.Lab, name string) {
 	t.Helper()
 	labClass := &v1alpha1.LoadBalancerClass{}
 	if err := l.Client.Get(ctx, client.ObjectKey{Name: lab.ClassName}, labClass); err != nil {
 		t.Fatal(err)
 	}
-	class := &v1alpha1.LoadBalancerClass{ObjectMeta: metav1.ObjectMeta{Name: servicesClass}, Spec: *labClass.Spec.DeepCopy()}
+	class := &v1alpha1.LoadBalancerClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: *labClass.Spec.DeepCopy()}
 	class.Spec.Limits.MaxConnections = ptr.To(int32(4000))
 	class.Spec.Backends.AllowedCIDRs = append(class.Spec.Backends.AllowedCIDRs, lab.PodRanges)
 	class.Spec.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
@@ -269,7 +278,8 @@ func createObject(t *testing.T, l *lab.Lab, obj client.Object) {
 	t.Cleanup(func() { _ = l.Client.Delete(ctx, obj) })
 }
 
-// waitIngress waits until the Service shows addr with ipMode Proxy.
+// waitIngress waits until the Service shows addr (any, if empty) with
+// ipMode Proxy.
 func waitIngress(t *testing.T, l *lab.Lab, svc *corev1.Service, addr string) {
 	t.Helper()
 	eventually(t, 2*time.Minute, "Service "+svc.Name+" at "+addr+" with ipMode Proxy", func() error {
@@ -277,11 +287,31 @@ func waitIngress(t *testing.T, l *lab.Lab, svc *corev1.Service, addr string) {
 			return err
 		}
 		in := svc.Status.LoadBalancer.Ingress
-		if len(in) != 1 || in[0].IP != addr || in[0].IPMode == nil || *in[0].IPMode != corev1.LoadBalancerIPModeProxy {
-			return fmt.Errorf("ingress %+v", in)
+		if len(in) != 1 || (addr != "" && in[0].IP != addr) || in[0].IPMode == nil || *in[0].IPMode != corev1.LoadBalancerIPModeProxy {
+			lb := &v1alpha1.LoadBalancer{}
+			if err := l.Client.Get(ctx, client.ObjectKeyFromObject(svc), lb); err != nil {
+				return fmt.Errorf("ingress %+v; LoadBalancer: %v", in, err)
+			}
+			return fmt.Errorf("ingress %+v; LoadBalancer status %+v", in, lb.Status.Conditions)
 		}
 		return nil
 	})
+}
+
+func serviceKstatus(t *testing.T, svc *corev1.Service) *kstatus.Result {
+	t.Helper()
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetAPIVersion("v1")
+	u.SetKind("Service")
+	res, err := kstatus.Compute(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 func holdersOf(l *lab.Lab, addr string) []string {
@@ -519,4 +549,129 @@ func tenantServices(t *testing.T, l *lab.Lab) {
 	} else if !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
+}
+
+// TestServiceControllerNeedsItsRBAC takes away, one at a time, each rule
+// the manager holds only for Services (create, update and delete on
+// LoadBalancers, patch on services/status), does what needs it, and sees
+// the Service told why in the API server's words; with the rule back the
+// Service is served. Together with TestServicesOnRealNodes, which runs
+// under exactly these rules, it shows each is used and enough.
+func TestServiceControllerNeedsItsRBAC(t *testing.T) {
+	l := requireLab(t)
+	createServicesClass(t, l, "services-rbac")
+	svc := echoService("svc-rbac", "none", servicelb.ClassPrefix+"services-rbac")
+	key := client.ObjectKeyFromObject(svc)
+	lb := &v1alpha1.LoadBalancer{}
+
+	restore := withoutManagerRule(t, l, v1alpha1.GroupVersion.Group, "loadbalancers", "create")
+	createObject(t, l, svc)
+	waitEvent(t, l, svc, controllers.EventSyncLoadBalancerFailed, `cannot create resource "loadbalancers"`)
+	restore()
+	waitIngress(t, l, svc, "")
+	if err := l.Client.Get(ctx, key, lb); err != nil {
+		t.Fatal(err)
+	}
+	ip := svc.Status.LoadBalancer.Ingress[0].IP
+
+	restore = withoutManagerRule(t, l, v1alpha1.GroupVersion.Group, "loadbalancers", "update")
+	update(t, l, lb, func(lb *v1alpha1.LoadBalancer) { lb.Spec.Listeners[0].Port = 8081 })
+	waitEvent(t, l, svc, controllers.EventSyncLoadBalancerFailed, `cannot update resource "loadbalancers"`)
+	restore()
+	eventually(t, time.Minute, "the edit put back", func() error {
+		if err := l.Client.Get(ctx, key, lb); err != nil {
+			return err
+		}
+		if p := lb.Spec.Listeners[0].Port; p != 80 {
+			return fmt.Errorf("listener port %d", p)
+		}
+		return nil
+	})
+
+	restore = withoutManagerRule(t, l, "", "services/status", "patch")
+	if err := l.Client.Get(ctx, key, svc); err != nil {
+		t.Fatal(err)
+	}
+	cleared := svc.DeepCopy()
+	cleared.Status.LoadBalancer.Ingress = nil
+	if err := l.Client.Status().Patch(ctx, cleared, client.MergeFrom(svc)); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, l, svc, controllers.EventSyncLoadBalancerFailed, `cannot patch resource "services/status"`)
+	restore()
+	waitIngress(t, l, svc, ip)
+
+	restore = withoutManagerRule(t, l, v1alpha1.GroupVersion.Group, "loadbalancers", "delete")
+	if err := l.Client.Get(ctx, key, svc); err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.Type, svc.Spec.LoadBalancerClass, svc.Spec.AllocateLoadBalancerNodePorts = corev1.ServiceTypeClusterIP, nil, nil
+	if err := l.Client.Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, l, svc, controllers.EventSyncLoadBalancerFailed, `cannot delete resource "loadbalancers"`)
+	restore()
+	eventually(t, time.Minute, "the LoadBalancer deleted", func() error {
+		if err := l.Client.Get(ctx, key, &v1alpha1.LoadBalancer{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("LoadBalancer: %v", err)
+		}
+		return nil
+	})
+}
+
+// withoutManagerRule takes verb on resource away from the manager's
+// ClusterRole and returns what puts it back (also run at cleanup).
+func withoutManagerRule(t *testing.T, l *lab.Lab, group, resource, verb string) (restore func()) {
+	t.Helper()
+	role := &rbacv1.ClusterRole{}
+	key := client.ObjectKey{Name: "hakeeper-manager"}
+	if err := l.Client.Get(ctx, key, role); err != nil {
+		t.Fatal(err)
+	}
+	original := slices.Clone(role.Rules)
+	var rules []rbacv1.PolicyRule
+	found := false
+	for _, r := range role.Rules {
+		if !slices.Contains(r.APIGroups, group) || !slices.Contains(r.Resources, resource) || !slices.Contains(r.Verbs, verb) {
+			rules = append(rules, r)
+			continue
+		}
+		found = true
+		// The other resources keep the verb; this one keeps the others.
+		if others := slices.DeleteFunc(slices.Clone(r.Resources), func(s string) bool { return s == resource }); len(others) > 0 {
+			kept := r.DeepCopy()
+			kept.Resources = others
+			rules = append(rules, *kept)
+		}
+		if verbs := slices.DeleteFunc(slices.Clone(r.Verbs), func(v string) bool { return v == verb }); len(verbs) > 0 {
+			cut := r.DeepCopy()
+			cut.Resources, cut.Verbs = []string{resource}, verbs
+			rules = append(rules, *cut)
+		}
+	}
+	if !found {
+		t.Fatalf("the manager's ClusterRole has no rule granting %s on %s", verb, resource)
+	}
+	role.Rules = rules
+	if err := l.Client.Update(ctx, role); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	restore = func() {
+		if done {
+			return
+		}
+		done = true
+		current := &rbacv1.ClusterRole{}
+		if err := l.Client.Get(ctx, key, current); err != nil {
+			t.Error(err)
+			return
+		}
+		current.Rules = original
+		if err := l.Client.Update(ctx, current); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(restore)
+	return restore
 }
