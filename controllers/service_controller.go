@@ -116,16 +116,17 @@ func (r *ServiceReconciler) reconcile(ctx context.Context, req ctrl.Request) (*c
 		return svc, nil
 	}
 	t, err := servicelb.Translate(svc, class)
-	if err == nil {
+	if err != nil {
+		err = &refusal{reason: EventSyncLoadBalancerFailed, msg: err.Error()}
+	} else {
 		err = r.admit(ctx, svc, class, t.Spec)
 	}
 	if err != nil {
-		reason := EventSyncLoadBalancerFailed
-		var alloc *allocationError
-		if errors.As(err, &alloc) {
-			reason = EventAllocationFailed
+		var why *refusal
+		if !errors.As(err, &why) {
+			return svc, err // not the Service's fault: retried
 		}
-		r.tell(svc, reason, err.Error())
+		r.tell(svc, why.reason, why.msg)
 		return svc, nil
 	}
 	for _, w := range t.Warnings {
@@ -145,10 +146,20 @@ func (r *ServiceReconciler) reconcile(ctx context.Context, req ctrl.Request) (*c
 	return svc, r.publish(ctx, svc, lb, t.Unserved)
 }
 
-// allocationError is a requested address the class cannot give.
-type allocationError struct{ msg string }
+// refusal is what the Service asks and cannot have, told to it as an
+// event with reason; nothing is written until the Service or the class
+// changes.
+type refusal struct{ reason, msg string }
 
-func (e *allocationError) Error() string { return e.msg }
+func (e *refusal) Error() string { return e.msg }
+
+func refused(format string, args ...any) error {
+	return &refusal{reason: EventSyncLoadBalancerFailed, msg: fmt.Sprintf(format, args...)}
+}
+
+func allocationFailed(format string, args ...any) error {
+	return &refusal{reason: EventAllocationFailed, msg: fmt.Sprintf(format, args...)}
+}
 
 // admit refuses before anything is written what the class refuses for the
 // Service itself: a class that does not exist or does not allow the
@@ -158,7 +169,7 @@ func (r *ServiceReconciler) admit(ctx context.Context, svc *corev1.Service, clas
 	class := &v1alpha1.LoadBalancerClass{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: className}, class); err != nil {
 		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("LoadBalancerClass %s not found", className)
+			return refused("LoadBalancerClass %s not found", className)
 		}
 		return err
 	}
@@ -167,23 +178,23 @@ func (r *ServiceReconciler) admit(ctx context.Context, svc *corev1.Service, clas
 		return err
 	}
 	if ok, err := resolve.NamespaceAllowed(class, ns); err != nil || !ok {
-		return fmt.Errorf("LoadBalancerClass %s does not allow namespace %s (its namespaceSelector does not match)", className, svc.Namespace)
+		return refused("LoadBalancerClass %s does not allow namespace %s (its namespaceSelector does not match)", className, svc.Namespace)
 	}
 	pools, err := resolve.Pools(class)
 	if err != nil {
-		return err
+		return refused("LoadBalancerClass %s: %v", className, err)
 	}
 	for _, ip := range spec.VirtualIPs {
 		addr := netip.MustParseAddr(ip)
 		if !slices.ContainsFunc(pools, func(p resolve.Pool) bool { return p.Range.Contains(addr) }) {
-			return &allocationError{fmt.Sprintf("%s is in none of LoadBalancerClass %s's pools", ip, className)}
+			return allocationFailed("%s is in none of LoadBalancerClass %s's pools", ip, className)
 		}
 	}
 	for _, family := range spec.IPFamilies {
 		v6 := family == corev1.IPv6Protocol
 		if !slices.ContainsFunc(pools, func(p resolve.Pool) bool { return p.Range.Addr().Is6() == v6 }) {
-			return &allocationError{fmt.Sprintf("LoadBalancerClass %s has no %s pool (the Service's ipFamilies %v, ipFamilyPolicy %s)",
-				className, family, svc.Spec.IPFamilies, ptrString(svc.Spec.IPFamilyPolicy))}
+			return allocationFailed("LoadBalancerClass %s has no %s pool (the Service's ipFamilies %v, ipFamilyPolicy %s)",
+				className, family, svc.Spec.IPFamilies, ptrString(svc.Spec.IPFamilyPolicy))
 		}
 	}
 	return nil
