@@ -127,6 +127,10 @@ bench-endpoints: deps control-plane images ## EndpointSlice change to every node
 bench-failover: deps control-plane images ## Client-side outage when the master fails: hakeeper and hand-written HAProxy + Keepalived pairs on a three-node lab. RUNS=5, TIMEOUT=20ms.
 	$(GO) run ./hack/bench/failover -runs $${RUNS:-5} -timeout $${TIMEOUT:-20ms}
 
+.PHONY: bench-idle
+bench-idle: deps control-plane images ## What an idle LoadBalancer costs each node of a three-node lab (CPU in and around its pod, private memory, processes, keepalived's slope), extrapolated to 100. COUNTS=1,5,10, WINDOW=20s.
+	$(GO) run ./hack/bench/idle -counts $${COUNTS:-1,5,10} -window $${WINDOW:-20s}
+
 .PHONY: bench-adverts
 bench-adverts: deps control-plane images ## hakeeper's link-down outage and false failovers under a 60 s overload of the master, per advert interval. ADVERTS=50,30,20, RUNS=5.
 	$(GO) run ./hack/bench/failover -adverts $${ADVERTS:-50,30,20} -runs $${RUNS:-5} -overload $${OVERLOAD:-60s}

@@ -499,6 +499,16 @@ func (l *Lab) NodeCommand(ctx context.Context, name string, argv ...string) (*ex
 	return exec.CommandContext(ctx, args[0], args[1:]...), nil
 }
 
+// NodeNetNS is the path of a node's network namespace, which its
+// kubelet, containerd, kube-proxy, shims and host-network pods share.
+func (l *Lab) NodeNetNS(name string) (string, error) {
+	n, err := l.node(name)
+	if err != nil {
+		return "", err
+	}
+	return "/run/netns/" + n.ns, nil
+}
+
 // IPTablesRules is a node's IPv4 tables as iptables-save prints them,
 // where kube-proxy writes its Services' rules.
 func (l *Lab) IPTablesRules(ctx context.Context, name string) (string, error) {

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go builds for.
+const clockTicks = 100
+
+// process is what the bench reads of one process.
+type process struct {
+	pid  int
+	comm string
+	// cpu is user and system time, with that of reaped children (runc
+	// exec, probe processes), in seconds.
+	cpu float64
+	// cgroup is its cpuacct cgroup, relative to the hierarchy's root.
+	cgroup string
+	netns  uint64
+}
+
+// readProcess reads /proc/<pid>; false when it is gone.
+func readProcess(pid int) (process, bool) {
+	p := process{pid: pid}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return p, false
+	}
+	// comm is in parentheses and may hold spaces: the fields follow the
+	// last ')'.
+	s := string(stat)
+	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || closing < open {
+		return p, false
+	}
+	p.comm = s[open+1 : closing]
+	f := strings.Fields(s[closing+1:])
+	// After comm: state(3) ppid ... utime(14) stime(15) cutime(16) cstime(17).
+	if len(f) < 15 {
+		return p, false
+	}
+	var ticks float64
+	for _, i := range []int{11, 12, 13, 14} {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return p, false
+		}
+		ticks += v
+	}
+	p.cpu = ticks / clockTicks
+	p.cgroup = cpuacctCgroup(pid)
+	var st syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st); err == nil {
+		p.netns = st.Ino
+	}
+	return p, true
+}
+
+// cpuacctCgroup is the process's cgroup in the cpuacct hierarchy.
+func cpuacctCgroup(pid int) string {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		parts := strings.SplitN(s.Text(), ":", 3)
+		if len(parts) == 3 && strings.Contains(","+parts[1]+",", ",cpuacct,") {
+			return parts[2]
+		}
+	}
+	return ""
+}
+
+// allProcesses reads every process of the machine.
+func allProcesses() []process {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []process
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if p, ok := readProcess(pid); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// inode is a namespace file's inode, which identifies the namespace.
+func inode(path string) (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// cpuacctRoot is where the cpuacct hierarchy is mounted.
+func cpuacctRoot() (string, error) {
+	for _, dir := range []string{"/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct"} {
+		if _, err := os.Stat(filepath.Join(dir, "cpuacct.usage")); err == nil {
+			return dir, nil
+		}
+	}
+	return "", fmt.Errorf("no cgroup v1 cpuacct hierarchy (the lab's nodes run on cgroup v1)")
+}
+
+// cgroupCPU is a cgroup's CPU time in seconds, its descendants included.
+func cgroupCPU(root, cgroup string) (float64, error) {
+	data, err := os.ReadFile(filepath.Join(root, cgroup, "cpuacct.usage"))
+	if err != nil {
+		return 0, err
+	}
+	ns, err := strconv.ParseFloat(strings.TrimSpace(string(data)), 64)
+	return ns / 1e9, err
+}
+
+// cgroupTasks counts a cgroup's processes and threads, its descendants
+// included, and returns the processes' pids.
+func cgroupTasks(root, cgroup string) (pids []int, threads int) {
+	_ = filepath.WalkDir(filepath.Join(root, cgroup), func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if data, err := os.ReadFile(filepath.Join(path, "cgroup.procs")); err == nil {
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+		}
+		if data, err := os.ReadFile(filepath.Join(path, "tasks")); err == nil {
+			threads += len(strings.Fields(string(data)))
+		}
+		return nil
+	})
+	return pids, threads
+}
+
+// privateMemory is a process's private memory in bytes (clean and dirty,
+// from smaps_rollup): what it alone costs the node.
+func privateMemory(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var total int64
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) >= 2 && strings.HasPrefix(fields[0], "Private_") {
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			total += kb * 1024
+		}
+	}
+	return total
+}
