@@ -628,10 +628,12 @@ func (r *LoadBalancerReconciler) readyEndpoints(ctx context.Context, s *scope, r
 // render produces haproxy.cfg and each node's keepalived.conf. A node whose
 // interface is unknown gets no keepalived.conf until its agent reports.
 func (r *LoadBalancerReconciler) render(_ context.Context, s *scope) error {
+	_, haproxyHealth := desired.HealthPorts(r.DataPlane.HealthBasePort, s.routerID)
 	in := render.Input{
 		Name: s.lb.Name, Namespace: s.lb.Namespace, Spec: s.spec,
 		VirtualIPs: s.virtualIPs, Interface: s.class.Spec.DataPlane.Interface,
 		Endpoints: s.endpoints, Nodes: s.nodes, VirtualRouterID: s.routerID,
+		HealthPort: haproxyHealth,
 	}
 	cfg, servers, err := render.HAProxyConfigAndServers(in)
 	if err != nil {

@@ -57,6 +57,9 @@ type Options struct {
 	ResyncInterval time.Duration
 	// MetricsPort serves metrics on HostIP (0: no metrics).
 	MetricsPort int
+	// HealthPort answers the kubelet's probes on the loopback (0: none;
+	// the exec probes read the heartbeat file).
+	HealthPort int
 	// OpenFileLimit is how many files HAProxy may open; 0 reads the
 	// process's hard RLIMIT_NOFILE (tests set it).
 	OpenFileLimit uint64
@@ -77,6 +80,9 @@ func (o *Options) Validate() error {
 	if net.ParseIP(o.HostIP) == nil && o.HostIP != "" {
 		errs = append(errs, fmt.Errorf("%s %q is not an IP address", contract.EnvHostIP, o.HostIP))
 	}
+	if o.HealthPort < 0 || o.HealthPort > 65535 {
+		errs = append(errs, fmt.Errorf("health port %d is not a port", o.HealthPort))
+	}
 	if o.MetricsPort < 0 || o.MetricsPort > 65535 {
 		errs = append(errs, fmt.Errorf("metrics port %d is not a port", o.MetricsPort))
 	}
@@ -88,7 +94,10 @@ func (o *Options) Validate() error {
 
 // Agent is one node's agent for one LoadBalancer.
 type Agent struct {
-	o       Options
+	o Options
+	// beat is when the health loop last ran (UnixNano), for the kubelet's
+	// liveness probe.
+	beat    atomic.Int64
 	cfg     *rest.Config
 	names   desired.Names
 	client  kubernetes.Interface
@@ -188,6 +197,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.prepareFiles(); err != nil {
 		return err
 	}
+	var health net.Listener
+	if a.o.HealthPort != 0 {
+		var err error
+		if health, err = a.listenHealth(); err != nil {
+			return err
+		}
+		defer health.Close()
+	}
 	iface, err := ifaddr.InterfaceHolding(a.o.HostIP)
 	if err != nil {
 		return err
@@ -203,6 +220,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.keep = a.watchConfigMap(ctx, a.names.KeepalivedConfigMap)
 	log.Info("Agent started", "interface", iface)
 	var wg sync.WaitGroup
+	if health != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.serveHealth(ctx, health); err != nil {
+				log.Error(err, "Serving the kubelet's probes failed")
+			}
+		}()
+	}
 	if a.o.MetricsPort != 0 {
 		wg.Add(1)
 		go func() {

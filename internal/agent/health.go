@@ -127,7 +127,9 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			log.Info("Preempt hold changed", "held", held)
 		}
 		a.metrics.setTracked(trackedPreemptHold, hold.set)
-		// The liveness probe's evidence that this loop runs.
+		// The liveness probe's evidence that this loop runs: served on the
+		// health port, and as a file for the exec probe without one.
+		a.beat.Store(now.UnixNano())
 		if err := os.Chtimes(a.o.Paths.Heartbeat(), now, now); err != nil {
 			_ = os.WriteFile(a.o.Paths.Heartbeat(), nil, 0o644)
 		}

@@ -39,6 +39,7 @@ func runAgent(ctx context.Context, args []string, s Streams) error {
 	fs.DurationVar(&o.HealthInterval, "health-interval", 100*time.Millisecond, "how often HAProxy's health is read")
 	fs.DurationVar(&o.ResyncInterval, "resync-interval", 10*time.Second, "how often TLS Secrets are re-read")
 	fs.IntVar(&o.MetricsPort, "metrics-port", 0, "serve metrics over HTTPS on the node's address at this port (0: off)")
+	fs.IntVar(&o.HealthPort, "health-port", 0, "answer the kubelet's probes on 127.0.0.1 at this port (0: off; the exec probes read the heartbeat file)")
 	var cluster clusterFlags
 	cluster.bind(fs)
 	if err := fs.Parse(args); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/manager"
 )
 
@@ -35,6 +36,8 @@ func runManager(ctx context.Context, args []string, s Streams) error {
 	fs.StringVar(&o.DataPlaneImage, "dataplane-image", DefaultDataPlaneImage, "image with haproxy, keepalived and the agent")
 	fs.IntVar(&o.DataPlaneMetricsBasePort, "dataplane-metrics-base-port", 9800,
 		"the agents serve metrics on each node's address at this port plus their LoadBalancer's VRRP router ID (1-255); 0 turns data-plane metrics off")
+	fs.IntVar(&o.DataPlaneHealthBasePort, "dataplane-health-base-port", desired.DefaultHealthBasePort,
+		"the kubelet probes the agents and HAProxy on each node's loopback at this port plus their LoadBalancer's router ID, and 255 above; 0 keeps exec probes")
 	fs.StringVar(&o.DefaultServiceClass, "default-service-class", "",
 		"LoadBalancerClass that serves Services of type LoadBalancer without spec.loadBalancerClass; empty (default) leaves them to another implementation")
 	fs.StringVar(&o.DataPlanePriorityClass, "dataplane-priority-class", "",

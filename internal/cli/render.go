@@ -15,6 +15,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
+	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/render"
 	"github.com/hakeeper/hakeeper/internal/resolve"
@@ -269,6 +270,8 @@ func (o *RenderOptions) input(lb *v1alpha1.LoadBalancer, class *v1alpha1.LoadBal
 	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
 		in.VirtualRouterID = *id
 	}
+	// As the operator renders it with its default ports.
+	_, in.HealthPort = desired.HealthPorts(desired.DefaultHealthBasePort, in.VirtualRouterID)
 	nodes, err := o.nodes(&in)
 	if err != nil {
 		return in, err

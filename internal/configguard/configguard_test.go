@@ -249,6 +249,7 @@ func TestHAProxyRefusals(t *testing.T) {
 		{"server namespace", edit{anchor: "backend be_pg", text: "    server s 10.0.0.1:80 namespace host\n"}, `"server s 10.0.0.1:80 namespace"`},
 		{"server agent-check", edit{anchor: "backend be_pg", text: "    server s 10.0.0.1:80 agent-check agent-port 9\n"}, `"server s 10.0.0.1:80 agent-check"`},
 		{"default-server ssl", edit{anchor: "backend be_pg", text: "    default-server ssl crt /etc/x.pem\n"}, `"default-server ssl"`},
+		{"monitor-uri elsewhere", edit{anchor: "frontend fe_https", text: "    monitor-uri /admin\n"}, `"monitor-uri /admin"`},
 		{"http-check connect", edit{anchor: "backend be_pg", text: "    http-check connect addr 127.0.0.1:22\n"}, `"http-check connect"`},
 		{"sections", edit{text: "\nlisten stats\n    bind 0.0.0.0:9000\n"}, `"listen"`},
 		{"userlist", edit{text: "\nuserlist admins\n    user a insecure-password b\n"}, `"userlist"`},

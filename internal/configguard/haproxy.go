@@ -81,6 +81,7 @@ var haproxyKeywords = map[string]haproxyRule{
 	"use_backend":     nil,
 	"default_backend": nil,
 	"tcp-request":     sourceFilter,
+	"monitor-uri":     exactly(contract.HAProxyMonitorPath),
 
 	// backend
 	"balance":    nil,

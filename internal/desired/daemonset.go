@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
@@ -32,6 +33,10 @@ type DataPlaneOptions struct {
 	// and kustomize's, hakeeper-dataplane, ranks them above tenants'
 	// workloads and scopes the data plane's ResourceQuota.
 	PriorityClassName string
+	// HealthBasePort places the ports the kubelet probes on each node's
+	// loopback: the agent's at HealthBasePort plus the router ID, HAProxy's
+	// monitor MaxRouterID above (see HealthPorts). 0: exec probes instead.
+	HealthBasePort int
 }
 
 // MaxRouterID is the largest VRRP router ID.
@@ -58,6 +63,23 @@ func (in DataPlaneInput) MetricsPort() int32 {
 		return 0
 	}
 	return int32(in.Options.MetricsBasePort) + in.RouterID
+}
+
+// DefaultHealthBasePort is the manager's default HealthBasePort: its
+// ports, 19001 to 19510, are clear of the kubelet's, kube-proxy's and the
+// control plane's (10248 to 10259) and of the metrics ports (9801 to
+// 10055 by default).
+const DefaultHealthBasePort = 19000
+
+// HealthPorts are the loopback ports the kubelet probes for a
+// LoadBalancer of router ID: the agent's health server and HAProxy's
+// monitor. Router IDs are unique among the LoadBalancers sharing a node,
+// so these ports are too; both are 0 when base or the router ID is.
+func HealthPorts(base int, routerID int32) (agent, haproxy int32) {
+	if base == 0 || routerID == 0 {
+		return 0, 0
+	}
+	return int32(base) + routerID, int32(base) + MaxRouterID + routerID
 }
 
 // layoutVersion names the contract between the rendered files, the
@@ -173,7 +195,7 @@ func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths contract.Paths)
 		TerminationGracePeriodSeconds: ptr.To(int64(30)),
 		// The agent is a native sidecar: it starts first, writes the
 		// configs (its startup probe waits for them), then keeps running.
-		InitContainers: []corev1.Container{agentContainer(lb, opts, in.MetricsPort(), paths)},
+		InitContainers: []corev1.Container{agentContainer(lb, opts, in.MetricsPort(), agentHealthPort(in), paths)},
 		Containers:     []corev1.Container{haproxyContainer(in, paths), keepalivedContainer(in, paths)},
 		Volumes: []corev1.Volume{
 			disk(VolumeHAProxyConfig), disk(VolumeKeepalivedConfig),
@@ -240,6 +262,21 @@ func daemonImage(in DataPlaneInput) string {
 	return in.Options.Image
 }
 
+// httpProbe asks a server on the node's loopback: the data plane runs
+// on the host network, so the kubelet reaches the pod's loopback servers
+// there, and nothing else on the network does. The kubelet sends one
+// request; no process is started in the container (an exec probe costs a
+// runc exec and a process each time, on every node, per LoadBalancer).
+func httpProbe(port int32, path string, period, failures int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Host: "127.0.0.1", Port: intstr.FromInt32(port), Path: path}},
+		PeriodSeconds:    period,
+		TimeoutSeconds:   5,
+		FailureThreshold: failures,
+	}
+}
+
 // execProbe runs command in the container: always one of hakeeper's own
 // probe commands, the only exec probes the admission policy on the data
 // plane lets the manager write. Its timeout is the kubelet's
@@ -256,12 +293,22 @@ func execProbe(period, failures int32, command ...string) *corev1.Probe {
 	}
 }
 
-func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPort int32, paths contract.Paths) corev1.Container {
+func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPort, healthPort int32, paths contract.Paths) corev1.Container {
 	fieldEnv := func(name, fieldPath string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: fieldPath}}}
 	}
 	command := []string{contract.Binary, "agent", "--run-dir=" + paths.RunDir, "--config-dir=" + paths.ConfigDir}
 	var ports []corev1.ContainerPort
+	// A hung agent stops beating: restarted within about 30 s (it then
+	// resumes without moving the VIPs). HAProxy's death does not wait for
+	// it (supervise-haproxy).
+	startup := execProbe(1, 600, contract.Binary, "probe", "files", paths.HAProxyConfig(), paths.KeepalivedConfig(), paths.VRRPPeers())
+	liveness := execProbe(10, 3, contract.Binary, "probe", "agent", "--heartbeat="+paths.Heartbeat(), "--max-age=5s")
+	if healthPort != 0 {
+		command = append(command, fmt.Sprintf("--health-port=%d", healthPort))
+		startup = httpProbe(healthPort, contract.AgentStartedPath, 1, 600)
+		liveness = httpProbe(healthPort, contract.AgentAlivePath, 10, 3)
+	}
 	if metricsPort != 0 {
 		command = append(command, fmt.Sprintf("--metrics-port=%d", metricsPort))
 		// Declared, so the scheduler refuses a pod whose port another
@@ -283,12 +330,8 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPor
 			{Name: contract.EnvLoadBalancerNamespace, Value: lb.Namespace},
 		},
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
-		StartupProbe:  execProbe(1, 600, contract.Binary, "probe", "files", paths.HAProxyConfig(), paths.KeepalivedConfig(), paths.VRRPPeers()),
-		// A hung agent stops beating: restarted within about 30 s (it then
-		// resumes without moving the VIPs). Not faster: every exec probe is
-		// a runc exec, and a node runs one agent per LoadBalancer; HAProxy's
-		// death does not wait for it (supervise-haproxy).
-		LivenessProbe: execProbe(10, 3, contract.Binary, "probe", "agent", "--heartbeat="+paths.Heartbeat(), "--max-age=5s"),
+		StartupProbe:  startup,
+		LivenessProbe: liveness,
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
@@ -322,7 +365,7 @@ func haproxyContainer(in DataPlaneInput, paths contract.Paths) corev1.Container 
 			"haproxy", "-W", "-db",
 			"-S", paths.MasterSocket() + ",mode,600",
 			"-f", paths.HAProxyConfig()},
-		LivenessProbe: execProbe(10, 3, contract.Binary, "probe", "haproxy", "--socket="+paths.RuntimeSocket()),
+		LivenessProbe: haproxyLiveness(in, paths),
 		Resources:     orDefault(in.Class.HAProxyResources, defaultHAProxyResources),
 		// Its config and certificates read-only; its sockets and the one
 		// tracked file its supervisor sets writable. Nothing of
@@ -348,6 +391,15 @@ func haproxyContainer(in DataPlaneInput, paths contract.Paths) corev1.Container 
 	}
 }
 
+// haproxyLiveness restarts a HAProxy that stops answering: its monitor
+// frontend on the loopback, served by the worker as any listener is.
+func haproxyLiveness(in DataPlaneInput, paths contract.Paths) *corev1.Probe {
+	if _, port := HealthPorts(in.Options.HealthBasePort, in.RouterID); port != 0 {
+		return httpProbe(port, contract.HAProxyMonitorPath, 10, 3)
+	}
+	return execProbe(10, 3, contract.Binary, "probe", "haproxy", "--socket="+paths.RuntimeSocket())
+}
+
 func keepalivedContainer(in DataPlaneInput, paths contract.Paths) corev1.Container {
 	return corev1.Container{
 		Name:            ContainerKeepalived,
@@ -368,7 +420,7 @@ func keepalivedContainer(in DataPlaneInput, paths contract.Paths) corev1.Contain
 			"--use-file=" + paths.KeepalivedConfig()},
 		Env: []corev1.EnvVar{{Name: contract.EnvPodUID, ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.uid"}}}},
-		LivenessProbe: execProbe(10, 3, contract.Binary, "probe", "keepalived", "--pid-file="+paths.KeepalivedPID()),
+		LivenessProbe: keepalivedLiveness(in, paths),
 		Resources:     orDefault(in.Class.KeepalivedResources, defaultKeepalivedResources),
 		// Its config read-only; its own runtime files and the tracked
 		// health file (keepalived creates it) writable. Nothing of
@@ -383,4 +435,20 @@ func keepalivedContainer(in DataPlaneInput, paths contract.Paths) corev1.Contain
 		// gratuitous ARP.
 		SecurityContext: securityContext("NET_ADMIN", "NET_RAW"),
 	}
+}
+
+// keepalivedLiveness is none with health ports: supervise-keepalived is
+// the container's first process and exits the moment keepalived does,
+// which is all the exec probe checked (the process in keepalived's pid
+// file runs); keepalived respawns its own VRRP child.
+func keepalivedLiveness(in DataPlaneInput, paths contract.Paths) *corev1.Probe {
+	if port, _ := HealthPorts(in.Options.HealthBasePort, in.RouterID); port != 0 {
+		return nil
+	}
+	return execProbe(10, 3, contract.Binary, "probe", "keepalived", "--pid-file="+paths.KeepalivedPID())
+}
+
+func agentHealthPort(in DataPlaneInput) int32 {
+	port, _ := HealthPorts(in.Options.HealthBasePort, in.RouterID)
+	return port
 }

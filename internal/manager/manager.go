@@ -62,6 +62,9 @@ type Options struct {
 	// port its agents serve metrics on, on each node's address; 0 turns
 	// data-plane metrics off.
 	DataPlaneMetricsBasePort int
+	// DataPlaneHealthBasePort places the loopback ports the kubelet probes
+	// (desired.HealthPorts); 0 keeps exec probes.
+	DataPlaneHealthBasePort int
 	// Resolve, if set, looks up static servers' DNS names instead of the
 	// system's resolver (tests: no DNS server answers here).
 	Resolve resolve.Lookup
@@ -86,6 +89,9 @@ func (o *Options) Validate() error {
 	}
 	if p := o.DataPlaneMetricsBasePort; p != 0 && (p < 1024 || p+desired.MaxRouterID > 65535) {
 		errs = append(errs, fmt.Errorf("--dataplane-metrics-base-port %d: want 0 (off) or 1024 to %d, so that every router ID (1 to %d) adds up to a port", p, 65535-desired.MaxRouterID, desired.MaxRouterID))
+	}
+	if p := o.DataPlaneHealthBasePort; p != 0 && (p < 1024 || p+2*desired.MaxRouterID > 65535) {
+		errs = append(errs, fmt.Errorf("--dataplane-health-base-port %d: want 0 (exec probes) or 1024 to %d, so that every router ID (1 to %d) adds up to two ports", p, 65535-2*desired.MaxRouterID, desired.MaxRouterID))
 	}
 	if o.ProbeAddr == "" {
 		errs = append(errs, errors.New("--health-probe-bind-address must not be empty (use 0 to disable)"))
@@ -155,7 +161,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Resolve:   o.Resolve,
 		Recorder:  mgr.GetEventRecorder("hakeeper"),
 		DataPlane: desired.DataPlaneOptions{Namespace: o.DataPlaneNamespace, Image: o.DataPlaneImage, ImagePullPolicy: o.PullPolicy,
-			MetricsBasePort: o.DataPlaneMetricsBasePort, PriorityClassName: o.DataPlanePriorityClass},
+			MetricsBasePort: o.DataPlaneMetricsBasePort, HealthBasePort: o.DataPlaneHealthBasePort, PriorityClassName: o.DataPlanePriorityClass},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the controller: %w", err)

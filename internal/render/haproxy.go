@@ -25,8 +25,12 @@ type haproxyModel struct {
 	MaxConnections  int32
 	Threads         int32
 	Timeouts        timeouts
-	Frontends       []frontend
-	Backends        []backend
+	// HealthPort and MonitorPath: the kubelet's liveness probe, answered
+	// by HAProxy on the loopback (0: none).
+	HealthPort  int32
+	MonitorPath string
+	Frontends   []frontend
+	Backends    []backend
 }
 
 type timeouts struct {
@@ -153,6 +157,8 @@ func newHAProxyModel(in *Input) haproxyModel {
 			TunnelSeconds:       v1alpha1.Int32Or(t.TunnelSeconds, v1alpha1.DefaultTunnelSeconds),
 			HardStopAfter:       v1alpha1.Int32Or(t.HardStopAfterSeconds, v1alpha1.DefaultHardStopAfterSeconds),
 		},
+		HealthPort:  in.HealthPort,
+		MonitorPath: contract.HAProxyMonitorPath,
 	}
 	for i := range spec.Listeners {
 		m.Frontends = append(m.Frontends, newFrontend(in, &spec.Listeners[i]))

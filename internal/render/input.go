@@ -42,6 +42,10 @@ type Input struct {
 	VirtualRouterID int32
 	// Paths of files and sockets on the node. Zero means contract.DefaultPaths.
 	Paths contract.Paths
+	// HealthPort is where HAProxy answers the kubelet's liveness probe on
+	// the node's loopback (desired.HealthPorts); 0 renders no such
+	// frontend.
+	HealthPort int32
 }
 
 // Endpoint is one ready address:port of a Service backend.

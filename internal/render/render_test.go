@@ -125,6 +125,9 @@ func (c sampleCase) input(t testing.TB) Input {
 	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
 		in.VirtualRouterID = *id
 	}
+	// HAProxy's health port as the operator places it by default
+	// (desired.HealthPorts with base 19000).
+	in.HealthPort = 19000 + 255 + in.VirtualRouterID
 	names := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
 		names[i] = n.Name

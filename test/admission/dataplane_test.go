@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
@@ -65,6 +66,15 @@ func TestDataPlaneShape(t *testing.T) {
 	if err := create(mgr, good); err != nil {
 		t.Fatalf("the manager's own DaemonSet is refused: %v", err)
 	}
+	// As the manager writes it by default: HTTP probes of the loopback.
+	probed := desired.DaemonSet(lb, desired.DataPlaneInput{
+		Options: desired.DataPlaneOptions{Namespace: dataPlaneNamespace, Image: dataPlaneImage, MetricsBasePort: 9800,
+			HealthBasePort: desired.DefaultHealthBasePort},
+		RouterID: 7,
+	})
+	if err := create(mgr, probed); err != nil {
+		t.Fatalf("the manager's own DaemonSet with HTTP probes is refused: %v", err)
+	}
 	wantDeniedBy(t, shapePolicy, create(mgr, badImage), "evil.example/root:latest is not allowed")
 	if err := create(env.Client, badImage); err != nil {
 		t.Errorf("the admin's DaemonSet is matched: %v", err)
@@ -113,6 +123,18 @@ func TestDataPlaneShape(t *testing.T) {
 		{"a shell as a probe", func(ds *appsv1.DaemonSet) {
 			container(ds, "keepalived").LivenessProbe.Exec.Command = []string{"sh", "-c", "id"}
 		}, "hakeeper probe"},
+		{"an HTTP probe of another host", func(ds *appsv1.DaemonSet) {
+			container(ds, "haproxy").LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+				HTTPGet: &corev1.HTTPGetAction{Host: "169.254.169.254", Port: intstr.FromInt32(80), Path: "/latest/meta-data/"}}}
+		}, "ask 127.0.0.1"},
+		{"an HTTP probe of the pod's address", func(ds *appsv1.DaemonSet) {
+			container(ds, "agent").StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+				HTTPGet: &corev1.HTTPGetAction{Port: intstr.FromInt32(10250), Path: "/pods"}}}
+		}, "ask 127.0.0.1"},
+		{"a TCP probe", func(ds *appsv1.DaemonSet) {
+			container(ds, "keepalived").LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+				TCPSocket: &corev1.TCPSocketAction{Host: "10.0.0.1", Port: intstr.FromInt32(22)}}}
+		}, "no TCP or gRPC probe"},
 		{"a lifecycle hook", func(ds *appsv1.DaemonSet) {
 			container(ds, "haproxy").Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{
 				Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "id"}}}}

@@ -3,13 +3,16 @@ package e2e
 import (
 	"fmt"
 	"maps"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/lab"
 )
@@ -144,4 +147,87 @@ func settledHealthy(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
 		}
 		return nil
 	})
+}
+
+// TestProbesCatchHangs: the kubelet's probes are HTTP requests on the
+// node's loopback, no exec. They answer on a backup node; then the agent
+// of one backup and HAProxy of the other are frozen (SIGSTOP) and the
+// kubelet restarts each: 3 failures 10 s apart with a 5 s timeout, then
+// the 30 s grace a frozen process takes to be killed. (In one pod the
+// kubelet kills one container after the other, each taking the grace.)
+func TestProbesCatchHangs(t *testing.T) {
+	l := requireLab(t)
+	lb := variant("probes", lab.Prefix+"121")
+	createAndWait(t, l, lb)
+	settledHealthy(t, l, lb)
+	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), lb); err != nil {
+		t.Fatal(err)
+	}
+	node := lab.NodeName(1)
+	agentPort, haproxyPort := desired.HealthPorts(desired.DefaultHealthBasePort, lb.Status.VirtualRouterID)
+	for _, probe := range []struct {
+		port int32
+		path string
+	}{{agentPort, contract.AgentAlivePath}, {agentPort, contract.AgentStartedPath}, {haproxyPort, contract.HAProxyMonitorPath}} {
+		// As the kubelet asks, from the node's network namespace.
+		script := fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d && printf 'GET %s HTTP/1.0\r\n\r\n' >&3 && timeout 5 head -n 1 <&3`, probe.port, probe.path)
+		cmd, err := l.NodeCommand(ctx, node, "timeout", "10", "bash", "-c", script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), " 200 ") {
+			t.Errorf("127.0.0.1:%d%s on %s: %v %q", probe.port, probe.path, node, err, out)
+		}
+	}
+
+	pods, err := l.Pods(ctx, lab.OperatorNamespace, map[string]string{desired.LabelLoadBalancer: lb.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentNode, haproxyNode := lab.NodeName(1), lab.NodeName(2)
+	restarts := func() (agent, haproxy int32) {
+		for _, p := range pods {
+			got := &corev1.Pod{}
+			if l.Client.Get(ctx, client.ObjectKeyFromObject(&p), got) != nil {
+				continue
+			}
+			for _, s := range append(got.Status.InitContainerStatuses, got.Status.ContainerStatuses...) {
+				switch {
+				case s.Name == desired.ContainerAgent && p.Spec.NodeName == agentNode:
+					agent = s.RestartCount
+				case s.Name == desired.ContainerHAProxy && p.Spec.NodeName == haproxyNode:
+					haproxy = s.RestartCount
+				}
+			}
+		}
+		return agent, haproxy
+	}
+	agentBefore, haproxyBefore := restarts()
+	agent, err := l.Container(agentNode, lb, desired.ContainerAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	if err := syscall.Kill(agent.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(agent.PID, syscall.SIGCONT) })
+	freezeHAProxy(t, l, lb, haproxyNode, true)
+	var agentAfter, haproxyAfter int32
+	var agentTook, haproxyTook time.Duration
+	eventually(t, 150*time.Second, "the kubelet restarting the frozen agent and HAProxy", func() error {
+		agentAfter, haproxyAfter = restarts()
+		if agentAfter > agentBefore && agentTook == 0 {
+			agentTook = time.Since(frozen)
+		}
+		if haproxyAfter > haproxyBefore && haproxyTook == 0 {
+			haproxyTook = time.Since(frozen)
+		}
+		if agentTook == 0 || haproxyTook == 0 {
+			return fmt.Errorf("restarts: agent %d -> %d, haproxy %d -> %d", agentBefore, agentAfter, haproxyBefore, haproxyAfter)
+		}
+		return nil
+	})
+	t.Logf("frozen: the agent on %s restarted after %.0f s, HAProxy on %s after %.0f s", agentNode, agentTook.Seconds(), haproxyNode, haproxyTook.Seconds())
+	waitActive(t, l, lb, lab.NodeName(0), 90*time.Second)
 }
