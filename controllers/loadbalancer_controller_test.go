@@ -298,8 +298,15 @@ func checkDaemonSet(t *testing.T, lb *v1alpha1.LoadBalancer) {
 		if fmt.Sprint(sc.Capabilities.Add) != fmt.Sprint(wantCaps[c.Name]) || fmt.Sprint(sc.Capabilities.Drop) != "[ALL]" {
 			t.Errorf("%s: capabilities %+v, want only %v", c.Name, sc.Capabilities, wantCaps[c.Name])
 		}
-		if c.LivenessProbe == nil {
-			t.Errorf("%s has no liveness probe", c.Name)
+		// The agent's and HAProxy's probes are HTTP requests on the node's
+		// loopback; keepalived has none (its supervisor exits with it).
+		switch p := c.LivenessProbe; {
+		case c.Name == desired.ContainerKeepalived:
+			if p != nil {
+				t.Errorf("keepalived has a liveness probe: %+v", p)
+			}
+		case p == nil || p.HTTPGet == nil || p.HTTPGet.Host != "127.0.0.1" || p.Exec != nil:
+			t.Errorf("%s: liveness probe %+v, want an HTTP request on 127.0.0.1", c.Name, p)
 		}
 		// Each daemon sees only its own files, read-only but for its
 		// runtime directories.

@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/manager"
 	"github.com/hakeeper/hakeeper/internal/testenv"
 )
@@ -145,8 +146,11 @@ func runSuite(m *testing.M) int {
 		DataPlaneImage:     operatorImage,
 		// The metrics ports follow the router IDs (checkDaemonSet).
 		DataPlaneMetricsBasePort: metricsBasePort,
-		WrapClient:               countingClient,
-		Resolve:                  sampleNames,
+		// As the manager's flag defaults: HTTP probes, and HAProxy's health
+		// frontend in haproxy.cfg, as in the renderer's goldens.
+		DataPlaneHealthBasePort: desired.DefaultHealthBasePort,
+		WrapClient:              countingClient,
+		Resolve:                 sampleNames,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -128,10 +128,13 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		}
 		a.metrics.setTracked(trackedPreemptHold, hold.set)
 		// The liveness probe's evidence that this loop runs: served on the
-		// health port, and as a file for the exec probe without one.
+		// health port, or, without one, a file the exec probe reads (a
+		// write ten times a second that the HTTP probe does not need).
 		a.beat.Store(now.UnixNano())
-		if err := os.Chtimes(a.o.Paths.Heartbeat(), now, now); err != nil {
-			_ = os.WriteFile(a.o.Paths.Heartbeat(), nil, 0o644)
+		if a.o.HealthPort == 0 {
+			if err := os.Chtimes(a.o.Paths.Heartbeat(), now, now); err != nil {
+				_ = os.WriteFile(a.o.Paths.Heartbeat(), nil, 0o644)
+			}
 		}
 		// What the interface carries, not what keepalived says: a split
 		// brain or a VIP left behind shows here.

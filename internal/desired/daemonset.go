@@ -299,9 +299,10 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPor
 	}
 	command := []string{contract.Binary, "agent", "--run-dir=" + paths.RunDir, "--config-dir=" + paths.ConfigDir}
 	var ports []corev1.ContainerPort
-	// A hung agent stops beating: restarted within about 30 s (it then
-	// resumes without moving the VIPs). HAProxy's death does not wait for
-	// it (supervise-haproxy).
+	// A hung agent stops beating: the kubelet gives up on it within about
+	// 30 s and kills it after the pod's grace (it then resumes without
+	// moving the VIPs). HAProxy's death does not wait for it
+	// (supervise-haproxy).
 	startup := execProbe(1, 600, contract.Binary, "probe", "files", paths.HAProxyConfig(), paths.KeepalivedConfig(), paths.VRRPPeers())
 	liveness := execProbe(10, 3, contract.Binary, "probe", "agent", "--heartbeat="+paths.Heartbeat(), "--max-age=5s")
 	if healthPort != 0 {

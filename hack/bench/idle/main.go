@@ -21,6 +21,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -141,6 +142,15 @@ func run(ctx context.Context, counts []int, window, settle time.Duration) error 
 			n, 100*(r.podCPU+r.runtimeCPU), 100*r.podCPU, 100*r.runtimeCPU,
 			r.podMiB+r.shimMiB+r.runtimeMiB, r.podMiB, r.shimMiB, r.runtimeMiB, r.processes, r.threads, 100*r.keepalivedCPU)
 	}
+	fmt.Printf("\nCPU %% of a core by container (median pod):\n")
+	for _, r := range results {
+		names := slices.Sorted(maps.Keys(r.containers))
+		parts := make([]string, len(names))
+		for i, name := range names {
+			parts[i] = fmt.Sprintf("%s %.2f", name, 100*r.containers[name])
+		}
+		fmt.Printf("%4d  %s\n", r.n, strings.Join(parts, ", "))
+	}
 	last := results[len(results)-1]
 	fmt.Printf("\nat 100 LoadBalancers per node (from %d): %.1f cores, %.1f GiB private memory, %.0f processes\n",
 		last.n, 100*(last.podCPU+last.runtimeCPU), 100*(last.podMiB+last.shimMiB+last.runtimeMiB)/1024, 100*last.processes)
@@ -226,8 +236,9 @@ type meter struct {
 // pod is one data-plane pod's readings.
 type pod struct {
 	cgroup     string
-	cpu        float64         // cgroup CPU seconds
-	keepalived map[int]float64 // keepalived processes' CPU seconds
+	cpu        float64            // cgroup CPU seconds
+	keepalived map[int]float64    // keepalived processes' CPU seconds
+	containers map[string]float64 // each container's cgroup CPU seconds, by name
 	memory     int64
 	processes  int
 	threads    int
@@ -255,9 +266,16 @@ func (m *meter) snapshot(ctx context.Context) (*snapshot, error) {
 		if !ok {
 			continue
 		}
-		d := &pod{cgroup: filepath.Dir(container.cgroup), keepalived: map[int]float64{}}
+		d := &pod{cgroup: filepath.Dir(container.cgroup), keepalived: map[int]float64{}, containers: map[string]float64{}}
 		if d.cpu, err = cgroupCPU(m.root, d.cgroup); err != nil {
 			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+		for _, c := range containers {
+			if pr, ok := readProcess(c.PID); ok {
+				if cpu, err := cgroupCPU(m.root, pr.cgroup); err == nil {
+					d.containers[c.Name] = cpu
+				}
+			}
 		}
 		pids, threads := cgroupTasks(m.root, d.cgroup)
 		d.processes, d.threads = len(pids), threads
@@ -290,7 +308,8 @@ type sample struct {
 	runtimeMemory int64   // bytes, kubelets, containerds and kube-proxies
 	processes     int
 	threads       int
-	keepalived    []float64 // each pod's busiest keepalived process, cores
+	keepalived    []float64            // each pod's busiest keepalived process, cores
+	containers    map[string][]float64 // each pod's containers, cores, by name
 }
 
 func (m *meter) measure(ctx context.Context, window time.Duration) (sample, error) {
@@ -308,7 +327,7 @@ func (m *meter) measure(ctx context.Context, window time.Duration) (sample, erro
 		return sample{}, err
 	}
 	secs := b.at.Sub(a.at).Seconds()
-	var s sample
+	s := sample{containers: map[string][]float64{}}
 	for name, pb := range b.pods {
 		pa, ok := a.pods[name]
 		if !ok {
@@ -326,6 +345,11 @@ func (m *meter) measure(ctx context.Context, window time.Duration) (sample, erro
 			}
 		}
 		s.keepalived = append(s.keepalived, busiest)
+		for name, cpu := range pb.containers {
+			if before, ok := pa.containers[name]; ok {
+				s.containers[name] = append(s.containers[name], (cpu-before)/secs)
+			}
+		}
 	}
 	for pid, pb := range b.runtime {
 		pa, ok := a.runtime[pid]
@@ -348,6 +372,7 @@ type result struct {
 	podCPU, runtimeCPU                float64 // cores
 	podMiB, shimMiB, runtimeMiB       float64
 	processes, threads, keepalivedCPU float64
+	containers                        map[string]float64 // median pod's, cores
 }
 
 func perLoadBalancer(n int, base, s sample) result {
@@ -365,6 +390,11 @@ func perLoadBalancer(n int, base, s sample) result {
 	}
 	if len(s.keepalived) > 0 {
 		r.keepalivedCPU = s.keepalived[len(s.keepalived)/2]
+	}
+	r.containers = map[string]float64{}
+	for name, v := range s.containers {
+		slices.Sort(v)
+		r.containers[name] = v[len(v)/2]
 	}
 	return r
 }
