@@ -50,9 +50,13 @@ type Options struct {
 	HostIP                string
 	Paths                 contract.Paths
 	Checker               configcheck.Checker
-	// HealthInterval is how often HAProxy's health is read. It bounds how
-	// long a dead HAProxy keeps the virtual IPs.
+	// HealthInterval is how often HAProxy's health is read while anything
+	// is in flux (see healthLoop).
 	HealthInterval time.Duration
+	// IdleHealthInterval is how often it is read while all is steady. It
+	// bounds how long a HAProxy that hangs goes unnoticed; one that dies
+	// is seen at once.
+	IdleHealthInterval time.Duration
 	// ResyncInterval re-reads TLS Secrets and re-checks everything.
 	ResyncInterval time.Duration
 	// MetricsPort serves metrics on HostIP (0: no metrics).
@@ -88,6 +92,10 @@ func (o *Options) Validate() error {
 	}
 	if o.HealthInterval <= 0 || o.ResyncInterval <= 0 {
 		errs = append(errs, errors.New("intervals must be positive"))
+	}
+	// The liveness probe wants a beat within aliveMaxAge.
+	if o.IdleHealthInterval < o.HealthInterval || o.IdleHealthInterval > aliveMaxAge/2 {
+		errs = append(errs, fmt.Errorf("the idle health interval %s must be between the health interval %s and %s", o.IdleHealthInterval, o.HealthInterval, aliveMaxAge/2))
 	}
 	return errors.Join(errs...)
 }

@@ -21,7 +21,7 @@ import (
 func TestHAProxyDeathIsSeenAtOnce(t *testing.T) {
 	f := newSyncFixture(t)
 	a := f.agent
-	a.o.HealthInterval = time.Hour
+	a.o.HealthInterval, a.o.IdleHealthInterval = time.Hour, time.Hour
 	a.healthNow = make(chan struct{}, 1)
 	pgid := haproxytest.Start(t, a.o.Paths.MasterSocket(), a.o.Paths.RuntimeSocket())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -89,7 +89,7 @@ func haproxytestReload(ctx context.Context, a *Agent) (string, error) {
 func TestMasterExitKeepsTrackFileSet(t *testing.T) {
 	f := newSyncFixture(t)
 	a := f.agent
-	a.o.HealthInterval = 20 * time.Millisecond
+	a.o.HealthInterval, a.o.IdleHealthInterval = 20*time.Millisecond, 20*time.Millisecond
 	a.healthNow = make(chan struct{}, 1)
 	paths := a.o.Paths
 	pgid := haproxytest.Start(t, paths.MasterSocket(), paths.RuntimeSocket())

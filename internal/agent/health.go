@@ -16,12 +16,20 @@ import (
 	"github.com/hakeeper/hakeeper/internal/render"
 )
 
-// healthLoop reads HAProxy's stats every HealthInterval, and at once when
-// masterWatchLoop sees HAProxy's master go (then every masterGoneRecheck
-// while it stays gone), and writes the track file: 0 while HAProxy
-// answers, 1 otherwise. keepalived watches the file through
+// healthLoop reads HAProxy's stats and writes the track file: 0 while
+// HAProxy answers, 1 otherwise. keepalived watches the file through
 // inotify and enters FAULT the moment it turns 1, so the virtual IPs leave
 // a node whose HAProxy died within milliseconds of its death.
+//
+// It reads every HealthInterval (100 ms) while anything is in flux (a
+// failure or an empty backend being debounced, HAProxy down, its master
+// gone, a reload within its grace, a preempt hold about to lift), and
+// every IdleHealthInterval (1 s) while all is steady: ten reads a second
+// of every LoadBalancer's stats on every node were most of what an idle
+// LoadBalancer cost. A death is not waited for: masterWatchLoop wakes the
+// loop the moment HAProxy's master goes, and keepalived's own supervisor
+// sets the track file when it exits. Only a HAProxy that hangs is found
+// by the poll, within IdleHealthInterval + faultAfter.
 //
 // A HAProxy that answers but has no server up in any backend sets the
 // no-servers file instead (see render.NoServersTrackName): the node stays
@@ -33,8 +41,6 @@ import (
 // until HAProxy has been healthy for the delay.
 func (a *Agent) healthLoop(ctx context.Context) {
 	log := ctrl.LoggerFrom(ctx)
-	tick := time.NewTicker(a.o.HealthInterval)
-	defer tick.Stop()
 	track := flagFile{path: a.o.Paths.TrackFile(), set: fileSet(a.o.Paths.TrackFile())}
 	hold := flagFile{path: a.o.Paths.PreemptHold(), set: fileSet(a.o.Paths.PreemptHold())}
 	noServers := flagFile{path: a.o.Paths.NoServers(), set: fileSet(a.o.Paths.NoServers())}
@@ -45,27 +51,25 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		// while HAProxy is healthy, as if the delay had long passed.
 		gate.healthySince = time.Unix(1, 0)
 	}
-	failures, empty := 0, 0
+	// The virtual IPs the interface holds are read again when the kernel
+	// says an address changed; without that (the watch failed), polled.
+	addrChanged, err := ifaddr.Watch(ctx)
+	if err != nil {
+		log.Info("Watching the node's addresses failed; polling them", "error", err.Error())
+	}
+	var debounce debouncer
 	// masterExited: when supervise-haproxy set the track file; zero once
 	// a new master answered.
 	var masterExited time.Time
-	var ticks int
 	var holds []string
+	var heldOf *[]string
+	var looked, lookedOwn, lookedHolds time.Time
 	for {
 		answers, dead, backends, why := a.probe(ctx)
+		now := time.Now()
 		serving := answers && anyServerUp(backends)
-		if answers {
-			failures = 0
-		} else {
-			failures++
-		}
-		switch {
-		case serving:
-			empty = 0
-		case answers:
-			empty++
-		}
-		faulty := a.unhealthy(dead, failures)
+		debounce.observe(now, answers, serving)
+		faulty := debounce.failing() && (dead && now.Sub(a.lastReload()) > reloadGrace || debounce.failedFor(now) >= faultAfter)
 		a.metrics.setBackends(backends)
 		// A HAProxy whose master is gone may still answer for a moment
 		// through a worker that outlives it, and a set file must not
@@ -92,14 +96,14 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		if changed, err := track.write(faulty); err != nil {
 			log.Error(err, "Writing the track file failed")
 		} else if changed {
-			log.Info("HAProxy health changed", "healthy", !faulty, "reason", why, "failures", failures)
+			log.Info("HAProxy health changed", "healthy", !faulty, "reason", why, "failingFor", debounce.failedFor(now).String())
 		}
 		a.metrics.setTracked(trackedHealth, track.set)
 		// Debounced as any other failure: a reload or one slow check round
 		// must not move the VIP. While HAProxy does not answer the file
 		// stays as it was; the node is in FAULT anyway.
 		if answers {
-			lowered := time.Duration(empty)*a.o.HealthInterval >= faultAfter
+			lowered := debounce.emptyFor(now) >= faultAfter
 			if changed, err := noServers.write(lowered); err != nil {
 				log.Error(err, "Writing the no-servers file failed")
 			} else if changed {
@@ -114,13 +118,13 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		}
 		a.metrics.setTracked(trackedMaintenance, maintenance.set)
 		serves := !faulty && !noServers.set
-		now := time.Now()
 		if hold.setElsewhere() { // keepalived restarted: the delay starts over
 			gate.restart(now)
 		}
 		// The preempt delay counts from when the node serves again: HAProxy
 		// up and a server up.
-		held := gate.hold(now, serves, time.Duration(a.preemptDelay.Load()))
+		delay := time.Duration(a.preemptDelay.Load())
+		held := gate.hold(now, serves, delay)
 		if changed, err := hold.write(held); err != nil {
 			log.Error(err, "Writing the preempt hold file failed")
 		} else if changed {
@@ -128,8 +132,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		}
 		a.metrics.setTracked(trackedPreemptHold, hold.set)
 		// The liveness probe's evidence that this loop runs: served on the
-		// health port, or, without one, a file the exec probe reads (a
-		// write ten times a second that the HTTP probe does not need).
+		// health port, or, without one, a file the exec probe reads.
 		a.beat.Store(now.UnixNano())
 		if a.o.HealthPort == 0 {
 			if err := os.Chtimes(a.o.Paths.Heartbeat(), now, now); err != nil {
@@ -137,16 +140,27 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			}
 		}
 		// What the interface carries, not what keepalived says: a split
-		// brain or a VIP left behind shows here.
-		var vips []string
-		var linkLocal string
-		if p := a.virtualIPs.Load(); p != nil {
-			vips = *p
+		// brain or a VIP left behind shows here. Read when the kernel said
+		// an address changed or the virtual IPs did, and every
+		// holdsRecheck besides (every idle read without the watch).
+		vips := a.virtualIPs.Load()
+		recheck := holdsRecheck
+		if addrChanged == nil {
+			recheck = a.o.IdleHealthInterval
 		}
-		// Every fifth tick (0.5 s at the default interval): a netlink dump
-		// per agent, and a node runs one agent per LoadBalancer.
-		if ticks%holdsEvery == 0 {
-			holds = ifaddr.Held(a.iface, vips)
+		observed := false
+		if vips != heldOf || now.Sub(lookedHolds) >= recheck {
+			heldOf, lookedHolds, observed = vips, now, true
+			holds = nil
+			if vips != nil {
+				holds = ifaddr.Held(a.iface, *vips)
+			}
+		}
+		// keepalived's supervisor asked, and the node's other addresses
+		// read, at most once an idle interval and once a minute.
+		var linkLocal string
+		if now.Sub(looked) >= a.o.IdleHealthInterval {
+			looked = now
 			a.forgetRoleIfKeepalivedGone(ctx)
 			if a.snapshot().LinkLocal == "" {
 				// Reported once known (IPv6 may come up after the agent).
@@ -154,10 +168,10 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			}
 		}
 		var own []string
-		if ticks%ownEvery == 0 {
+		if now.Sub(lookedOwn) >= ownRecheck {
+			lookedOwn = now
 			own = ifaddr.Own(a.iface)
 		}
-		ticks++
 		a.update(func(r *contract.NodeReport) {
 			if linkLocal != "" {
 				r.LinkLocal = linkLocal
@@ -166,24 +180,113 @@ func (a *Agent) healthLoop(ctx context.Context) {
 				r.Addresses = own
 			}
 			r.Healthy, r.Backends = serves, backends
-			r.HoldsObserved, r.Holds = true, holds
+			if observed {
+				r.HoldsObserved, r.Holds = true, holds
+			}
+		})
+		wait := pace(a.o.HealthInterval, a.o.IdleHealthInterval, paceState{
+			unsettled: debounce.unsettled(now, faultAfter) || track.set || a.masterGone.Load() ||
+				now.Sub(a.lastReload()) < reloadGrace,
+			holdLifts: gate.liftsIn(now, serves, delay),
 		})
 		// The master gone while HAProxy still answers: a worker outliving
 		// it for a moment, or the master re-executing for a reload. Look
-		// again soon rather than at the next tick; only what the workers'
-		// socket says decides, as for any death.
-		var soon <-chan time.Time
+		// again soon; only what the workers' socket says decides, as for
+		// any death.
 		if a.masterGone.Load() && !faulty {
-			soon = time.After(masterGoneRecheck)
+			wait = min(wait, masterGoneRecheck)
 		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
-		case <-tick.C:
+		case <-timer.C:
 		case <-a.healthNow:
-		case <-soon:
+		case _, ok := <-addrChanged:
+			if !ok {
+				addrChanged = nil
+			}
+			lookedHolds = time.Time{}
+		}
+		timer.Stop()
+	}
+}
+
+// paceState is what decides how soon HAProxy is read again.
+type paceState struct {
+	// unsettled: something is in flux (a failure or empty backend being
+	// debounced, HAProxy down or its master gone, a reload in its grace).
+	unsettled bool
+	// holdLifts: the preempt hold lifts after this long (0: no hold
+	// waiting to lift).
+	holdLifts time.Duration
+}
+
+// pace is how long the health loop waits: fast while unsettled, idle
+// otherwise, and no longer than until a preempt hold lifts.
+func pace(fast, idle time.Duration, s paceState) time.Duration {
+	wait := idle
+	if s.unsettled {
+		wait = fast
+	}
+	if s.holdLifts > 0 && s.holdLifts < wait {
+		wait = max(s.holdLifts, time.Millisecond)
+	}
+	return wait
+}
+
+// debouncer times how long HAProxy has failed to answer and how long its
+// backends have had no server up, so that neither moves a VIP before
+// faultAfter, whatever the interval between reads.
+type debouncer struct {
+	// failingSince: the first of the reads that have failed since the
+	// last answer; zero while HAProxy answers.
+	failingSince time.Time
+	// emptySince: the first answer of those since the last one with a
+	// server up; zero while one is up. Kept while HAProxy does not answer.
+	emptySince time.Time
+}
+
+func (d *debouncer) observe(now time.Time, answers, serving bool) {
+	switch {
+	case !answers:
+		if d.failingSince.IsZero() {
+			d.failingSince = now
+		}
+	case serving:
+		d.failingSince, d.emptySince = time.Time{}, time.Time{}
+	default:
+		d.failingSince = time.Time{}
+		if d.emptySince.IsZero() {
+			d.emptySince = now
 		}
 	}
+}
+
+// failing: the last read got no answer.
+func (d *debouncer) failing() bool { return !d.failingSince.IsZero() }
+
+// failedFor is how long HAProxy has not answered (0 while it answers).
+func (d *debouncer) failedFor(now time.Time) time.Duration {
+	if d.failingSince.IsZero() {
+		return 0
+	}
+	return now.Sub(d.failingSince)
+}
+
+// emptyFor is how long no server has been up (0 while one is).
+func (d *debouncer) emptyFor(now time.Time) time.Duration {
+	if d.emptySince.IsZero() {
+		return 0
+	}
+	return now.Sub(d.emptySince)
+}
+
+// unsettled: a failure or an empty backend seen and not yet old enough to
+// act on, or HAProxy failing (read fast until it answers again).
+func (d *debouncer) unsettled(now time.Time, after time.Duration) bool {
+	return d.failing() || (!d.emptySince.IsZero() && d.emptyFor(now) < after)
 }
 
 // forgetRoleIfKeepalivedGone clears the role keepalived last notified once
@@ -221,12 +324,13 @@ func modTime(path string) time.Time {
 	return fi.ModTime()
 }
 
-// holdsEvery is how many health ticks pass between looks at the interface.
-const holdsEvery = 5
+// holdsRecheck is how often the virtual IPs the interface holds are read
+// besides when the kernel says an address changed.
+const holdsRecheck = 10 * time.Second
 
-// ownEvery is how many health ticks pass between looks at the node's own
-// addresses (30 s at the default interval), which rarely change.
-const ownEvery = 300
+// ownRecheck is how often the node's own addresses are read: they rarely
+// change.
+const ownRecheck = 30 * time.Second
 
 // flagFile is a file keepalived tracks, holding 1 (set) or 0. It is
 // written only when the value changes; prepareFiles creates it set.
@@ -275,6 +379,15 @@ func (g *holdGate) restart(now time.Time) {
 	}
 }
 
+// liftsIn is how long until a node that serves is released (0: it is
+// not serving, or not held).
+func (g *holdGate) liftsIn(now time.Time, healthy bool, delay time.Duration) time.Duration {
+	if !healthy || g.healthySince.IsZero() {
+		return 0
+	}
+	return max(g.healthySince.Add(delay).Sub(now), 0)
+}
+
 func (g *holdGate) hold(now time.Time, healthy bool, delay time.Duration) bool {
 	if !healthy {
 		g.healthySince = time.Time{}
@@ -297,16 +410,6 @@ const (
 	// is gone but the workers' socket still answers.
 	masterGoneRecheck = 20 * time.Millisecond
 )
-
-func (a *Agent) unhealthy(dead bool, failures int) bool {
-	if failures == 0 {
-		return false
-	}
-	if dead && time.Since(a.lastReload()) > reloadGrace {
-		return true
-	}
-	return time.Duration(failures)*a.o.HealthInterval >= faultAfter
-}
 
 // probe reads HAProxy's stats. answers means it did; dead means nothing
 // listens on the runtime socket any more (connection refused or the

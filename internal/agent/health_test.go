@@ -90,3 +90,84 @@ func TestARestartedKeepalivedIsHeldForTheWholeDelay(t *testing.T) {
 		t.Error("still held after the delay")
 	}
 }
+
+// TestDebouncerTimesFailuresWhateverTheInterval: failures and empty
+// backends count from the first read that saw them, so a node read once a
+// second acts on them as late as one read ten times a second, and an
+// answer in between starts over.
+func TestDebouncerTimesFailuresWhateverTheInterval(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	type read struct {
+		at               time.Duration
+		answers, serving bool
+		failedFor        time.Duration
+		emptyFor         time.Duration
+		unsettled        bool
+	}
+	for name, reads := range map[string][]read{
+		"read once a second: a hang": {
+			{0, true, true, 0, 0, false},
+			{time.Second, false, false, 0, 0, true}, // the first failed read
+			{1100 * time.Millisecond, false, false, 100 * time.Millisecond, 0, true},
+			{2 * time.Second, false, false, time.Second, 0, true},
+			{2100 * time.Millisecond, true, true, 0, 0, false},
+		},
+		"no server up, then one": {
+			{0, true, false, 0, 0, true},
+			{500 * time.Millisecond, true, false, 0, 500 * time.Millisecond, true},
+			{time.Second, true, false, 0, time.Second, false}, // lowered: steady again
+			{1500 * time.Millisecond, false, false, 0, 1500 * time.Millisecond, true},
+			{2 * time.Second, true, true, 0, 0, false},
+		},
+	} {
+		var d debouncer
+		for _, r := range reads {
+			now := t0.Add(r.at)
+			d.observe(now, r.answers, r.serving)
+			if got := d.failedFor(now); got != r.failedFor {
+				t.Errorf("%s at %v: failed for %v, want %v", name, r.at, got, r.failedFor)
+			}
+			if got := d.emptyFor(now); got != r.emptyFor {
+				t.Errorf("%s at %v: empty for %v, want %v", name, r.at, got, r.emptyFor)
+			}
+			if got := d.unsettled(now, faultAfter); got != r.unsettled {
+				t.Errorf("%s at %v: unsettled %v, want %v", name, r.at, got, r.unsettled)
+			}
+		}
+	}
+}
+
+func TestPaceReadsFastOnlyWhileUnsettled(t *testing.T) {
+	fast, idle := 100*time.Millisecond, time.Second
+	for _, c := range []struct {
+		s    paceState
+		want time.Duration
+	}{
+		{paceState{}, idle},
+		{paceState{unsettled: true}, fast},
+		{paceState{holdLifts: 300 * time.Millisecond}, 300 * time.Millisecond}, // wakes as the hold lifts
+		{paceState{holdLifts: 5 * time.Second}, idle},
+		{paceState{unsettled: true, holdLifts: 30 * time.Millisecond}, 30 * time.Millisecond},
+		{paceState{holdLifts: time.Nanosecond}, time.Millisecond},
+	} {
+		if got := pace(fast, idle, c.s); got != c.want {
+			t.Errorf("%+v: %v, want %v", c.s, got, c.want)
+		}
+	}
+}
+
+func TestHoldGateTellsWhenItLifts(t *testing.T) {
+	var g holdGate
+	t0 := time.Unix(1000, 0)
+	delay := 10 * time.Second
+	g.hold(t0, true, delay)
+	if got := g.liftsIn(t0.Add(4*time.Second), true, delay); got != 6*time.Second {
+		t.Errorf("lifts in %v, want 6s", got)
+	}
+	if got := g.liftsIn(t0.Add(4*time.Second), false, delay); got != 0 {
+		t.Errorf("not serving: lifts in %v, want 0", got)
+	}
+	if got := g.liftsIn(t0.Add(time.Minute), true, delay); got != 0 {
+		t.Errorf("lifted long ago: %v, want 0", got)
+	}
+}

@@ -68,9 +68,19 @@ func (a *Agent) sync(ctx context.Context) error {
 		return nil // the operator has not rendered yet
 	}
 	vrrp := contract.ParseVRRPRecord(kcm)
-	a.preemptDelay.Store(int64(time.Duration(vrrp.PreemptDelaySeconds) * time.Second))
-	a.maintenance.Store(slices.Contains(vrrp.Maintenance, a.o.Node))
-	a.virtualIPs.Store(&vrrp.VirtualIPs)
+	// What the health loop acts on: it is woken when any of it changed,
+	// rather than finding out at its next idle read.
+	delay := int64(time.Duration(vrrp.PreemptDelaySeconds) * time.Second)
+	inMaintenance := slices.Contains(vrrp.Maintenance, a.o.Node)
+	vipsChanged := a.virtualIPs.Load() == nil || !slices.Equal(*a.virtualIPs.Load(), vrrp.VirtualIPs)
+	delayChanged := a.preemptDelay.Swap(delay) != delay
+	maintenanceChanged := a.maintenance.Swap(inMaintenance) != inMaintenance
+	if vipsChanged {
+		a.virtualIPs.Store(&vrrp.VirtualIPs)
+	}
+	if delayChanged || maintenanceChanged || vipsChanged {
+		a.wakeHealth()
+	}
 	a.learnRole(vrrp.VirtualIPs)
 	want := appliedConfig{
 		haproxyCfg:     hcm.Data[contract.KeyHAProxyConfig],

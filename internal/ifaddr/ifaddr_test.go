@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/hakeeper/hakeeper/internal/ifaddr"
 	"github.com/hakeeper/hakeeper/internal/ifaddr/ifaddrtest"
@@ -66,4 +67,62 @@ func TestOwnSkipsTheVRRPInterface(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestWatchTellsAddressChanges: the kernel's notifications reach the
+// watcher when an address is added to and removed from an interface of
+// the namespace, and the channel closes with its context.
+func TestWatchTellsAddressChanges(t *testing.T) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ifaddrtest.EnterNetns(t, "watch0")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		events, err := ifaddr.Watch(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		told := func(what string) {
+			select {
+			case _, ok := <-events:
+				if !ok {
+					t.Errorf("%s: the channel closed", what)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("%s: no notification in 5 s", what)
+			}
+		}
+		// What the interface's coming up told (an IPv6 link-local
+		// address) is not what this test waits for.
+		for drained := false; !drained; {
+			select {
+			case <-events:
+			case <-time.After(300 * time.Millisecond):
+				drained = true
+			}
+		}
+		ifaddrtest.AddAddress(t, "watch0", "198.18.0.111/24")
+		told("added")
+		if _, err := ifaddr.Remove(ctx, "watch0", netip.MustParseAddr("198.18.0.111")); err != nil {
+			t.Error(err)
+		}
+		told("removed")
+		cancel()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case _, ok := <-events:
+				if ok {
+					continue // told before the cancel
+				}
+				return
+			case <-deadline:
+				t.Error("the channel stayed open after its context ended")
+				return
+			}
+		}
+	}()
+	<-done
 }
