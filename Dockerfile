@@ -19,8 +19,10 @@ RUN go mod download
 COPY api/ api/
 COPY controllers/ controllers/
 COPY internal/ internal/
+COPY cmd/ cmd/
 COPY main.go ./
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/hakeeper .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/hakeeper . \
+ && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/hakeeper-supervise ./cmd/hakeeper-supervise
 
 # The operator: nothing but the binary, as a non-root user.
 FROM ${MANAGER_BASE} AS manager
@@ -29,8 +31,9 @@ USER 65532:65532
 ENTRYPOINT ["/hakeeper", "manager"]
 
 # The data plane: HAProxy and Keepalived from Debian bookworm (the versions
-# the tests check configs with: haproxy 2.6, keepalived 2.2.7) and the agent.
-# The DaemonSet picks the process per container through its command.
+# the tests check configs with: haproxy 2.6, keepalived 2.2.7), the agent,
+# and hakeeper-supervise, the small binary HAProxy and keepalived run
+# under. The DaemonSet picks the process per container through its command.
 FROM ${DATAPLANE_BASE} AS dataplane
 # Install the packages only when the base lacks them: debian:bookworm-slim
 # does, while the lab's local base already has them and is built with no
@@ -40,4 +43,5 @@ RUN dpkg-query -W haproxy keepalived iproute2 >/dev/null 2>&1 \
      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy keepalived iproute2 \
      && rm -rf /var/lib/apt/lists/*)
 COPY --from=build /out/hakeeper /usr/local/bin/hakeeper
+COPY --from=build /out/hakeeper-supervise /usr/local/bin/hakeeper-supervise
 ENTRYPOINT ["/usr/local/bin/hakeeper", "agent"]

@@ -50,8 +50,9 @@ vet: ## Run go vet.
 	$(GO) vet ./...
 
 .PHONY: build
-build: ## Build bin/hakeeper the way the Dockerfile does.
+build: ## Build bin/hakeeper and bin/hakeeper-supervise the way the Dockerfile does.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/hakeeper .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/hakeeper-supervise ./cmd/hakeeper-supervise
 
 .PHONY: images
 images: deps ## Build the manager, dataplane and pause images offline with podman (cached by content); write bin/images.env.
@@ -128,8 +129,8 @@ bench-failover: deps control-plane images ## Client-side outage when the master 
 	$(GO) run ./hack/bench/failover -runs $${RUNS:-5} -timeout $${TIMEOUT:-20ms}
 
 .PHONY: bench-idle
-bench-idle: deps control-plane images ## What an idle LoadBalancer costs each node of a three-node lab (CPU in and around its pod, private memory, processes, keepalived's slope), extrapolated to 100. COUNTS=1,5,10, WINDOW=20s.
-	$(GO) run ./hack/bench/idle -counts $${COUNTS:-1,5,10} -window $${WINDOW:-20s}
+bench-idle: deps control-plane images ## What an idle LoadBalancer costs each node of a three-node lab (CPU in and around its pod, private memory, processes, keepalived's slope), extrapolated to 100. COUNTS=1,5,10, WINDOW=20s, GROUPS=239.255.18.0/24 (empty: all on 224.0.0.18).
+	$(GO) run ./hack/bench/idle -counts $${COUNTS:-1,5,10} -window $${WINDOW:-20s} -groups "$${GROUPS-239.255.18.0/24}"
 
 .PHONY: bench-adverts
 bench-adverts: deps control-plane images ## hakeeper's link-down outage and false failovers under a 60 s overload of the master, per advert interval. ADVERTS=50,30,20, RUNS=5.

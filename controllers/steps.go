@@ -635,6 +635,9 @@ func (r *LoadBalancerReconciler) render(_ context.Context, s *scope) error {
 		Endpoints: s.endpoints, Nodes: s.nodes, VirtualRouterID: s.routerID,
 		HealthPort: haproxyHealth,
 	}
+	if g := s.class.Spec.VRRP.MulticastGroups; g != nil {
+		in.MulticastGroups = *g
+	}
 	cfg, servers, err := render.HAProxyConfigAndServers(in)
 	if err != nil {
 		s.stop(v1alpha1.LoadBalancerInvalidSpecReason, err.Error())

@@ -158,6 +158,42 @@ type VRRPDefaults struct {
 	// network allows.
 	// +optional
 	Mode VRRPMode `json:"mode,omitempty"`
+
+	// multicastGroups gives each of the class's multicast LoadBalancers a
+	// group of its own for its adverts, instead of VRRP's 224.0.0.18 and
+	// ff02::12 for all: the block's first address plus the LoadBalancer's
+	// router ID. A node then receives only the adverts of the
+	// LoadBalancers it runs and each keepalived only its own, where with
+	// one group every keepalived reads and discards every LoadBalancer's
+	// adverts (20 a second each at the default interval), a cost that
+	// grows with the square of the LoadBalancers on a node. The network
+	// must deliver these groups between the nodes: a switch that snoops
+	// IGMP or MLD needs a querier on the segment (or snooping off), as
+	// groups outside 224.0.0.0/24 and ff02::/16's well-known ones are not
+	// flooded by default. Unicast LoadBalancers ignore it.
+	// +optional
+	MulticastGroups *VRRPMulticastGroups `json:"multicastGroups,omitempty"`
+}
+
+// VRRPMulticastGroups are blocks of multicast groups, one group per router
+// ID (1 to 255): each block needs at least 8 host bits.
+type VRRPMulticastGroups struct {
+	// ipv4 is the block for LoadBalancers whose first virtual IP is IPv4,
+	// in CIDR notation within 224.0.0.0/4, for example 239.255.18.0/24
+	// (administratively scoped). Unset, they use 224.0.0.18.
+	// +optional
+	// +kubebuilder:validation:MaxLength=18
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self).ip().family() == 4 && cidr(self) == cidr(self).masked() && cidr('224.0.0.0/4').containsCIDR(self) && cidr(self).prefixLength() <= 24",message="must be an IPv4 multicast block in CIDR notation with no host bits set and at least 8 host bits, for example 239.255.18.0/24"
+	IPv4 string `json:"ipv4,omitempty"`
+
+	// ipv6 is the block for LoadBalancers whose first virtual IP is IPv6,
+	// in CIDR notation within ff00::/8, for example ff02::18:0/120
+	// (link-local scope, as VRRP's own ff02::12). Unset, they use
+	// ff02::12.
+	// +optional
+	// +kubebuilder:validation:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self).ip().family() == 6 && cidr(self) == cidr(self).masked() && cidr('ff00::/8').containsCIDR(self) && cidr(self).prefixLength() <= 120",message="must be an IPv6 multicast block in CIDR notation with no host bits set and at least 8 host bits, for example ff02::18:0/120"
+	IPv6 string `json:"ipv6,omitempty"`
 }
 
 // StaticServers says which static servers a class allows.

@@ -128,7 +128,7 @@ type Agent struct {
 	masterGone atomic.Bool
 	// masterHeldAt is when masterWatchLoop began the last connection to
 	// HAProxy's master CLI that got a prompt (Unix nanoseconds): a master
-	// reached by an attempt begun after supervise-haproxy saw the last
+	// reached by an attempt begun after hakeeper-supervise haproxy saw the last
 	// one exit is a new one.
 	masterHeldAt atomic.Int64
 	healthNow    chan struct{}

@@ -77,7 +77,7 @@ func haproxytestReload(ctx context.Context, a *Agent) (string, error) {
 }
 
 // TestMasterExitKeepsTrackFileSet: HAProxy's master exits and
-// supervise-haproxy sets the track file, while a worker still answers on
+// hakeeper-supervise haproxy sets the track file, while a worker still answers on
 // the runtime socket (in CI one did for 20 ms after its master exited,
 // and the agent cleared the file for that long: keepalived left FAULT for
 // a HAProxy that was going). The agent keeps the file set until a new
@@ -115,7 +115,7 @@ func TestMasterExitKeepsTrackFileSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	lingering := answerStats(t, paths.RuntimeSocket())
-	if err := os.WriteFile(track, []byte("1\n"), 0o644); err != nil { // as supervise-haproxy does
+	if err := os.WriteFile(track, []byte("1\n"), 0o644); err != nil { // as hakeeper-supervise haproxy does
 		t.Fatal(err)
 	}
 	// Twenty health intervals: the worker answers every one of them.

@@ -58,7 +58,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		log.Info("Watching the node's addresses failed; polling them", "error", err.Error())
 	}
 	var debounce debouncer
-	// masterExited: when supervise-haproxy set the track file; zero once
+	// masterExited: when hakeeper-supervise haproxy set the track file; zero once
 	// a new master answered.
 	var masterExited time.Time
 	var holds []string
@@ -76,7 +76,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		// flip back to healthy for that moment: keepalived would leave
 		// FAULT for a HAProxy that is going, and might take the VIPs. So
 		// a set file stays set while the master CLI refuses, and, once
-		// hakeeper supervise-haproxy has set it (it does when HAProxy's
+		// hakeeper-supervise haproxy has set it (it does when HAProxy's
 		// master exits; a reload re-executes the master in place), until
 		// a connection begun after that exit reaches a master: the
 		// master CLI watch may not have seen the exit yet. The poll then
@@ -89,7 +89,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		}
 		switch {
 		case !masterExited.IsZero():
-			faulty, why = true, "HAProxy's master exited (supervise-haproxy set the track file) and no new one answers yet"
+			faulty, why = true, "HAProxy's master exited (hakeeper-supervise haproxy set the track file) and no new one answers yet"
 		case track.set && a.masterGone.Load():
 			faulty, why = true, "HAProxy's master CLI refuses connections"
 		}

@@ -25,8 +25,6 @@ var commands = []command{
 	{"manager", "run the operator", runManager},
 	{"probe", "check that HAProxy answers on its runtime socket (liveness probe)", runProbe},
 	{"agent", "run the data-plane agent beside HAProxy and Keepalived", runAgent},
-	{"supervise-haproxy", "run HAProxy and set keepalived's tracked file the moment it exits", runSuperviseHAProxy},
-	{"supervise-keepalived", "run keepalived and remove its virtual IPs whenever it is not running", runSuperviseKeepalived},
 }
 
 // Run runs the subcommand args[0] and returns the process exit code.

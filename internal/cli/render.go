@@ -260,6 +260,9 @@ func (o *RenderOptions) input(lb *v1alpha1.LoadBalancer, class *v1alpha1.LoadBal
 	if class != nil {
 		in.Spec = class.WithClassDefaults(lb.Spec)
 		in.Interface = class.Spec.DataPlane.Interface
+		if g := class.Spec.VRRP.MulticastGroups; g != nil {
+			in.MulticastGroups = *g
+		}
 	}
 	vips, err := o.virtualIPs(lb, class)
 	if err != nil {

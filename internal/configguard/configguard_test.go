@@ -302,6 +302,8 @@ func TestKeepalivedRefusals(t *testing.T) {
 		{"notify_fifo_script", edit{anchor: "    vrrp_version 3", text: "    notify_fifo_script /bin/x\n"}, `"notify_fifo_script" is not something hakeeper renders in global_defs`},
 		{"vrrp_notify_fifo_script", edit{anchor: "    vrrp_version 3", text: "    vrrp_notify_fifo_script /bin/x\n"}, `"vrrp_notify_fifo_script"`},
 		{"script_user", edit{anchor: "    vrrp_version 3", text: "    script_user root\n"}, `"script_user"`},
+		{"multicast group not multicast", edit{anchor: "    vrrp_version 3", text: "    vrrp_mcast_group4 198.18.0.1\n"}, `"vrrp_mcast_group4 198.18.0.1" is not a value hakeeper renders`},
+		{"multicast group of the other family", edit{anchor: "    vrrp_version 3", text: "    vrrp_mcast_group6 239.255.18.7\n"}, `"vrrp_mcast_group6 239.255.18.7" is not a value`},
 		{"enable_script_security", edit{anchor: "    vrrp_version 3", text: "    enable_script_security\n"}, `"enable_script_security"`},
 		{"include", edit{text: "include /etc/x\n"}, `keepalived.conf line 42: "include" is not something hakeeper renders`},
 		{"include inside a block", edit{anchor: "    vrrp_version 3", text: "    include /etc/x\n"}, `"include"`},

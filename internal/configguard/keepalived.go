@@ -76,6 +76,9 @@ func Keepalived(conf, runDir string) error {
 					why: "is not a path hakeeper renders (want " + strings.Join(want, " or ") + ")"}
 			}
 		}
+		if k.value != nil && !k.value(args[0]) {
+			return &refusal{file: file, line: l.n, what: strings.Join(l.words, " "), why: "is not a value hakeeper renders"}
+		}
 		if k.block != "" {
 			stack = append(stack, open{block: k.block, line: l.n})
 		}
@@ -102,6 +105,16 @@ type keepalivedKeyword struct {
 	min, max int
 	block    string
 	paths    func(contract.Paths) []string
+	// value, if set, checks the one argument.
+	value func(string) bool
+}
+
+// multicastOf admits a multicast address of one family.
+func multicastOf(ipv4 bool) func(string) bool {
+	return func(s string) bool {
+		a, err := netip.ParseAddr(s)
+		return err == nil && a.Is4() == ipv4 && a.IsMulticast() && a.Zone() == ""
+	}
 }
 
 // keepalivedBlocks is every block and keyword
@@ -120,6 +133,9 @@ var keepalivedBlocks = map[string]keepalivedBlock{
 		"vrrp_version": {min: 1, max: 1},
 		// Unicast adverts only from a configured peer.
 		"vrrp_check_unicast_src": {},
+		// The class's group for this LoadBalancer's adverts.
+		"vrrp_mcast_group4": {min: 1, max: 1, value: multicastOf(true)},
+		"vrrp_mcast_group6": {min: 1, max: 1, value: multicastOf(false)},
 		"notify_fifo": {min: 1, max: 1, paths: func(p contract.Paths) []string {
 			return []string{p.NotifyFIFO()}
 		}},

@@ -177,12 +177,14 @@ var fuzzFields = []struct {
 	}},
 	{"name", func(in *render.Input, v string) { in.Name = v }},
 	{"namespace", func(in *render.Input, v string) { in.Namespace = v }},
+	{"IPv4 multicast groups", func(in *render.Input, v string) { in.MulticastGroups.IPv4 = v }},
+	{"IPv6 multicast groups", func(in *render.Input, v string) { in.MulticastGroups.IPv6 = v }},
 }
 
 var fuzzSeeds = []string{
 	// Values each field accepts.
 	"vm9", "198.18.0.99", "2001:db8::99", "a.example.com", "/v2", "/ping?x=1&y=2", "/a%20b!*+,;=:@~", "h.example.com",
-	"COOKIE", "X-User", "eth1", "bond0.100", "edge-z", "198.18.0.19", "198.18.0.29", "web", "www", "site", "team-a",
+	"COOKIE", "X-User", "239.255.18.0/24", "ff02::18:0/120", "eth1", "bond0.100", "edge-z", "198.18.0.19", "198.18.0.29", "web", "www", "site", "team-a",
 	// Values FuzzRender tries, and more.
 	"ok", "a\nb", "a\n    option httpclose", "x\" y", "'q'", "#c", "a#b", "{", "}", "a b", "a\tb", "\r",
 	"é", "ｅｔｈ０", "a\\b", "${HOME}", "\"${HOME}\"", ";", "", "/", "/a b", "/a#b", "198.18.0.1\n", "198.18.0.1/24 dev x",

@@ -41,6 +41,11 @@ const (
 // Binary is where the data-plane image installs hakeeper.
 const Binary = "/usr/local/bin/hakeeper"
 
+// SupervisorBinary is where the data-plane image installs
+// hakeeper-supervise, which runs HAProxy and keepalived in their
+// containers.
+const SupervisorBinary = "/usr/local/bin/hakeeper-supervise"
+
 // VRRPRecord is kept in the keepalived ConfigMap: the router ID and the
 // priorities in use, so the next reconcile keeps them stable, and the
 // preempt delay, which the agents enforce (see the renderer's HoldTrackName).

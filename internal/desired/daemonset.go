@@ -302,7 +302,7 @@ func agentContainer(lb *v1alpha1.LoadBalancer, opts DataPlaneOptions, metricsPor
 	// A hung agent stops beating: the kubelet gives up on it within about
 	// 30 s and kills it after the pod's grace (it then resumes without
 	// moving the VIPs). HAProxy's death does not wait for it
-	// (supervise-haproxy).
+	// (hakeeper-supervise haproxy).
 	startup := execProbe(1, 600, contract.Binary, "probe", "files", paths.HAProxyConfig(), paths.KeepalivedConfig(), paths.VRRPPeers())
 	liveness := execProbe(10, 3, contract.Binary, "probe", "agent", "--heartbeat="+paths.Heartbeat(), "--max-age=5s")
 	if healthPort != 0 {
@@ -359,10 +359,10 @@ func haproxyContainer(in DataPlaneInput, paths contract.Paths) corev1.Container 
 		ImagePullPolicy: in.Options.ImagePullPolicy,
 		// -W master-worker, -db stay in the foreground; the master CLI
 		// socket is only reachable inside the pod's volume.
-		// supervise-haproxy sets keepalived's tracked file the moment
+		// Its supervisor sets keepalived's tracked file the moment
 		// HAProxy's master exits, so the node gives up the VIPs even if the
 		// agent is dead or hung.
-		Command: []string{contract.Binary, "supervise-haproxy", "--track-file=" + paths.TrackFile(), "--",
+		Command: []string{contract.SupervisorBinary, "haproxy", "--track-file=" + paths.TrackFile(), "--",
 			"haproxy", "-W", "-db",
 			"-S", paths.MasterSocket() + ",mode,600",
 			"-f", paths.HAProxyConfig()},
@@ -407,13 +407,13 @@ func keepalivedContainer(in DataPlaneInput, paths contract.Paths) corev1.Contain
 		Image:           daemonImage(in),
 		ImagePullPolicy: in.Options.ImagePullPolicy,
 		// Several LoadBalancers may share a node: every pid file lives in
-		// this pod's own run directory. supervise-keepalived removes the
+		// this pod's own run directory. Its supervisor removes the
 		// virtual IPs whenever keepalived is not running (killed, crashed,
 		// or killed with its container and now restarting), which
 		// keepalived cannot do for itself; it also keeps this router ID's
 		// VRRP filter (adverts only from the peers) and reloads keepalived
 		// when the agent asks.
-		Command: []string{contract.Binary, "supervise-keepalived",
+		Command: []string{contract.SupervisorBinary, "keepalived",
 			"--config=" + paths.KeepalivedConfig(), "--peers=" + paths.VRRPPeers(),
 			"--control=" + paths.KeepalivedControl(), "--table-suffix=$(" + contract.EnvPodUID + ")", "--",
 			"keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp",
@@ -438,7 +438,7 @@ func keepalivedContainer(in DataPlaneInput, paths contract.Paths) corev1.Contain
 	}
 }
 
-// keepalivedLiveness is none with health ports: supervise-keepalived is
+// keepalivedLiveness is none with health ports: hakeeper-supervise keepalived is
 // the container's first process and exits the moment keepalived does,
 // which is all the exec probe checked (the process in keepalived's pid
 // file runs); keepalived respawns its own VRRP child.

@@ -42,6 +42,9 @@ type Input struct {
 	VirtualRouterID int32
 	// Paths of files and sockets on the node. Zero means contract.DefaultPaths.
 	Paths contract.Paths
+	// MulticastGroups are the class's blocks of VRRP multicast groups
+	// (see MulticastGroup); zero means VRRP's well-known group.
+	MulticastGroups v1alpha1.VRRPMulticastGroups
 	// HealthPort is where HAProxy answers the kubelet's liveness probe on
 	// the node's loopback (desired.HealthPorts); 0 renders no such
 	// frontend.
@@ -72,6 +75,33 @@ type Node struct {
 // IPv4 tells the family VRRP runs on: the first virtual IP's.
 func (in *Input) IPv4() bool {
 	return len(in.VirtualIPs) == 0 || in.VirtualIPs[0].Addr().Is4()
+}
+
+// MulticastGroup is the group this LoadBalancer's adverts go to: its
+// class's block of VRRP's family plus the router ID, or "" for VRRP's own
+// group (224.0.0.18, ff02::12), and for unicast VRRP. A block that does
+// not parse gives "" too; Validate reports it.
+func (in *Input) MulticastGroup() string {
+	if in.Spec.VRRP.Mode == v1alpha1.VRRPModeUnicast {
+		return ""
+	}
+	block := in.MulticastGroups.IPv4
+	if !in.IPv4() {
+		block = in.MulticastGroups.IPv6
+	}
+	if block == "" {
+		return ""
+	}
+	prefix, err := netip.ParsePrefix(block)
+	if err != nil || in.VirtualRouterID < 1 || in.VirtualRouterID > 255 {
+		return ""
+	}
+	// The router ID fills the last byte, which the block's at least 8
+	// host bits leave free.
+	b := prefix.Masked().Addr().AsSlice()
+	b[len(b)-1] = byte(in.VirtualRouterID)
+	group, _ := netip.AddrFromSlice(b)
+	return group.String()
 }
 
 func (in *Input) paths() contract.Paths {

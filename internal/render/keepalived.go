@@ -1,12 +1,10 @@
 package render
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
@@ -73,6 +71,8 @@ type keepalivedModel struct {
 	HoldTrack        string
 	HoldWeight       int32
 	Unicast          bool
+	MulticastGroup   string
+	MulticastIPv6    bool
 	UnicastSource    string
 	UnicastPeers     []string
 	VirtualIPs       []string
@@ -117,6 +117,8 @@ func newKeepalivedModel(in *Input, self int) keepalivedModel {
 		HoldTrack:        HoldTrackName,
 		HoldWeight:       holdWeight,
 		Unicast:          v.Mode == v1alpha1.VRRPModeUnicast,
+		MulticastGroup:   in.MulticastGroup(),
+		MulticastIPv6:    !in.IPv4(),
 		TrackFile:        TrackName,
 		NoServersTrack:   NoServersTrackName,
 		MaintenanceTrack: MaintenanceTrackName,
@@ -168,78 +170,6 @@ func splitAdvertised(vips []netip.Prefix, ipv4 bool) (advertised, excluded []str
 // seconds prints milliseconds as keepalived's decimal seconds (100 -> 0.1).
 func seconds(ms int32) string {
 	return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)
-}
-
-// VirtualAddress is one address keepalived puts on an interface.
-type VirtualAddress struct {
-	Prefix    netip.Prefix
-	Interface string
-}
-
-// KeepalivedVirtualAddresses reads back the addresses a rendered
-// keepalived.conf makes keepalived add (virtual_ipaddress and
-// virtual_ipaddress_excluded), so that whoever must remove them when
-// keepalived cannot (it was killed) removes exactly those. It reads only
-// what KeepalivedConfig writes.
-func KeepalivedVirtualAddresses(conf []byte) ([]VirtualAddress, error) {
-	var out []VirtualAddress
-	inBlock := false
-	for n, line := range strings.Split(string(conf), "\n") {
-		fields := strings.Fields(line)
-		switch {
-		case !inBlock && len(fields) == 2 && fields[1] == "{" &&
-			(fields[0] == "virtual_ipaddress" || fields[0] == "virtual_ipaddress_excluded"):
-			inBlock = true
-		case inBlock && len(fields) == 1 && fields[0] == "}":
-			inBlock = false
-		case inBlock:
-			if len(fields) != 3 || fields[1] != "dev" {
-				return nil, fmt.Errorf("line %d: %q is not `ADDRESS/PREFIX dev INTERFACE`", n+1, strings.TrimSpace(line))
-			}
-			p, err := netip.ParsePrefix(fields[0])
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", n+1, err)
-			}
-			out = append(out, VirtualAddress{Prefix: p, Interface: fields[2]})
-		}
-	}
-	if inBlock {
-		return nil, errors.New("an address block is not closed")
-	}
-	return out, nil
-}
-
-// KeepalivedInstance reads back the router ID of the VRRP instance a
-// rendered keepalived.conf holds and the family it runs on (its first
-// virtual IP's), which keepalived's supervisor writes the VRRP filter for.
-// It reads only what KeepalivedConfig writes.
-func KeepalivedInstance(conf []byte) (routerID uint8, ipv6 bool, err error) {
-	found := false
-	for n, line := range strings.Split(string(conf), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) != 2 || fields[0] != "virtual_router_id" {
-			continue
-		}
-		if found {
-			return 0, false, fmt.Errorf("line %d: a second virtual_router_id", n+1)
-		}
-		id, err := strconv.ParseUint(fields[1], 10, 8)
-		if err != nil || id == 0 {
-			return 0, false, fmt.Errorf("line %d: %q is not a router ID", n+1, fields[1])
-		}
-		routerID, found = uint8(id), true
-	}
-	if !found {
-		return 0, false, errors.New("no virtual_router_id")
-	}
-	addrs, err := KeepalivedVirtualAddresses(conf)
-	if err != nil {
-		return 0, false, err
-	}
-	if len(addrs) == 0 {
-		return 0, false, errors.New("no virtual IP")
-	}
-	return routerID, !addrs[0].Prefix.Addr().Is4(), nil
 }
 
 // VRRPPeers are the addresses the nodes send VRRP adverts from, which

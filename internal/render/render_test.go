@@ -16,6 +16,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
+	"github.com/hakeeper/hakeeper/internal/keepalivedconf"
 	"github.com/hakeeper/hakeeper/internal/priority"
 )
 
@@ -117,8 +118,12 @@ func (c sampleCase) input(t testing.TB) Input {
 	if lb.Spec.ClassName != c.class {
 		t.Fatalf("%s uses class %q, the test expects %q", c.file, lb.Spec.ClassName, c.class)
 	}
-	in := Input{Name: lb.Name, Namespace: lb.Namespace, Spec: loadClass(t, c.class).WithClassDefaults(lb.Spec),
+	class := loadClass(t, c.class)
+	in := Input{Name: lb.Name, Namespace: lb.Namespace, Spec: class.WithClassDefaults(lb.Spec),
 		Interface: c.iface, Endpoints: c.endpoints, VirtualRouterID: c.routerID}
+	if g := class.Spec.VRRP.MulticastGroups; g != nil {
+		in.MulticastGroups = *g
+	}
 	for _, v := range c.vips {
 		in.VirtualIPs = append(in.VirtualIPs, netip.MustParsePrefix(v))
 	}
@@ -324,7 +329,7 @@ func TestKeepalivedVirtualAddressesReadsBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := KeepalivedVirtualAddresses(conf)
+			got, err := keepalivedconf.VirtualAddresses(conf)
 			if err != nil {
 				t.Fatalf("%s/%s: %v", name, n.Name, err)
 			}
@@ -332,9 +337,9 @@ func TestKeepalivedVirtualAddressesReadsBack(t *testing.T) {
 			if iface == "" {
 				iface = n.Interface
 			}
-			var want []VirtualAddress
+			var want []keepalivedconf.VirtualAddress
 			for _, v := range c.vips {
-				want = append(want, VirtualAddress{Prefix: netip.MustParsePrefix(v), Interface: iface})
+				want = append(want, keepalivedconf.VirtualAddress{Prefix: netip.MustParsePrefix(v), Interface: iface})
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("%s/%s: read back %v, rendered %v", name, n.Name, got, want)
@@ -346,7 +351,7 @@ func TestKeepalivedVirtualAddressesReadsBack(t *testing.T) {
 		"virtual_ipaddress {\n 198.18.0.1 dev eth0\n}\n",
 		"virtual_ipaddress {\n 198.18.0.1/24 dev eth0\n",
 	} {
-		if _, err := KeepalivedVirtualAddresses([]byte(bad)); err == nil {
+		if _, err := keepalivedconf.VirtualAddresses([]byte(bad)); err == nil {
 			t.Errorf("%q read without an error", bad)
 		}
 	}
@@ -389,7 +394,7 @@ func TestVRRPFilterFacts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, ipv6, err := KeepalivedInstance(conf)
+			id, ipv6, err := keepalivedconf.Instance(conf)
 			if err != nil || int32(id) != in.VirtualRouterID || ipv6 == in.IPv4() {
 				t.Errorf("%s/%s: read back router ID %d, IPv6 %v (%v); rendered %d, IPv6 %v", name, n.Name, id, ipv6, err, in.VirtualRouterID, !in.IPv4())
 			}
@@ -414,8 +419,55 @@ func TestVRRPFilterFacts(t *testing.T) {
 	}
 	for _, bad := range []string{"", "vrrp_instance x {\n    virtual_router_id 300\n}\n",
 		"virtual_router_id 5\nvirtual_router_id 6\n", "virtual_router_id 5\n"} {
-		if _, _, err := KeepalivedInstance([]byte(bad)); err == nil {
+		if _, _, err := keepalivedconf.Instance([]byte(bad)); err == nil {
 			t.Errorf("%q read without an error", bad)
+		}
+	}
+}
+
+// TestMulticastGroupPerRouterID: the class's block of VRRP's family plus
+// the router ID; VRRP's own group without a block and for unicast; a bad
+// block is refused, named.
+func TestMulticastGroupPerRouterID(t *testing.T) {
+	groups := v1alpha1.VRRPMulticastGroups{IPv4: "239.255.18.0/24", IPv6: "ff02::18:0/120"}
+	for _, c := range []struct {
+		name   string
+		vip    string
+		rid    int32
+		groups v1alpha1.VRRPMulticastGroups
+		mode   v1alpha1.VRRPMode
+		want   string
+	}{
+		{"IPv4", "198.18.0.100/24", 7, groups, "", "239.255.18.7"},
+		{"IPv4, router ID 255", "198.18.0.100/24", 255, groups, "", "239.255.18.255"},
+		{"IPv6", "2001:db8::100/64", 7, groups, "", "ff02::18:7"},
+		{"a wider block", "198.18.0.100/24", 9, v1alpha1.VRRPMulticastGroups{IPv4: "239.255.0.0/16"}, "", "239.255.0.9"},
+		{"no block of the family", "2001:db8::100/64", 7, v1alpha1.VRRPMulticastGroups{IPv4: "239.255.18.0/24"}, "", ""},
+		{"no blocks", "198.18.0.100/24", 7, v1alpha1.VRRPMulticastGroups{}, "", ""},
+		{"unicast", "198.18.0.100/24", 7, groups, v1alpha1.VRRPModeUnicast, ""},
+	} {
+		in := Input{VirtualIPs: []netip.Prefix{netip.MustParsePrefix(c.vip)}, VirtualRouterID: c.rid, MulticastGroups: c.groups}
+		in.Spec.VRRP.Mode = c.mode
+		if got := in.MulticastGroup(); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	in := sampleCases["website"].input(t)
+	in.MulticastGroups = v1alpha1.VRRPMulticastGroups{IPv4: "239.255.18.0/24"}
+	conf, err := KeepalivedConfig(in, "edge-a")
+	if err != nil || !strings.Contains(string(conf), "\n    vrrp_mcast_group4 239.255.18.51\n") {
+		t.Errorf("keepalived.conf without the group: %v\n%s", err, conf)
+	}
+	for block, want := range map[string]string{
+		"239.255.18.1/24": "multicastGroups.ipv4: Invalid value: \"239.255.18.1/24\": must have no host bits set",
+		"239.255.18.0/25": "at least 8 host bits",
+		"198.18.0.0/24":   "must be a multicast block of its family",
+		"ff02::18:0/120":  "must be a multicast block of its family",
+		"239.255.18.0":    "must be a network in CIDR notation",
+	} {
+		in.MulticastGroups.IPv4 = block
+		if _, err := KeepalivedConfig(in, "edge-a"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("block %s: %v, want %q", block, err, want)
 		}
 	}
 }

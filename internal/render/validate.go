@@ -36,10 +36,37 @@ func Validate(in *Input) field.ErrorList {
 	}
 	errs = append(errs, validateNodes(in)...)
 	errs = append(errs, validateEndpoints(in)...)
+	errs = append(errs, validateMulticastGroups(in)...)
 	p := in.paths()
 	for name, dir := range map[string]string{"runDir": p.RunDir, "configDir": p.ConfigDir} {
 		if !filePathRE.MatchString(dir) {
 			errs = append(errs, field.Invalid(field.NewPath("paths", name), dir, "must be an absolute path of letters, digits, '.', '_', '-' and '/'"))
+		}
+	}
+	return errs
+}
+
+// validateMulticastGroups checks the class's blocks as the API server does
+// (see v1alpha1.VRRPMulticastGroups): multicast, of their family, with no
+// host bits set and room for every router ID.
+func validateMulticastGroups(in *Input) field.ErrorList {
+	p := field.NewPath("multicastGroups")
+	var errs field.ErrorList
+	for _, b := range []struct {
+		name, value string
+		ipv4        bool
+	}{{"ipv4", in.MulticastGroups.IPv4, true}, {"ipv6", in.MulticastGroups.IPv6, false}} {
+		if b.value == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(b.value)
+		switch {
+		case err != nil:
+			errs = append(errs, field.Invalid(p.Child(b.name), b.value, "must be a network in CIDR notation"))
+		case prefix.Addr().Is4() != b.ipv4 || !prefix.Addr().IsMulticast():
+			errs = append(errs, field.Invalid(p.Child(b.name), b.value, "must be a multicast block of its family"))
+		case prefix.Masked() != prefix || prefix.Addr().BitLen()-prefix.Bits() < 8:
+			errs = append(errs, field.Invalid(p.Child(b.name), b.value, "must have no host bits set and at least 8 host bits"))
 		}
 	}
 	return errs

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 )
 
@@ -115,7 +116,15 @@ func TestDataPlaneShape(t *testing.T) {
 		}, "hakeeper's own command"},
 		{"a shell under HAProxy's supervisor", func(ds *appsv1.DaemonSet) {
 			c := container(ds, "haproxy")
-			c.Command = []string{c.Command[0], "supervise-haproxy", "--", "sh", "-c", "id"}
+			c.Command = []string{c.Command[0], "haproxy", "--", "sh", "-c", "id"}
+		}, "hakeeper's own command"},
+		{"the agent's binary as HAProxy's supervisor", func(ds *appsv1.DaemonSet) {
+			c := container(ds, "haproxy")
+			c.Command = append([]string{contract.Binary}, c.Command[1:]...)
+		}, "hakeeper's own command"},
+		{"keepalived's supervisor running HAProxy", func(ds *appsv1.DaemonSet) {
+			c := container(ds, "haproxy")
+			c.Command = append([]string{c.Command[0], "keepalived"}, c.Command[2:]...)
 		}, "hakeeper's own command"},
 		{"arguments after the command", func(ds *appsv1.DaemonSet) {
 			container(ds, "keepalived").Args = []string{"--", "sh"}

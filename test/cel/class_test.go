@@ -17,7 +17,7 @@ spec:
     nodeSelector: {hakeeper.io/edge: "true"}
     tolerations: [{key: edge, operator: Exists, effect: NoSchedule}]
     interface: eth0
-  vrrp: {advertIntervalMilliseconds: 100, mode: Unicast}
+  vrrp: {advertIntervalMilliseconds: 100, mode: Unicast, multicastGroups: {ipv4: 239.255.18.0/24, ipv6: "ff02::18:0/120"}}
   backends: {staticServers: IPAddresses, allowedCIDRs: [198.18.0.0/16]}
   limits: {maxServersPerBackend: 64, maxServerSlots: 32, minHealthCheckIntervalMilliseconds: 1000}
 `
@@ -45,6 +45,13 @@ func TestClassSchema(t *testing.T) {
 		{name: "allowed range not a network", from: "allowedCIDRs: [198.18.0.0/16]", to: "allowedCIDRs: [everywhere]", wantAPI: "spec.backends.allowedCIDRs[0]"},
 		{name: "interface with a space", from: "interface: eth0", to: `interface: "eth0 up"`, wantAPI: "spec.dataPlane.interface"},
 		{name: "advert not centiseconds", from: "advertIntervalMilliseconds: 100", to: "advertIntervalMilliseconds: 105", wantAPI: "spec.vrrp.advertIntervalMilliseconds"},
+		{name: "IPv4 groups not multicast", from: "ipv4: 239.255.18.0/24", to: "ipv4: 198.18.0.0/24", wantAPI: "spec.vrrp.multicastGroups.ipv4"},
+		{name: "IPv4 groups with host bits", from: "ipv4: 239.255.18.0/24", to: "ipv4: 239.255.18.1/24", wantAPI: "spec.vrrp.multicastGroups.ipv4"},
+		{name: "IPv4 groups too few for every router ID", from: "ipv4: 239.255.18.0/24", to: "ipv4: 239.255.18.0/25", wantAPI: "at least 8 host bits"},
+		{name: "IPv4 groups of IPv6", from: "ipv4: 239.255.18.0/24", to: `ipv4: "ff02::18:0/120"`, wantAPI: "spec.vrrp.multicastGroups.ipv4"},
+		{name: "IPv6 groups not multicast", from: `ipv6: "ff02::18:0/120"`, to: `ipv6: "2001:db8::/120"`, wantAPI: "spec.vrrp.multicastGroups.ipv6"},
+		{name: "IPv6 groups too few", from: `ipv6: "ff02::18:0/120"`, to: `ipv6: "ff02::18:0/121"`, wantAPI: "spec.vrrp.multicastGroups.ipv6"},
+		{name: "wider IPv4 block", from: "ipv4: 239.255.18.0/24", to: "ipv4: 239.255.0.0/16"},
 		{name: "health checks too fast to allow", from: "minHealthCheckIntervalMilliseconds: 1000", to: "minHealthCheckIntervalMilliseconds: 10", wantAPI: "spec.limits.minHealthCheckIntervalMilliseconds"},
 	}
 	for _, tt := range tests {

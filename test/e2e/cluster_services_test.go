@@ -25,6 +25,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/controllers"
+	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/lab"
 	"github.com/hakeeper/hakeeper/internal/servicelb"
@@ -102,8 +103,18 @@ func TestServicesOnRealNodes(t *testing.T) {
 	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(web), lb); err != nil {
 		t.Fatal(err)
 	}
+	// One holder: the nodes hear each other's adverts on the class's
+	// group for this router ID (had they not, each would be master).
 	if holders := holdersOf(l, ip); len(holders) != 1 {
 		t.Errorf("%s is held by %v, want one node", ip, holders)
+	}
+	keepalived := &corev1.ConfigMap{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: lab.OperatorNamespace, Name: desired.NamesFor(lb).KeepalivedConfigMap}, keepalived); err != nil {
+		t.Fatal(err)
+	}
+	group := fmt.Sprintf("vrrp_mcast_group4 239.255.18.%d\n", lb.Status.VirtualRouterID)
+	if conf := keepalived.Data[lab.NodeName(0)+contract.KeepalivedKeySuffix]; !strings.Contains(conf, group) {
+		t.Errorf("keepalived.conf of %s has no %q:\n%s", lab.NodeName(0), group, conf)
 	}
 	if c := meta.FindStatusCondition(web.Status.Conditions, controllers.ConditionLoadBalancerPortsError); c == nil || c.Status != metav1.ConditionTrue ||
 		!strings.Contains(c.Message, "53/UDP") {
@@ -236,6 +247,9 @@ func TestServicesOnRealNodes(t *testing.T) {
 	})
 }
 
+// servicesMulticastGroups is the services class's block of VRRP groups.
+const servicesMulticastGroups = "239.255.18.0/24"
+
 // createServicesClass copies the lab's class as a Services' class.
 func createServicesClass(t *testing.T, l *lab.Lab, name string) {
 	t.Helper()
@@ -245,6 +259,9 @@ func createServicesClass(t *testing.T, l *lab.Lab, name string) {
 	}
 	class := &v1alpha1.LoadBalancerClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: *labClass.Spec.DeepCopy()}
 	class.Spec.Limits.MaxConnections = ptr.To(int32(4000))
+	// Each LoadBalancer of the class advertises to a group of its own
+	// (the lab's bridge floods them: it has no IGMP querier).
+	class.Spec.VRRP.MulticastGroups = &v1alpha1.VRRPMulticastGroups{IPv4: servicesMulticastGroups}
 	class.Spec.Backends.AllowedCIDRs = append(class.Spec.Backends.AllowedCIDRs, lab.PodRanges)
 	class.Spec.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 		Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{"default", servicesTenantNS}}}}

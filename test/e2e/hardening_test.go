@@ -202,7 +202,7 @@ done; echo "signalled $n"`)
 	}
 
 	// The workers: every HAProxy process but the master (the container's
-	// first process is supervise-haproxy, HAProxy's master its child).
+	// first process is hakeeper-supervise haproxy, HAProxy's master its child).
 	workers := 0
 	for _, pid := range descendants(haproxy.PID) {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))

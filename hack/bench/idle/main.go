@@ -50,6 +50,7 @@ func main() {
 	countsFlag := flag.String("counts", "1,5,10", "numbers of LoadBalancers to measure, increasing")
 	window := flag.Duration("window", 20*time.Second, "measuring window")
 	settle := flag.Duration("settle", 15*time.Second, "wait after every LoadBalancer is Ready")
+	flag.StringVar(&multicastGroups, "groups", "239.255.18.0/24", "the class's block of VRRP multicast groups, one per router ID (empty: every LoadBalancer on 224.0.0.18)")
 	flag.Parse()
 	var counts []int
 	for _, f := range strings.Split(*countsFlag, ",") {
@@ -110,8 +111,12 @@ func run(ctx context.Context, counts []int, window, settle time.Duration) error 
 	if err := createClass(ctx, l); err != nil {
 		return err
 	}
-	fmt.Printf("hakeeper idle cost: %d real nodes, %v windows after %v settling, LoadBalancers of one HTTP listener and two health-checked servers\n",
-		nodes, window, settle)
+	groups := "every LoadBalancer's adverts on 224.0.0.18"
+	if multicastGroups != "" {
+		groups = "a VRRP group per LoadBalancer from " + multicastGroups
+	}
+	fmt.Printf("hakeeper idle cost: %d real nodes, %v windows after %v settling, LoadBalancers of one HTTP listener and two health-checked servers, %s\n",
+		nodes, window, settle, groups)
 	time.Sleep(settle)
 	base, err := m.measure(ctx, window)
 	if err != nil {
@@ -166,6 +171,9 @@ func run(ctx context.Context, counts []int, window, settle time.Duration) error 
 // LoadBalancers, and what is measured is use, not requests.
 const benchClass = "idle"
 
+// multicastGroups is the bench class's spec.vrrp.multicastGroups.ipv4.
+var multicastGroups string
+
 func createClass(ctx context.Context, l *lab.Lab) error {
 	labClass := &v1alpha1.LoadBalancerClass{}
 	if err := l.Client.Get(ctx, client.ObjectKey{Name: lab.ClassName}, labClass); err != nil {
@@ -175,6 +183,9 @@ func createClass(ctx context.Context, l *lab.Lab) error {
 	small := corev1.ResourceRequirements{Requests: corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}
 	class.Spec.DataPlane.HAProxyResources, class.Spec.DataPlane.KeepalivedResources = small, small
+	if multicastGroups != "" {
+		class.Spec.VRRP.MulticastGroups = &v1alpha1.VRRPMulticastGroups{IPv4: multicastGroups}
+	}
 	return l.Client.Create(ctx, class)
 }
 

@@ -1,4 +1,4 @@
-package cli
+package supervise
 
 import (
 	"context"
@@ -15,15 +15,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hakeeper/hakeeper/internal/contract"
+	"github.com/hakeeper/hakeeper/internal/contract/layout"
 	"github.com/hakeeper/hakeeper/internal/ifaddr"
+	"github.com/hakeeper/hakeeper/internal/keepalivedconf"
 	"github.com/hakeeper/hakeeper/internal/keepalivedctl"
-	"github.com/hakeeper/hakeeper/internal/render"
 	"github.com/hakeeper/hakeeper/internal/vrrpfilter"
 	"golang.org/x/sys/unix"
 )
 
-// runSuperviseKeepalived runs keepalived as its child and removes the
+// Keepalived runs keepalived as its child and removes the
 // virtual IPs keepalived.conf names from the node's interfaces whenever no
 // keepalived runs: before starting it (a keepalived killed earlier, with
 // its container or its pod, left them behind) and the moment it exits for
@@ -34,10 +34,10 @@ import (
 // It is a child subreaper: keepalived's VRRP process, orphaned when its
 // parent dies, becomes this process's child and is stopped too, since a
 // VRRP process left running could keep advertising as master.
-func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error {
-	fs := flag.NewFlagSet("supervise-keepalived", flag.ContinueOnError)
+func Keepalived(ctx context.Context, args []string, s Streams) error {
+	fs := flag.NewFlagSet("keepalived", flag.ContinueOnError)
 	fs.SetOutput(s.Err)
-	defaults := contract.DefaultPaths()
+	defaults := layout.Default()
 	config := fs.String("config", defaults.KeepalivedConfig(),
 		"keepalived.conf, whose virtual_ipaddress blocks say what to remove and whose router ID the VRRP filter guards")
 	peers := fs.String("peers", "", "the file of addresses VRRP adverts are accepted from (empty: no VRRP filter)")
@@ -48,13 +48,13 @@ func runSuperviseKeepalived(ctx context.Context, args []string, s Streams) error
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
-		return errors.New("usage: hakeeper supervise-keepalived [--config=PATH] [--peers=PATH --table-suffix=UID] [--control=SOCKET] -- keepalived ARGS...")
+		return errors.New("usage: hakeeper-supervise keepalived [--config=PATH] [--peers=PATH --table-suffix=UID] [--control=SOCKET] -- keepalived ARGS...")
 	}
 	if *peers != "" && *tableSuffix == "" {
 		return errors.New("--peers needs --table-suffix")
 	}
 	logf := func(format string, a ...any) {
-		fmt.Fprintf(s.Err, "hakeeper supervise-keepalived: "+format+"\n", a...)
+		fmt.Fprintf(s.Err, "hakeeper-supervise keepalived: "+format+"\n", a...)
 	}
 	if err := setChildSubreaper(); err != nil {
 		return fmt.Errorf("becoming a child subreaper: %w", err)
@@ -174,7 +174,7 @@ func (f *vrrpFilter) write() error {
 	if err != nil {
 		return fmt.Errorf("the VRRP filter needs keepalived.conf: %w", err)
 	}
-	routerID, ipv6, err := render.KeepalivedInstance(conf)
+	routerID, ipv6, err := keepalivedconf.Instance(conf)
 	if err != nil {
 		return fmt.Errorf("the VRRP filter needs keepalived.conf's instance: %w", err)
 	}
@@ -305,7 +305,7 @@ func releaseVirtualIPs(ctx context.Context, config string, logf func(string, ...
 		}
 		return
 	}
-	addrs, err := render.KeepalivedVirtualAddresses(data)
+	addrs, err := keepalivedconf.VirtualAddresses(data)
 	if err != nil {
 		logf("reading the virtual IPs of %s: %v", config, err)
 		return

@@ -1,4 +1,4 @@
-package cli
+package supervise
 
 import (
 	"bytes"
@@ -80,7 +80,7 @@ while kill -0 $! 2>/dev/null; do wait $!; done`
 		ifaddrtest.AddAddress(t, "vip0", "198.18.0.1/24")
 		ifaddrtest.AddAddress(t, "vip0", "198.18.0.111/24") // left by a killed keepalived
 		var stderr bytes.Buffer
-		res.err = runSuperviseKeepalived(context.Background(), []string{"--config=" + conf, "--peers=" + peers,
+		res.err = Keepalived(context.Background(), []string{"--config=" + conf, "--peers=" + peers,
 			"--control=" + control, "--table-suffix=pod-1", "--", "sh", "-c", script, "--pid=" + pidFile},
 			Streams{Out: os.Stdout, Err: &stderr})
 		res.stderr = stderr.String()

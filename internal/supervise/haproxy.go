@@ -1,34 +1,42 @@
-package cli
+// Package supervise runs HAProxy and keepalived as children, each in its
+// container, and does what must happen the moment either exits, whether
+// or not the agent is alive: HAProxy's exit sets the file keepalived
+// tracks; keepalived's removes the virtual IPs it left, and its VRRP
+// filter is written before it starts. cmd/hakeeper-supervise is its
+// binary: small, without the Kubernetes client, since two of them run in
+// every data-plane pod.
+package supervise
 
 import (
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"syscall"
 
-	"github.com/hakeeper/hakeeper/internal/contract"
+	"github.com/hakeeper/hakeeper/internal/contract/layout"
 )
 
-// runSuperviseHAProxy runs HAProxy as its child and, the moment HAProxy's
+// HAProxy runs HAProxy as its child and, the moment HAProxy's
 // master exits for any reason, sets the file keepalived tracks, so the node
 // gives up the virtual IPs even when the agent, which otherwise writes that
 // file, is dead or hung. It forwards every signal the kubelet or the agent
 // sends and exits as HAProxy did. A reload re-executes the master in place
 // (same process), so it is not an exit.
-func runSuperviseHAProxy(ctx context.Context, args []string, s Streams) error {
-	fs := flag.NewFlagSet("supervise-haproxy", flag.ContinueOnError)
+func HAProxy(ctx context.Context, args []string, s Streams) error {
+	fs := flag.NewFlagSet("haproxy", flag.ContinueOnError)
 	fs.SetOutput(s.Err)
-	track := fs.String("track-file", contract.DefaultPaths().TrackFile(), "the file keepalived tracks; set when HAProxy exits")
+	track := fs.String("track-file", layout.Default().TrackFile(), "the file keepalived tracks; set when HAProxy exits")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
-		return errors.New("usage: hakeeper supervise-haproxy [--track-file=PATH] -- haproxy ARGS...")
+		return errors.New("usage: hakeeper-supervise haproxy [--track-file=PATH] -- haproxy ARGS...")
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, s.Out, s.Err
@@ -63,8 +71,13 @@ func runSuperviseHAProxy(ctx context.Context, args []string, s Streams) error {
 	}
 }
 
+// Streams are the supervisor's output and error, which its child shares.
+type Streams struct {
+	Out, Err io.Writer
+}
+
 func setTrackFile(path string, s Streams) {
 	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
-		fmt.Fprintf(s.Err, "hakeeper supervise-haproxy: setting %s: %v\n", path, err)
+		fmt.Fprintf(s.Err, "hakeeper-supervise haproxy: setting %s: %v\n", path, err)
 	}
 }
