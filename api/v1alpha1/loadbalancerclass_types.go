@@ -132,14 +132,16 @@ type DataPlaneSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
 
-	// haproxyResources of the HAProxy container. Unset, it requests 100m
-	// CPU and 64Mi memory and has no limits.
+	// haproxyResources of the HAProxy container. Unset, it requests 20m
+	// CPU and 64Mi memory and has no limits: what an idle LoadBalancer
+	// needs; raise it for LoadBalancers that carry traffic.
 	// +optional
 	HAProxyResources corev1.ResourceRequirements `json:"haproxyResources,omitempty,omitzero"`
 
 	// keepalivedResources of the Keepalived container. Unset, it requests
-	// 100m CPU and 16Mi memory and has no limits: keepalived must get the
-	// CPU to send its adverts in time when HAProxy is saturated.
+	// 20m CPU and 16Mi memory and has no limits: keepalived must get the
+	// CPU to send its adverts in time when HAProxy is saturated, so its
+	// CPU request should not be below HAProxy's.
 	// +optional
 	KeepalivedResources corev1.ResourceRequirements `json:"keepalivedResources,omitempty,omitzero"`
 }

@@ -237,13 +237,19 @@ func securityContext(caps ...corev1.Capability) *corev1.SecurityContext {
 // on real nodes, wrk saturating HAProxy through the VIP then starved
 // keepalived on the master of CPU for longer than the master-down interval
 // and a backup took the VIP (a false failover the lab's load scenario
-// caught). No limits: a limit would throttle HAProxy under load, or
-// keepalived when it must act.
+// caught): keepalived asks as much CPU as HAProxy, so a saturated HAProxy
+// beside it gets no more than half. The figures are what an idle
+// LoadBalancer uses, with headroom (make bench-idle: about 1 % of a core
+// per pod, agent, HAProxy and keepalived together), so that requests, which
+// every node must hold for every LoadBalancer it runs, do not cap a node
+// at a few LoadBalancers (210m a pod did: nine on two cores); a class
+// whose LoadBalancers carry traffic raises haproxyResources. No limits: a
+// limit would throttle HAProxy under load, or keepalived when it must act.
 var (
 	defaultHAProxyResources = corev1.ResourceRequirements{Requests: corev1.ResourceList{
-		corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")}}
+		corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("64Mi")}}
 	defaultKeepalivedResources = corev1.ResourceRequirements{Requests: corev1.ResourceList{
-		corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}
+		corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}
 )
 
 // orDefault is r unless it sets nothing.
