@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,9 @@ import (
 	"github.com/hakeeper/hakeeper/internal/contract"
 )
 
+// agentGCPercent is the agent's GOGC.
+const agentGCPercent = 50
+
 func runAgent(ctx context.Context, args []string, s Streams) error {
 	// HAProxy and Keepalived share the pod's process namespace and run as
 	// the same user: without this, either could read the agent's API token
@@ -21,6 +25,13 @@ func runAgent(ctx context.Context, args []string, s Streams) error {
 	// inspected only with CAP_SYS_PTRACE, which no container holds.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("failed to make the agent undumpable: %w", err)
+	}
+	// One agent runs per LoadBalancer on every node, and its heap is small
+	// and steady: collecting at half the default growth took its
+	// anonymous memory from 11.0-11.3 to 10.0-10.2 MiB (make bench-idle),
+	// its CPU unchanged. GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(agentGCPercent)
 	}
 	o := agent.Options{
 		Node:                  os.Getenv(contract.EnvNodeName),

@@ -7,7 +7,10 @@
 //     over the baseline without LoadBalancers: the kubelet, containerd, its
 //     shims (with the runc and probe processes they reaped) and kube-proxy;
 //   - private memory of the pod's processes (smaps_rollup), of its shim,
-//     and the kubelet's and containerd's growth over the baseline;
+//     and the kubelet's and containerd's growth over the baseline; and the
+//     pod's anonymous memory (Pss_Anon), by process too: private memory
+//     counts a binary's pages while only one process on the node maps
+//     them, anonymous memory is what no other LoadBalancer can share;
 //   - the pod's processes and threads;
 //   - keepalived's VRRP process CPU, whose slope in the number of
 //     LoadBalancers shows what each pays for the others' adverts;
@@ -155,6 +158,15 @@ func run(ctx context.Context, counts []int, window, settle time.Duration) error 
 		}
 		fmt.Printf("%4d  %s\n", r.n, strings.Join(parts, ", "))
 	}
+	fmt.Printf("\nmemory MiB by process, private / anonymous (median pod; anonymous is what no other LoadBalancer shares):\n")
+	for _, r := range results {
+		names := slices.Sorted(maps.Keys(r.byProcess))
+		parts := make([]string, len(names))
+		for i, name := range names {
+			parts[i] = fmt.Sprintf("%s %.1f / %.1f", name, r.byProcess[name][0], r.byProcess[name][1])
+		}
+		fmt.Printf("%4d  pod %.1f / %.1f: %s\n", r.n, r.podMiB, r.podAnonMiB, strings.Join(parts, ", "))
+	}
 	last := results[len(results)-1]
 	fmt.Printf("\nat 100 LoadBalancers per node (from %d): %.1f cores, %.1f GiB private memory, %.0f processes\n",
 		last.n, 100*(last.podCPU+last.runtimeCPU), 100*(last.podMiB+last.shimMiB+last.runtimeMiB)/1024, 100*last.processes)
@@ -247,8 +259,11 @@ type pod struct {
 	keepalived map[int]float64    // keepalived processes' CPU seconds
 	containers map[string]float64 // each container's cgroup CPU seconds, by name
 	memory     int64
-	processes  int
-	threads    int
+	anon       int64
+	// byProcess is private and anonymous memory by process name.
+	byProcess map[string][2]int64
+	processes int
+	threads   int
 }
 
 // snapshot is everything read at one instant.
@@ -273,7 +288,8 @@ func (m *meter) snapshot(ctx context.Context) (*snapshot, error) {
 		if !ok {
 			continue
 		}
-		d := &pod{cgroup: filepath.Dir(container.cgroup), keepalived: map[int]float64{}, containers: map[string]float64{}}
+		d := &pod{cgroup: filepath.Dir(container.cgroup), keepalived: map[int]float64{}, containers: map[string]float64{},
+			byProcess: map[string][2]int64{}}
 		if d.cpu, err = cgroupCPU(m.root, d.cgroup); err != nil {
 			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
 		}
@@ -287,8 +303,15 @@ func (m *meter) snapshot(ctx context.Context) (*snapshot, error) {
 		pids, threads := cgroupTasks(m.root, d.cgroup)
 		d.processes, d.threads = len(pids), threads
 		for _, pid := range pids {
-			d.memory += privateMemory(pid)
-			if pr, ok := readProcess(pid); ok && pr.comm == "keepalived" {
+			private, anon := memoryOf(pid)
+			d.memory, d.anon = d.memory+private, d.anon+anon
+			pr, ok := readProcess(pid)
+			if !ok {
+				continue
+			}
+			m := d.byProcess[pr.comm]
+			d.byProcess[pr.comm] = [2]int64{m[0] + private, m[1] + anon}
+			if pr.comm == "keepalived" {
 				d.keepalived[pid] = pr.cpu
 			}
 		}
@@ -311,12 +334,14 @@ type sample struct {
 	podCPU        float64 // cores, all pods
 	runtimeCPU    float64 // cores, all nodes' runtime processes
 	podMemory     int64   // bytes, all pods
+	podAnon       int64   // bytes, all pods
 	shimMemory    int64   // bytes, all shims
 	runtimeMemory int64   // bytes, kubelets, containerds and kube-proxies
 	processes     int
 	threads       int
-	keepalived    []float64            // each pod's busiest keepalived process, cores
-	containers    map[string][]float64 // each pod's containers, cores, by name
+	keepalived    []float64             // each pod's busiest keepalived process, cores
+	containers    map[string][]float64  // each pod's containers, cores, by name
+	byProcess     map[string][][2]int64 // each pod's memory by process name
 }
 
 func (m *meter) measure(ctx context.Context, window time.Duration) (sample, error) {
@@ -334,7 +359,7 @@ func (m *meter) measure(ctx context.Context, window time.Duration) (sample, erro
 		return sample{}, err
 	}
 	secs := b.at.Sub(a.at).Seconds()
-	s := sample{containers: map[string][]float64{}}
+	s := sample{containers: map[string][]float64{}, byProcess: map[string][][2]int64{}}
 	for name, pb := range b.pods {
 		pa, ok := a.pods[name]
 		if !ok {
@@ -343,6 +368,10 @@ func (m *meter) measure(ctx context.Context, window time.Duration) (sample, erro
 		s.pods++
 		s.podCPU += (pb.cpu - pa.cpu) / secs
 		s.podMemory += pb.memory
+		s.podAnon += pb.anon
+		for name, m := range pb.byProcess {
+			s.byProcess[name] = append(s.byProcess[name], m)
+		}
 		s.processes += pb.processes
 		s.threads += pb.threads
 		busiest := 0.0
@@ -378,6 +407,8 @@ type result struct {
 	n                                 int
 	podCPU, runtimeCPU                float64 // cores
 	podMiB, shimMiB, runtimeMiB       float64
+	podAnonMiB                        float64
+	byProcess                         map[string][2]float64 // median pod's, MiB private and anonymous
 	processes, threads, keepalivedCPU float64
 	containers                        map[string]float64 // median pod's, cores
 }
@@ -390,6 +421,7 @@ func perLoadBalancer(n int, base, s sample) result {
 		podCPU:     s.podCPU / pods,
 		runtimeCPU: (s.runtimeCPU - base.runtimeCPU) / per,
 		podMiB:     mib(s.podMemory) / pods,
+		podAnonMiB: mib(s.podAnon) / pods,
 		shimMiB:    mib(s.shimMemory-base.shimMemory) / per,
 		runtimeMiB: mib(s.runtimeMemory-base.runtimeMemory) / per,
 		processes:  float64(s.processes) / pods,
@@ -402,6 +434,12 @@ func perLoadBalancer(n int, base, s sample) result {
 	for name, v := range s.containers {
 		slices.Sort(v)
 		r.containers[name] = v[len(v)/2]
+	}
+	r.byProcess = map[string][2]float64{}
+	for name, v := range s.byProcess {
+		slices.SortFunc(v, func(a, b [2]int64) int { return int(a[0] - b[0]) })
+		m := v[len(v)/2]
+		r.byProcess[name] = [2]float64{mib(m[0]), mib(m[1])}
 	}
 	return r
 }

@@ -150,22 +150,36 @@ func cgroupTasks(root, cgroup string) (pids []int, threads int) {
 	return pids, threads
 }
 
-// privateMemory is a process's private memory in bytes (clean and dirty,
-// from smaps_rollup): what it alone costs the node.
-func privateMemory(pid int) int64 {
+// memoryOf is a process's memory in bytes from smaps_rollup: private
+// (clean and dirty: what it alone maps, which counts a binary's pages as
+// long as no other process on the node maps them) and anonymous (Pss_Anon:
+// heap, stacks, data, a copy-on-write page shared after fork split between
+// its sharers), which no other LoadBalancer's processes can share.
+func memoryOf(pid int) (private, anon int64) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	defer f.Close()
-	var total int64
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		fields := strings.Fields(s.Text())
-		if len(fields) >= 2 && strings.HasPrefix(fields[0], "Private_") {
-			kb, _ := strconv.ParseInt(fields[1], 10, 64)
-			total += kb * 1024
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch {
+		case strings.HasPrefix(fields[0], "Private_"):
+			private += kb * 1024
+		case fields[0] == "Pss_Anon:":
+			anon += kb * 1024
 		}
 	}
-	return total
+	return private, anon
+}
+
+// privateMemory is memoryOf's private memory.
+func privateMemory(pid int) int64 {
+	private, _ := memoryOf(pid)
+	return private
 }
