@@ -19,6 +19,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/resolve"
@@ -323,12 +325,51 @@ func controlledByService(lb *v1alpha1.LoadBalancer) bool {
 	return ref != nil && ref.Kind == "Service" && ref.APIVersion == "v1"
 }
 
-// SetupWithManager registers the controller: Services, and the
-// LoadBalancers they control.
+// indexServiceClass indexes Services of type LoadBalancer by the
+// hakeeper class that serves them.
+const indexServiceClass = "hakeeper.serviceClass"
+
+// SetupWithManager registers the controller: Services, the LoadBalancers
+// they control, and what a refusal waits for: a class created or changed
+// (a Service may come before its class, or before the cache has it), a
+// namespace relabelled into the class's namespaceSelector.
 func (r *ServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Service{}, indexServiceClass, func(o client.Object) []string {
+		if class := servicelb.ClassName(o.(*corev1.Service), r.DefaultClass); class != "" {
+			return []string{class}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&corev1.Service{}).
 		Owns(&v1alpha1.LoadBalancer{}).
+		Watches(&v1alpha1.LoadBalancerClass{}, handler.EnqueueRequestsFromMapFunc(r.servicesOf(func(o client.Object) []client.ListOption {
+			return []client.ListOption{client.MatchingFields{indexServiceClass: o.GetName()}}
+		}))).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.servicesOf(func(o client.Object) []client.ListOption {
+			return []client.ListOption{client.InNamespace(o.GetName())}
+		}))).
 		Named("service").
 		Complete(r)
+}
+
+// servicesOf maps an event to the Services hakeeper serves that the list
+// options select.
+func (r *ServiceReconciler) servicesOf(selector func(client.Object) []client.ListOption) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list corev1.ServiceList
+		if err := r.Client.List(ctx, &list, selector(o)...); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing the Services an event concerns failed")
+			return nil
+		}
+		var out []reconcile.Request
+		for i := range list.Items {
+			if servicelb.ClassName(&list.Items[i], r.DefaultClass) != "" {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			}
+		}
+		return out
+	}
 }

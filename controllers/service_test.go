@@ -230,3 +230,50 @@ func waitServiceEvent(t *testing.T, svc *corev1.Service, reason, want string) {
 		return fmt.Errorf("none among %d", len(list.Items))
 	})
 }
+
+// TestServiceWaitsForItsClassAndNamespace: a Service refused because its
+// class does not exist yet, or does not select its namespace, is served as
+// soon as the class is created or the namespace labelled, with no edit to
+// the Service (the controller watches classes and namespaces; without
+// that, it waited for the Service's next change).
+func TestServiceWaitsForItsClassAndNamespace(t *testing.T) {
+	label := func(ns string) {
+		t.Helper()
+		nsObj := &corev1.Namespace{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, nsObj); err != nil {
+			t.Fatal(err)
+		}
+		nsObj.Labels["hakeeper.io/svcwait"] = "yes"
+		if err := k8s.Update(ctx, nsObj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served := func(what string, key client.ObjectKey) {
+		t.Helper()
+		eventually(t, what, func() error { return k8s.Get(ctx, key, &v1alpha1.LoadBalancer{}) })
+	}
+	node(t, "sw-1", "198.18.26.1", map[string]string{"pool": "svcwait"})
+	early := namespace(t, "svcwait-early")
+	label(early)
+	svc := createService(t, lbService(early, "early", "hakeeper.io/svcwait"))
+	waitServiceEvent(t, svc, controllers.EventSyncLoadBalancerFailed, "LoadBalancerClass svcwait not found")
+
+	class := testClass("svcwait", "198.18.26.96/27")
+	class.Spec.DataPlane.NodeSelector["pool"] = "svcwait"
+	class.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"hakeeper.io/svcwait": "yes"}}
+	createClass(t, class)
+	// Gone before the class's cleanup, which waits for its LoadBalancers
+	// to go (a Service left would write its own again).
+	first := svc
+	t.Cleanup(func() { _ = k8s.Delete(ctx, first) })
+	served("the LoadBalancer of a Service created before its class", client.ObjectKey{Namespace: early, Name: "early"})
+
+	late := namespace(t, "svcwait-late")
+	svc = createService(t, lbService(late, "late", "hakeeper.io/svcwait"))
+	waitServiceEvent(t, svc, controllers.EventSyncLoadBalancerFailed, "does not allow namespace "+late)
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: late, Name: "late"}, &v1alpha1.LoadBalancer{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a LoadBalancer was written in a namespace the class does not select: %v", err)
+	}
+	label(late)
+	served("the LoadBalancer of a Service once its namespace is labelled", client.ObjectKey{Namespace: late, Name: "late"})
+}

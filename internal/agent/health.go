@@ -157,7 +157,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			}
 		}
 		// keepalived's supervisor asked, and the node's other addresses
-		// read, at most once an idle interval and once a minute.
+		// read, at most once an idle interval and once every ownRecheck.
 		var linkLocal string
 		if now.Sub(looked) >= a.o.IdleHealthInterval {
 			looked = now
