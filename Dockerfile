@@ -21,7 +21,9 @@ COPY controllers/ controllers/
 COPY internal/ internal/
 COPY cmd/ cmd/
 COPY main.go ./
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/hakeeper . \
+# What `hakeeper version` says (make build passes `git describe`).
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/hakeeper/hakeeper/internal/version.Version=${VERSION}" -o /out/hakeeper . \
  && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/hakeeper-supervise ./cmd/hakeeper-supervise
 
 # The operator: nothing but the binary, as a non-root user.

@@ -50,8 +50,13 @@ vet: ## Run go vet.
 	$(GO) vet ./...
 
 .PHONY: build
+# VERSION is what `hakeeper version`, the first log lines and
+# hakeeper_build_info say; the Dockerfile takes it as a build argument.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION_LDFLAG = -X github.com/hakeeper/hakeeper/internal/version.Version=$(VERSION)
+
 build: ## Build bin/hakeeper and bin/hakeeper-supervise the way the Dockerfile does.
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/hakeeper .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAG)" -o $(BIN)/hakeeper .
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/hakeeper-supervise ./cmd/hakeeper-supervise
 
 .PHONY: images

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -19,13 +18,6 @@ import (
 const agentGCPercent = 50
 
 func runAgent(ctx context.Context, args []string, s Streams) error {
-	// HAProxy and Keepalived share the pod's process namespace and run as
-	// the same user: without this, either could read the agent's API token
-	// through /proc/<agent>/root. A process that is not dumpable can be
-	// inspected only with CAP_SYS_PTRACE, which no container holds.
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return fmt.Errorf("failed to make the agent undumpable: %w", err)
-	}
 	// One agent runs per LoadBalancer on every node, and its heap is small
 	// and steady: collecting at half the default growth took its
 	// anonymous memory from 11.0-11.3 to 10.0-10.2 MiB (make bench-idle),
@@ -42,8 +34,7 @@ func runAgent(ctx context.Context, args []string, s Streams) error {
 		HostIP:                os.Getenv(contract.EnvHostIP),
 		Checker:               configcheck.Default(),
 	}
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(s.Err)
+	fs := newFlagSet("agent", args, s)
 	defaults := contract.DefaultPaths()
 	fs.StringVar(&o.Paths.RunDir, "run-dir", defaults.RunDir, "sockets, track file, notify FIFO, TLS material")
 	fs.StringVar(&o.Paths.ConfigDir, "config-dir", defaults.ConfigDir, "haproxy.cfg and keepalived.conf")
@@ -57,11 +48,21 @@ func runAgent(ctx context.Context, args []string, s Streams) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Before the agent reads its API token: a process that is not
+	// dumpable can be inspected (/proc/<agent>/root, mem) only with
+	// CAP_SYS_PTRACE, which no container holds, should a process of the
+	// same user ever see it. Flags are parsed first, so -h changes nothing.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("failed to make the agent undumpable: %w", err)
+	}
 	if err := o.Validate(); err != nil {
 		return err
 	}
 	cfg, err := cluster.connect(s.Err)
 	if err != nil {
+		return err
+	}
+	if err := announce("agent"); err != nil {
 		return err
 	}
 	a, err := agent.New(cfg, o)

@@ -3,6 +3,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -20,24 +22,50 @@ type command struct {
 	run     func(ctx context.Context, args []string, s Streams) error
 }
 
+// newFlagSet is a subcommand's flag set. Its usage goes to standard
+// output when asked for (-h, --help: the command then exits 0, see Run),
+// and to standard error with a parsing error.
+func newFlagSet(name string, args []string, s Streams) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(s.Err)
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(s.Out)
+		}
+	}
+	return fs
+}
+
 var commands = []command{
 	{"render", "print the haproxy.cfg and keepalived.conf a LoadBalancer renders to", runRender},
 	{"manager", "run the operator", runManager},
 	{"probe", "check that HAProxy answers on its runtime socket (liveness probe)", runProbe},
 	{"agent", "run the data-plane agent beside HAProxy and Keepalived", runAgent},
+	{"version", "print hakeeper's version, revision and Go version", runVersion},
 }
 
 // Run runs the subcommand args[0] and returns the process exit code.
 func Run(ctx context.Context, args []string, s Streams) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(s.Err)
 		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
+		usage(s.Out)
+		return 0
 	}
 	for _, c := range commands {
 		if c.name != args[0] {
 			continue
 		}
-		if err := c.run(ctx, args[1:], s); err != nil {
+		err := c.run(ctx, args[1:], s)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // the flags were printed, as asked
+		}
+		if err != nil {
 			fmt.Fprintf(s.Err, "hakeeper %s: %v\n", c.name, err)
 			return 1
 		}

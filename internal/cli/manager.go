@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"os"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,8 +23,7 @@ func envOr(name, def string) string {
 func runManager(ctx context.Context, args []string, s Streams) error {
 	var o manager.Options
 	var pullPolicy string
-	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	fs.SetOutput(s.Err)
+	fs := newFlagSet("manager", args, s)
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (0 disables it)")
 	fs.BoolVar(&o.SecureMetrics, "metrics-secure", true, "serve metrics over HTTPS to callers the API server authorizes")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
@@ -58,6 +56,9 @@ func runManager(ctx context.Context, args []string, s Streams) error {
 	}
 	cfg, err := cluster.connect(s.Err)
 	if err != nil {
+		return err
+	}
+	if err := announce("manager"); err != nil {
 		return err
 	}
 	// controller-runtime's default (20 requests per second) makes creating

@@ -25,8 +25,7 @@ import (
 // probe); `hakeeper probe keepalived` when the process in keepalived's pid
 // file runs.
 func runProbe(ctx context.Context, args []string, s Streams) error {
-	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
-	fs.SetOutput(s.Err)
+	fs := newFlagSet("probe", args, s)
 	defaults := contract.DefaultPaths()
 	socket := fs.String("socket", defaults.RuntimeSocket(), "HAProxy runtime API socket")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for an answer")
@@ -35,6 +34,12 @@ func runProbe(ctx context.Context, args []string, s Streams) error {
 	pidFile := fs.String("pid-file", defaults.KeepalivedPID(), "keepalived's pid file")
 	const usage = "usage: hakeeper probe haproxy [--socket=PATH] [--timeout=2s] | probe agent [--heartbeat=PATH] [--max-age=5s] | " +
 		"probe files FILE... | probe keepalived [--pid-file=PATH]"
+	if len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help", "--h"}, args[0]) {
+		fmt.Fprintln(s.Out, usage)
+		fs.SetOutput(s.Out)
+		fs.PrintDefaults()
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || !slices.Contains([]string{"haproxy", "agent", "files", "keepalived"}, args[0]) {
 		return errors.New(usage)
 	}

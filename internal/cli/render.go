@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -57,8 +56,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func runRender(_ context.Context, args []string, s Streams) error {
 	var o RenderOptions
-	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	fs.SetOutput(s.Err)
+	fs := newFlagSet("render", args, s)
 	fs.StringVar(&o.File, "f", "", "LoadBalancer YAML file, or - for stdin")
 	fs.StringVar(&o.ClassFile, "class", "", "YAML file with LoadBalancerClasses (for example config/samples/classes.yaml): the LoadBalancer's class gives prefix lengths, interface and VRRP defaults")
 	fs.IntVar(&o.PrefixLength, "prefix-length", 0, "prefix length of the virtual IPs without --class (default 24 for IPv4, 64 for IPv6)")
@@ -68,7 +66,7 @@ func runRender(_ context.Context, args []string, s Streams) error {
 	fs.IntVar(&o.RouterID, "router-id", 0, "virtual router ID when spec.vrrp.virtualRouterID is empty (the operator allocates one; default 1)")
 	fs.StringVar(&o.OutDir, "out", "", "write DIR/haproxy.cfg and DIR/NODE/keepalived.conf instead of printing")
 	fs.Usage = func() {
-		fmt.Fprintln(s.Err, "Usage: hakeeper render -f lb.yaml [--node NAME=IP[@IFACE]]... [--servers BACKEND=ADDR:PORT,...]... [--out DIR]")
+		fmt.Fprintln(fs.Output(), "Usage: hakeeper render -f lb.yaml [--node NAME=IP[@IFACE]]... [--servers BACKEND=ADDR:PORT,...]... [--out DIR]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
