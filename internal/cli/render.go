@@ -19,8 +19,6 @@ import (
 	"github.com/hakeeper/hakeeper/internal/render"
 	"github.com/hakeeper/hakeeper/internal/resolve"
 	"github.com/hakeeper/hakeeper/internal/validation"
-	kjson "sigs.k8s.io/json"
-	"sigs.k8s.io/yaml"
 )
 
 // RenderOptions are the flags of `hakeeper render`.
@@ -57,14 +55,14 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 func runRender(_ context.Context, args []string, s Streams) error {
 	var o RenderOptions
 	fs := newFlagSet("render", args, s)
-	fs.StringVar(&o.File, "f", "", "LoadBalancer YAML file, or - for stdin")
+	fs.StringVar(&o.File, "f", "", "YAML or JSON file of LoadBalancers (several documents, or a List as kubectl get -o yaml prints), or - for stdin")
 	fs.StringVar(&o.ClassFile, "class", "", "YAML file with LoadBalancerClasses (for example config/samples/classes.yaml): the LoadBalancer's class gives prefix lengths, interface and VRRP defaults")
 	fs.IntVar(&o.PrefixLength, "prefix-length", 0, "prefix length of the virtual IPs without --class (default 24 for IPv4, 64 for IPv6)")
 	fs.Var((*listFlag)(&o.Nodes), "node", "a node that runs the load balancer: NAME=IP or NAME=IP@INTERFACE (repeat)")
 	fs.Var((*listFlag)(&o.Servers), "servers", "endpoints of a backend's serviceRef: BACKEND=ADDR:PORT[,ADDR:PORT...] (repeat)")
 	fs.StringVar(&o.Interface, "interface", "eth0", "interface of nodes given without @INTERFACE, when the class names none")
 	fs.IntVar(&o.RouterID, "router-id", 0, "virtual router ID when spec.vrrp.virtualRouterID is empty (the operator allocates one; default 1)")
-	fs.StringVar(&o.OutDir, "out", "", "write DIR/haproxy.cfg and DIR/NODE/keepalived.conf instead of printing")
+	fs.StringVar(&o.OutDir, "out", "", "write DIR/haproxy.cfg and DIR/NODE/keepalived.conf (with several LoadBalancers, under DIR/NAMESPACE.NAME/) instead of printing")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: hakeeper render -f lb.yaml [--node NAME=IP[@IFACE]]... [--servers BACKEND=ADDR:PORT,...]... [--out DIR]")
 		fs.PrintDefaults()
@@ -75,11 +73,32 @@ func runRender(_ context.Context, args []string, s Streams) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	lb, err := readLoadBalancer(o.File, s.In)
+	lbs, err := readLoadBalancers(o.File, s.In)
 	if err != nil {
 		return err
 	}
+	if len(lbs) == 1 {
+		return o.renderOne(lbs[0], o.OutDir, s)
+	}
+	// Several: each in turn, under a header, or in a directory of its own.
+	for _, lb := range lbs {
+		dir := o.OutDir
+		if dir != "" {
+			dir = filepath.Join(dir, lb.Namespace+"."+lb.Name)
+		} else {
+			fmt.Fprintf(s.Out, "######## LoadBalancer %s/%s\n", lb.Namespace, lb.Name)
+		}
+		if err := o.renderOne(lb, dir, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renderOne renders one LoadBalancer into dir, or to standard output.
+func (o *RenderOptions) renderOne(lb *v1alpha1.LoadBalancer, dir string, s Streams) error {
 	var class *v1alpha1.LoadBalancerClass
+	var err error
 	if o.ClassFile != "" {
 		if class, err = readClass(o.ClassFile, lb); err != nil {
 			return err
@@ -101,7 +120,7 @@ func runRender(_ context.Context, args []string, s Streams) error {
 	if err != nil {
 		return err
 	}
-	return o.write(files, s.Out)
+	return write(files, dir, s.Out)
 }
 
 // admit refuses what the operator refuses under the class, with the same
@@ -156,59 +175,71 @@ func joinErrors(errs []error) string {
 	return strings.Join(lines, "\n  ")
 }
 
-// readLoadBalancer decodes strictly, so a misspelt field is an error rather
-// than silently ignored.
-func readLoadBalancer(file string, stdin io.Reader) (*v1alpha1.LoadBalancer, error) {
-	var data []byte
-	var err error
-	if file == "-" {
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(file)
+// readLoadBalancers reads every LoadBalancer of file ("-": stdin), as
+// users have them: several YAML documents, a List as `kubectl get -o yaml`
+// prints it, objects of other kinds beside them (skipped). Decoding is
+// strict, and an error names the document and the field.
+func readLoadBalancers(file string, stdin io.Reader) ([]*v1alpha1.LoadBalancer, error) {
+	docs, err := readManifest(file, stdin)
+	if err != nil {
+		return nil, err
 	}
+	var out []*v1alpha1.LoadBalancer
+	for _, d := range docs {
+		if d.kind != "LoadBalancer" {
+			continue
+		}
+		if d.apiVersion != v1alpha1.GroupVersion.String() {
+			return nil, fmt.Errorf("%s: want apiVersion %s, got %q", d.describe(), v1alpha1.GroupVersion, d.apiVersion)
+		}
+		var lb v1alpha1.LoadBalancer
+		if err := d.decode(&lb); err != nil {
+			return nil, err
+		}
+		if lb.Namespace == "" {
+			lb.Namespace = "default"
+		}
+		out = append(out, &lb)
+	}
+	if len(out) == 0 {
+		if file == "-" {
+			file = "stdin"
+		}
+		return nil, fmt.Errorf("%s holds no LoadBalancer (apiVersion %s, kind LoadBalancer)", file, v1alpha1.GroupVersion)
+	}
+	return out, nil
+}
+
+// readManifest reads file's documents ("-": stdin).
+func readManifest(file string, stdin io.Reader) ([]document, error) {
+	if file == "-" {
+		return readDocuments("stdin", stdin)
+	}
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s: %w", file, err)
 	}
-	jsonData, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("failed to decode %s: %w", file, err)
-	}
-	var lb v1alpha1.LoadBalancer
-	strictErrs, err := kjson.UnmarshalStrict(jsonData, &lb, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-	if err != nil {
-		return nil, fmt.Errorf("failed to decode %s: %w", file, err)
-	}
-	if len(strictErrs) > 0 {
-		return nil, fmt.Errorf("failed to decode %s: %w", file, errors.Join(strictErrs...))
-	}
-	if lb.APIVersion != v1alpha1.GroupVersion.String() || lb.Kind != "LoadBalancer" {
-		return nil, fmt.Errorf("%s: want apiVersion %s and kind LoadBalancer, got %q %q", file, v1alpha1.GroupVersion, lb.APIVersion, lb.Kind)
-	}
-	if lb.Namespace == "" {
-		lb.Namespace = "default"
-	}
-	return &lb, nil
+	defer f.Close()
+	return readDocuments(file, f)
 }
 
 // readClass finds the LoadBalancer's class, by name or as the default, in
 // a YAML file of LoadBalancerClasses.
 func readClass(file string, lb *v1alpha1.LoadBalancer) (*v1alpha1.LoadBalancerClass, error) {
-	data, err := os.ReadFile(file)
+	docs, err := readManifest(file, nil)
 	if err != nil {
-		return nil, fmt.Errorf("failed to read %s: %w", file, err)
+		return nil, err
 	}
 	var classes []v1alpha1.LoadBalancerClass
-	for _, doc := range strings.Split(string(data), "\n---") {
-		if strings.TrimSpace(doc) == "" {
+	for _, d := range docs {
+		if d.kind != "LoadBalancerClass" {
 			continue
 		}
 		var c v1alpha1.LoadBalancerClass
-		if err := yaml.UnmarshalStrict([]byte(doc), &c); err != nil {
-			return nil, fmt.Errorf("failed to decode %s: %w", file, err)
+		if err := d.decode(&c); err != nil {
+			return nil, err
 		}
-		if c.Kind == "LoadBalancerClass" {
-			classes = append(classes, c)
-		}
+		classes = append(classes, c)
 	}
 	name, err := resolve.ClassName(lb, classes)
 	if err != nil {
@@ -225,8 +256,21 @@ func readClass(file string, lb *v1alpha1.LoadBalancer) (*v1alpha1.LoadBalancerCl
 // virtualIPs are the requested addresses with the class's prefix lengths,
 // or --prefix-length. Rendering cannot allocate: it needs them requested.
 func (o *RenderOptions) virtualIPs(lb *v1alpha1.LoadBalancer, class *v1alpha1.LoadBalancerClass) ([]netip.Prefix, error) {
+	if len(lb.Spec.VirtualIPs) == 0 && len(lb.Status.VirtualIPs) > 0 {
+		// A live LoadBalancer (kubectl get -o yaml) whose addresses the
+		// operator allocated: they are in its status, with their prefixes.
+		var out []netip.Prefix
+		for i, v := range lb.Status.VirtualIPs {
+			p, err := netip.ParsePrefix(v)
+			if err != nil {
+				return nil, fmt.Errorf("status.virtualIPs[%d]: %w", i, err)
+			}
+			out = append(out, p)
+		}
+		return out, nil
+	}
 	if len(lb.Spec.VirtualIPs) == 0 {
-		return nil, errors.New("spec.virtualIPs is empty: the operator would allocate addresses; name them to render")
+		return nil, errors.New("spec.virtualIPs is empty: the operator would allocate addresses; name them to render (or render the LoadBalancer as it runs: kubectl get -o yaml carries them in status)")
 	}
 	if class != nil {
 		pools, err := resolve.Pools(class)
@@ -268,6 +312,9 @@ func (o *RenderOptions) input(lb *v1alpha1.LoadBalancer, class *v1alpha1.LoadBal
 	}
 	in.VirtualIPs = vips
 	in.VirtualRouterID = int32(max(o.RouterID, 1))
+	if o.RouterID == 0 && lb.Status.VirtualRouterID != 0 {
+		in.VirtualRouterID = lb.Status.VirtualRouterID // the one the operator allocated
+	}
 	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
 		in.VirtualRouterID = *id
 	}
@@ -360,15 +407,15 @@ func renderAll(in render.Input) ([]renderedFile, error) {
 	return files, nil
 }
 
-func (o *RenderOptions) write(files []renderedFile, out io.Writer) error {
-	if o.OutDir == "" {
+func write(files []renderedFile, dir string, out io.Writer) error {
+	if dir == "" {
 		for _, f := range files {
 			fmt.Fprintf(out, "#### %s\n%s\n", f.comment, f.data)
 		}
 		return nil
 	}
 	for _, f := range files {
-		p := filepath.Join(o.OutDir, f.path)
+		p := filepath.Join(dir, f.path)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}

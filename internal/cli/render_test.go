@@ -104,3 +104,66 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
+
+// TestRenderReadsWhatUsersHave: several documents (other kinds skipped),
+// a List as `kubectl get -o yaml` prints it, a live LoadBalancer whose
+// addresses and router ID are only in its status; and errors that name
+// the document, the object and the field path.
+func TestRenderReadsWhatUsersHave(t *testing.T) {
+	const lb = `apiVersion: hakeeper.io/v1alpha1
+kind: LoadBalancer
+metadata: {name: NAME, namespace: shop}
+spec:
+  virtualIPs: ["VIP"]
+  vrrp: {virtualRouterID: 7}
+  listeners: [{name: http, port: 80, protocol: HTTP, defaultBackend: web}]
+  backends: [{name: web, servers: [{name: vm1, address: 198.18.0.21, port: 8080}]}]
+`
+	named := func(name, vip string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(lb, "NAME", name), "VIP", vip)
+	}
+	service := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n"
+	multi := named("a", "198.18.0.101") + "---\n# a comment only\n---\n" + service + "---\n" + named("b", "198.18.0.102")
+	code, out, errOut := runCLI(t, multi, "render", "-f", "-", "--node", "n1=198.18.0.11")
+	if code != 0 || !strings.Contains(out, "######## LoadBalancer shop/a") || !strings.Contains(out, "######## LoadBalancer shop/b") ||
+		!strings.Contains(out, "198.18.0.101:80") || !strings.Contains(out, "198.18.0.102:80") {
+		t.Errorf("several documents: exit %d, %s\n%s", code, errOut, out)
+	}
+	dir := t.TempDir()
+	if code, _, errOut := runCLI(t, multi, "render", "-f", "-", "--node", "n1=198.18.0.11", "--out", dir); code != 0 {
+		t.Errorf("several documents to --out: exit %d: %s", code, errOut)
+	}
+	for _, f := range []string{"shop.a/haproxy.cfg", "shop.b/n1/keepalived.conf"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// As kubectl get hlb -o yaml prints a LoadBalancer the operator
+	// allocated for: nothing in spec.virtualIPs or spec.vrrp.
+	live := strings.Replace(strings.Replace(named("live", "x"), `  virtualIPs: ["x"]`+"\n", "", 1), "  vrrp: {virtualRouterID: 7}\n", "", 1) +
+		"status: {virtualIPs: [198.18.0.105/24], virtualRouterID: 42}\n"
+	list := "apiVersion: v1\nkind: List\nmetadata: {resourceVersion: \"\"}\nitems:\n- " + strings.ReplaceAll(strings.TrimSpace(live), "\n", "\n  ") + "\n"
+	code, out, errOut = runCLI(t, list, "render", "-f", "-", "--node", "n1=198.18.0.11")
+	if code != 0 || !strings.Contains(out, "bind 198.18.0.105:80") || !strings.Contains(out, "virtual_router_id 42") ||
+		!strings.Contains(out, "198.18.0.105/24") {
+		t.Errorf("a List of a live LoadBalancer: exit %d, %s\n%s", code, errOut, out)
+	}
+
+	for _, c := range []struct{ name, doc, want string }{
+		{"a port as a word", service + "---\n" + strings.Replace(named("web", "198.18.0.101"), "port: 80", `port: "eighty"`, 1),
+			`stdin: document 2 (LoadBalancer shop/web): spec.listeners[0].port: expected integer, got string`},
+		{"servers as an object", strings.Replace(named("web", "198.18.0.101"), "servers: [{name: vm1, address: 198.18.0.21, port: 8080}]", "servers: {name: vm1}", 1),
+			`stdin: document 1 (LoadBalancer shop/web): spec.backends[0].servers: expected array, got object`},
+		{"a misspelt field", strings.Replace(named("web", "198.18.0.101"), "listeners:", "listener:", 1),
+			`stdin: document 1 (LoadBalancer shop/web): unknown field "spec.listener"`},
+		{"no LoadBalancer", service, "stdin holds no LoadBalancer"},
+		{"another version", strings.Replace(named("web", "198.18.0.101"), "hakeeper.io/v1alpha1", "hakeeper.io/v2", 1),
+			`stdin: document 1 (LoadBalancer shop/web): want apiVersion hakeeper.io/v1alpha1, got "hakeeper.io/v2"`},
+	} {
+		code, _, errOut := runCLI(t, c.doc, "render", "-f", "-", "--node", "n1=198.18.0.11")
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %q", c.name, code, errOut, c.want)
+		}
+	}
+}
