@@ -35,8 +35,7 @@ func setKstatus(st *v1alpha1.LoadBalancerStatus, gen int64) {
 	switch {
 	case degraded != nil && degraded.Status == metav1.ConditionTrue && stalls(degraded.Reason):
 		stalled = degraded
-	case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == v1alpha1.LoadBalancerNoActiveNodeReason &&
-		strings.HasPrefix(ready.Message, "No node matches"):
+	case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == v1alpha1.LoadBalancerNoMatchingNodesReason:
 		stalled = ready
 	}
 	if stalled != nil {
@@ -288,7 +287,7 @@ func setProgressing(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 func setReady(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 	switch {
 	case len(s.nodes) == 0:
-		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason,
+		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoMatchingNodesReason,
 			fmt.Sprintf("No node matches LoadBalancerClass %s's data-plane nodes and spec.nodeSelector", s.class.Name))
 	case st.ActiveNode == "":
 		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason, noActiveNodeMessage(st))

@@ -713,6 +713,10 @@ const (
 	// LoadBalancerNoActiveNodeReason: no node holds the virtual IPs (as
 	// the agents observe the interfaces), or no node matches the class.
 	LoadBalancerNoActiveNodeReason = "NoActiveNode"
+	// LoadBalancerNoMatchingNodesReason: no node matches the class's
+	// data-plane nodes and spec.nodeSelector (Ready False, and Stalled:
+	// only a change of labels, class or spec helps).
+	LoadBalancerNoMatchingNodesReason = "NoMatchingNodes"
 	// LoadBalancerServersDownReason: a backend has no server up.
 	LoadBalancerServersDownReason = "ServersDown"
 	// LoadBalancerClassNotFoundReason: the class named in spec.className,
