@@ -29,6 +29,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hakeeper/hakeeper/internal/procstat"
 )
 
 // Dir holds one record per live test process.
@@ -57,27 +59,11 @@ func Self() (Process, error) { return Describe(os.Getpid()) }
 
 // Describe reads a process's start time and command from /proc.
 func Describe(pid int) (Process, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read(pid)
 	if err != nil {
 		return Process{}, err
 	}
-	// The command sits in parentheses and may hold spaces; fields after
-	// its closing parenthesis are plain.
-	s := string(stat)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
-		return Process{}, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(s[end+1:])
-	// fields[0] is the state (field 3); the start time is field 22.
-	if len(fields) < 20 {
-		return Process{}, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	start, err := strconv.ParseUint(fields[19], 10, 64)
-	if err != nil {
-		return Process{}, err
-	}
-	return Process{PID: pid, StartTime: start, Command: s[open+1 : end]}, nil
+	return Process{PID: pid, StartTime: st.StartTime, Command: st.Comm}, nil
 }
 
 // alive tells whether p is still the same running process.
@@ -250,13 +236,8 @@ func Reap(netnsOwner *regexp.Regexp) []string {
 // Running tells whether pid is a process that has not exited (a zombie
 // has).
 func Running(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	end := strings.LastIndexByte(s, ')')
-	return end > 0 && !strings.HasPrefix(s[end+1:], " Z")
+	st, err := procstat.Read(pid)
+	return err == nil && !st.Zombie()
 }
 
 // killGroup ends a process and its group: SIGTERM, then SIGKILL if it is

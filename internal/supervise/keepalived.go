@@ -19,6 +19,7 @@ import (
 	"github.com/hakeeper/hakeeper/internal/ifaddr"
 	"github.com/hakeeper/hakeeper/internal/keepalivedconf"
 	"github.com/hakeeper/hakeeper/internal/keepalivedctl"
+	"github.com/hakeeper/hakeeper/internal/procstat"
 	"github.com/hakeeper/hakeeper/internal/vrrpfilter"
 	"golang.org/x/sys/unix"
 )
@@ -355,20 +356,7 @@ func childrenOf(pid int) []int {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		rest := string(stat)
-		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
-			rest = rest[i+1:]
-		}
-		fields := strings.Fields(rest)
-		if len(fields) < 2 || fields[0] == "Z" {
-			continue
-		}
-		if ppid, err := strconv.Atoi(fields[1]); err == nil && ppid == pid {
+		if st, err := procstat.Read(child); err == nil && !st.Zombie() && st.PPID == pid {
 			out = append(out, child)
 		}
 	}

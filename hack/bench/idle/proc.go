@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/hakeeper/hakeeper/internal/procstat"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
@@ -29,31 +31,13 @@ type process struct {
 // readProcess reads /proc/<pid>; false when it is gone.
 func readProcess(pid int) (process, bool) {
 	p := process{pid: pid}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	ps, err := procstat.Read(pid)
 	if err != nil {
 		return p, false
 	}
-	// comm is in parentheses and may hold spaces: the fields follow the
-	// last ')'.
-	s := string(stat)
-	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || closing < open {
-		return p, false
-	}
-	p.comm = s[open+1 : closing]
-	f := strings.Fields(s[closing+1:])
-	// After comm: state(3) ppid ... utime(14) stime(15) cutime(16) cstime(17).
-	if len(f) < 15 {
-		return p, false
-	}
-	var ticks float64
-	for _, i := range []int{11, 12, 13, 14} {
-		v, err := strconv.ParseFloat(f[i], 64)
-		if err != nil {
-			return p, false
-		}
-		ticks += v
-	}
+	p.comm = ps.Comm
+	// With reaped children: runc exec and probe processes count.
+	ticks := float64(ps.UTime + ps.STime + ps.CUTime + ps.CSTime)
 	p.cpu = ticks / clockTicks
 	p.cgroup = cpuacctCgroup(pid)
 	var st syscall.Stat_t
