@@ -1,17 +1,20 @@
-// Package ifaddr reads which addresses a node's interfaces carry, and
-// removes one. The agent reads (it reports the virtual IPs its node holds,
+// Package ifaddr reads which addresses a node's interfaces carry, tells
+// when they change, and removes one, all over rtnetlink. The agent reads (it reports the virtual IPs its node holds,
 // as the interfaces say, not as keepalived says); only the keepalived
 // container's supervisor, which has NET_ADMIN, removes.
 package ifaddr
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
-	"os/exec"
 	"slices"
-	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // InterfaceHolding is the interface that carries ip (a node's own address:
@@ -77,21 +80,91 @@ func find(iface string, addr netip.Addr) (netip.Prefix, bool) {
 }
 
 // Remove takes addr off the interface if it carries it, whatever prefix
-// length it was added with, and tells whether it did. It runs iproute2's
-// ip (in the data-plane image), so it needs NET_ADMIN.
+// length it was added with, and tells whether it did. It asks the kernel
+// over rtnetlink (RTM_DELADDR), which needs NET_ADMIN.
 func Remove(ctx context.Context, iface string, addr netip.Addr) (bool, error) {
 	p, ok := find(iface, addr)
 	if !ok {
 		return false, nil
 	}
-	out, err := exec.CommandContext(ctx, "ip", "addr", "del", p.String(), "dev", iface).CombinedOutput()
+	i, err := net.InterfaceByName(iface)
 	if err != nil {
+		return false, err
+	}
+	if err := deleteAddress(ctx, i.Index, p); err != nil {
 		if _, still := find(iface, addr); !still {
 			return false, nil // gone meanwhile
 		}
-		return false, fmt.Errorf("ip addr del %s dev %s: %v: %s", p, iface, err, strings.TrimSpace(string(out)))
+		return false, fmt.Errorf("removing %s from %s: %w", p, iface, err)
 	}
 	return true, nil
+}
+
+// deleteAddress sends one RTM_DELADDR for prefix on the interface with
+// index ifindex and reads the kernel's acknowledgement.
+func deleteAddress(ctx context.Context, ifindex int, prefix netip.Prefix) error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("rtnetlink socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if deadline, ok := ctx.Deadline(); ok {
+		tv := unix.NsecToTimeval(max(time.Until(deadline).Nanoseconds(), int64(time.Millisecond)))
+		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("rtnetlink bind: %w", err)
+	}
+	family := unix.AF_INET
+	if prefix.Addr().Is6() {
+		family = unix.AF_INET6
+	}
+	ip := prefix.Addr().AsSlice()
+	attr := func(typ uint16, data []byte) []byte {
+		b := make([]byte, unix.SizeofRtAttr+len(data))
+		binary.NativeEndian.PutUint16(b[0:2], uint16(len(b)))
+		binary.NativeEndian.PutUint16(b[2:4], typ)
+		copy(b[unix.SizeofRtAttr:], data)
+		for len(b)%unix.NLMSG_ALIGNTO != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	body := make([]byte, unix.SizeofIfAddrmsg)
+	body[0], body[1] = byte(family), byte(prefix.Bits())
+	binary.NativeEndian.PutUint32(body[4:8], uint32(ifindex))
+	body = append(body, attr(unix.IFA_LOCAL, ip)...)
+	body = append(body, attr(unix.IFA_ADDRESS, ip)...)
+	const seq = 1
+	msg := make([]byte, unix.SizeofNlMsghdr, unix.SizeofNlMsghdr+len(body))
+	binary.NativeEndian.PutUint32(msg[0:4], uint32(unix.SizeofNlMsghdr+len(body)))
+	binary.NativeEndian.PutUint16(msg[4:6], unix.RTM_DELADDR)
+	binary.NativeEndian.PutUint16(msg[6:8], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	binary.NativeEndian.PutUint32(msg[8:12], seq)
+	msg = append(msg, body...)
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("rtnetlink send: %w", err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			return fmt.Errorf("rtnetlink receive: %w", err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != seq || m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
+				continue
+			}
+			if errno := int32(binary.NativeEndian.Uint32(m.Data[0:4])); errno != 0 {
+				return syscall.Errno(-errno)
+			}
+			return nil
+		}
+	}
 }
 
 // LinkLocal is the interface's first IPv6 link-local address, where
