@@ -20,30 +20,18 @@ import (
 	"github.com/hakeeper/hakeeper/internal/desired"
 )
 
-// Field indexes on LoadBalancers, so a Service or Secret event finds the
-// LoadBalancers that use it without scanning them all.
-const (
-	indexServiceRef = "spec.backends.serviceRef.name"
-	indexTLSSecret  = "spec.listeners.tls.secretRef.name"
-)
+// indexServiceRef indexes LoadBalancers by the Services their backends
+// name, so a Service or EndpointSlice event finds the LoadBalancers that
+// use it without scanning them all. (Secrets are the agents' to watch:
+// the operator never reads them.)
+const indexServiceRef = "spec.backends.serviceRef.name"
 
 func setupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
-	if err := indexer.IndexField(ctx, &v1alpha1.LoadBalancer{}, indexServiceRef, func(obj client.Object) []string {
+	return indexer.IndexField(ctx, &v1alpha1.LoadBalancer{}, indexServiceRef, func(obj client.Object) []string {
 		var out []string
 		for _, b := range obj.(*v1alpha1.LoadBalancer).Spec.Backends {
 			if b.ServiceRef != nil {
 				out = append(out, b.ServiceRef.Name)
-			}
-		}
-		return out
-	}); err != nil {
-		return err
-	}
-	return indexer.IndexField(ctx, &v1alpha1.LoadBalancer{}, indexTLSSecret, func(obj client.Object) []string {
-		var out []string
-		for _, l := range obj.(*v1alpha1.LoadBalancer).Spec.Listeners {
-			if l.TLS != nil {
-				out = append(out, l.TLS.SecretRef.Name)
 			}
 		}
 		return out
@@ -78,10 +66,6 @@ func (r *LoadBalancerReconciler) forEndpointSlice(ctx context.Context, obj clien
 		return nil
 	}
 	return r.byIndex(ctx, obj.GetNamespace(), indexServiceRef, svc)
-}
-
-func (r *LoadBalancerReconciler) forSecret(ctx context.Context, obj client.Object) []reconcile.Request {
-	return r.byIndex(ctx, obj.GetNamespace(), indexTLSSecret, obj.GetName())
 }
 
 // forNode enqueues the LoadBalancers a node matters to: those whose

@@ -6,7 +6,6 @@
 package argohealth
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -33,20 +32,6 @@ func Dir() string {
 func Script() (string, error) {
 	data, err := os.ReadFile(filepath.Join(Dir(), "health.lua"))
 	return string(data), err
-}
-
-// EvaluateObject evaluates script on any object, as Argo CD sees it:
-// its JSON form.
-func EvaluateObject(script string, obj any) (Health, error) {
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return Health{}, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		return Health{}, err
-	}
-	return Evaluate(script, m)
 }
 
 // Evaluate runs script with obj as the global obj.

@@ -94,10 +94,6 @@ func IPv6Of(addr string) string {
 	return Prefix6 + strings.TrimPrefix(addr, Prefix)
 }
 
-// NodeAddr6, BackendAddr6 and ClientAddr6 are the hosts' IPv6 addresses.
-func NodeAddr6(i int) string    { return IPv6Of(NodeAddr(i)) }
-func BackendAddr6(i int) string { return IPv6Of(BackendAddr(i)) }
-
 // ClientAddr6 is the client's IPv6 address.
 var ClientAddr6 = IPv6Of(ClientAddr)
 

@@ -263,14 +263,3 @@ func dialer(ns string) func(ctx context.Context, network, addr string) (net.Conn
 		return conn, err
 	}
 }
-
-// listen opens a listener inside a namespace.
-func listen(ns, addr string) (net.Listener, error) {
-	var l net.Listener
-	err := inNetns(ns, func() error {
-		var err error
-		l, err = net.Listen("tcp", addr)
-		return err
-	})
-	return l, err
-}
