@@ -61,9 +61,12 @@ func TestRestartResumes(t *testing.T) {
 // TestNewPodStartsHeld: in a new pod (no tracked files yet) both start set.
 func TestNewPodStartsHeld(t *testing.T) {
 	f := newSyncFixture(t)
-	for _, file := range []string{f.agent.o.Paths.TrackFile(), f.agent.o.Paths.PreemptHold()} {
-		if !fileSet(file) {
-			t.Errorf("%s starts released in a new pod", file)
+	// Written, and written "1": fileSet alone reads a missing file as set,
+	// which would pass with nothing created.
+	for _, file := range []string{f.agent.o.Paths.TrackFile(), f.agent.o.Paths.NoServers(), f.agent.o.Paths.PreemptHold()} {
+		data, err := os.ReadFile(file)
+		if err != nil || strings.TrimSpace(string(data)) != "1" {
+			t.Errorf("%s in a new pod: %q, %v; want it written as 1 (held)", file, data, err)
 		}
 	}
 }
