@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,6 +41,9 @@ type LoadBalancerReconciler struct {
 	// Resolve looks up static servers' DNS names; nil uses the system's
 	// resolver.
 	Resolve resolve.Lookup
+	// Clock tells the time to the split-brain wait, the rollout's and the
+	// names' cache (nil: the real one), so tests can move it.
+	Clock clock.PassiveClock
 
 	// allocations remembers the router IDs, virtual IPs and priorities this
 	// process allocated, by namespace/name, until the cache shows them in
@@ -51,6 +56,14 @@ type LoadBalancerReconciler struct {
 	// splitSince is when several holders of a virtual IP were first seen,
 	// by namespace/name, while they still are.
 	splitSince sync.Map
+}
+
+// now is the reconciler's clock's time.
+func (r *LoadBalancerReconciler) now() time.Time {
+	if r.Clock == nil {
+		return time.Now()
+	}
+	return r.Clock.Now()
 }
 
 // allocation is what allocations holds for one LoadBalancer.

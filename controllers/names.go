@@ -25,7 +25,7 @@ type resolvedName struct {
 // the one place the class's policy is enforced; HAProxy is given the
 // address. Results are kept for nameTTL.
 func (r *LoadBalancerReconciler) lookup(ctx context.Context, host string) ([]netip.Addr, error) {
-	if v, ok := r.names.Load(host); ok && time.Since(v.(resolvedName).at) < nameTTL {
+	if v, ok := r.names.Load(host); ok && r.now().Sub(v.(resolvedName).at) < nameTTL {
 		return v.(resolvedName).addrs, v.(resolvedName).err
 	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
@@ -37,6 +37,6 @@ func (r *LoadBalancerReconciler) lookup(ctx context.Context, host string) ([]net
 		}
 	}
 	addrs, err := resolveName(ctx, host)
-	r.names.Store(host, resolvedName{addrs: addrs, err: err, at: time.Now()})
+	r.names.Store(host, resolvedName{addrs: addrs, err: err, at: r.now()})
 	return addrs, err
 }

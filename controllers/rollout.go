@@ -72,7 +72,7 @@ func (r *LoadBalancerReconciler) planRollout(ctx context.Context, s *scope) erro
 		}
 		nodes[n.Name] = node
 	}
-	s.rollout = rollout.Next(in, nodes, wanted, time.Now())
+	s.rollout = rollout.Next(in, nodes, wanted, r.now())
 	for _, n := range s.rollout.Handover {
 		if !slices.Contains(s.maintenance, n) {
 			s.maintenance = append(s.maintenance, n)
@@ -113,7 +113,7 @@ func (r *LoadBalancerReconciler) rollOut(ctx context.Context, s *scope) error {
 	}
 	switch p.Action {
 	case rollout.MarkHandover:
-		if err := r.annotatePod(ctx, p.Pod, ptr.To(time.Now().UTC().Format(time.RFC3339))); err != nil {
+		if err := r.annotatePod(ctx, p.Pod, ptr.To(r.now().UTC().Format(time.RFC3339))); err != nil {
 			return err
 		}
 		r.Recorder.Eventf(s.lb, nil, corev1.EventTypeNormal, "HandingOver", "RollOut", "%s", p.Reason)

@@ -361,8 +361,8 @@ func (r *LoadBalancerReconciler) observeHolders(_ context.Context, s *scope) err
 		r.splitSince.Delete(key)
 		return nil
 	}
-	first, _ := r.splitSince.LoadOrStore(key, time.Now())
-	if wait := splitBrainAfter - time.Since(first.(time.Time)); wait > 0 {
+	first, _ := r.splitSince.LoadOrStore(key, r.now())
+	if wait := splitBrainAfter - r.now().Sub(first.(time.Time)); wait > 0 {
 		s.splitBrainPending = true
 		if s.retryAfter == 0 || wait < s.retryAfter {
 			s.retryAfter = wait
