@@ -226,6 +226,9 @@ func readManifest(file string, stdin io.Reader) ([]document, error) {
 // readClass finds the LoadBalancer's class, by name or as the default, in
 // a YAML file of LoadBalancerClasses.
 func readClass(file string, lb *v1alpha1.LoadBalancer) (*v1alpha1.LoadBalancerClass, error) {
+	if file == "-" {
+		return nil, errors.New("--class -: standard input is -f's; give the classes as a file")
+	}
 	docs, err := readManifest(file, nil)
 	if err != nil {
 		return nil, err

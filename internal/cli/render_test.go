@@ -167,3 +167,18 @@ spec:
 		}
 	}
 }
+
+func TestRenderClassFromStdinIsRefused(t *testing.T) {
+	const lb = `apiVersion: hakeeper.io/v1alpha1
+kind: LoadBalancer
+metadata: {name: web}
+spec:
+  virtualIPs: ["198.18.0.100"]
+  listeners: [{name: http, port: 80, protocol: HTTP, defaultBackend: web}]
+  backends: [{name: web, servers: [{name: vm1, address: 198.18.0.21, port: 8080}]}]
+`
+	code, _, errOut := runCLI(t, lb, "render", "-f", "-", "--class", "-", "--node", "n1=198.18.0.11")
+	if code != 1 || !strings.Contains(errOut, "--class -: standard input is -f's") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
