@@ -71,16 +71,13 @@ func (r *ClassReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 // users are the LoadBalancers that name the class or were applied with
 // it, as namespace/name, sorted.
 func (r *ClassReconciler) users(ctx context.Context, class string) ([]string, error) {
-	var list v1alpha1.LoadBalancerList
-	if err := r.Client.List(ctx, &list); err != nil {
+	items, err := listLoadBalancers(ctx, r.Client, client.MatchingFields{indexClass: class})
+	if err != nil {
 		return nil, fmt.Errorf("failed to list LoadBalancers: %w", err)
 	}
 	var out []string
-	for i := range list.Items {
-		lb := &list.Items[i]
-		if lb.Spec.ClassName == class || lb.Status.ClassName == class {
-			out = append(out, keyOf(lb))
-		}
+	for i := range items {
+		out = append(out, keyOf(&items[i]))
 	}
 	slices.Sort(out)
 	return out, nil

@@ -62,7 +62,7 @@ func (r *LoadBalancerReconciler) revoke(ctx context.Context, s *scope) (ctrl.Res
 		return ctrl.Result{}, err
 	}
 	r.Recorder.Eventf(s.lb, nil, corev1.EventTypeWarning, "Revoked", "Revoke", "Data plane deleted and virtual IPs released: %s", s.stopMessage)
-	r.allocations.Delete(keyOf(s.lb))
+	r.allocations.delete(keyOf(s.lb))
 	s.released = true
 	return ctrl.Result{}, nil
 }

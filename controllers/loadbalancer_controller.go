@@ -45,12 +45,8 @@ type LoadBalancerReconciler struct {
 	// names' cache (nil: the real one), so tests can move it.
 	Clock clock.PassiveClock
 
-	// allocations remembers the router IDs, virtual IPs and priorities this
-	// process allocated, by namespace/name, until the cache shows them in
-	// status: without it two LoadBalancers reconciled in quick succession
-	// could both take the same free one (or both make the same node their
-	// master) from a cache that lags the status patch.
-	allocations sync.Map
+	// allocations are what this process applied (claims.go).
+	allocations allocations
 	// names caches what static servers' DNS names resolve to (names.go).
 	names sync.Map
 	// splitSince is when several holders of a virtual IP were first seen,
@@ -64,13 +60,6 @@ func (r *LoadBalancerReconciler) now() time.Time {
 		return time.Now()
 	}
 	return r.Clock.Now()
-}
-
-// allocation is what allocations holds for one LoadBalancer.
-type allocation struct {
-	routerID   int32
-	virtualIPs []string
-	priorities map[string]int32
 }
 
 // RBAC: exactly what the reconciler reads and writes. Cluster-wide it only
@@ -113,7 +102,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if err != nil || !done {
 			return ctrl.Result{RequeueAfter: dataPlaneGone}, err
 		}
-		r.allocations.Delete(req.String())
+		r.allocations.delete(req.String())
 		r.splitSince.Delete(req.String())
 		forgetMetrics(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
@@ -180,6 +169,9 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // SetupWithManager registers the controller and everything it watches.
 func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := setupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	if err := setupClaimIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).

@@ -70,14 +70,8 @@ type scope struct {
 	nodeAddrs  map[netip.Addr]string
 	policy     resolve.BackendPolicy
 	virtualIPs []netip.Prefix
-	// others are the other LoadBalancers' claims; held and requested
-	// their addresses.
-	others    []resolve.Claim
-	held      map[netip.Addr]string
-	requested map[netip.Addr]string
-	// load is how many other LoadBalancers each node leads or backs first,
-	// so that new priorities spread the masters.
-	load priority.Load
+	// claims answers what other LoadBalancers hold and ask for.
+	claims *claims
 
 	allNodes []corev1.Node
 	nodes    []render.Node // selected, with address and priority
@@ -254,7 +248,10 @@ func (r *LoadBalancerReconciler) selectNodes(_ context.Context, s *scope) error 
 	for i, n := range selected {
 		nodeNames[i] = n.Name
 	}
-	prios := priority.Assign(lb.Spec.VRRP.Priorities, nodeNames, record.Priorities, s.load)
+	prios := priority.Assign(lb.Spec.VRRP.Priorities, nodeNames, record.Priorities, s.claims.load(nodeNames))
+	if s.claims.err != nil {
+		return s.claims.err
+	}
 	unicast := s.spec.VRRP.Mode == v1alpha1.VRRPModeUnicast
 	// VRRP runs on the first virtual IP's family.
 	ipv4 := s.virtualIPs[0].Addr().Is4()
@@ -419,73 +416,13 @@ func claimOf(lb *v1alpha1.LoadBalancer, vips []netip.Addr, nodes []string) resol
 	return c
 }
 
-// gatherClaims lists what every other LoadBalancer holds or asks for, for
-// allocation and conflicts.
+// gatherClaims prepares the questions about what other LoadBalancers hold
+// or ask for (answered from indexes as allocation and conflicts ask), and
+// reads the namespace's share of the class.
 func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) error {
-	var list v1alpha1.LoadBalancerList
-	if err := r.Client.List(ctx, &list); err != nil {
-		return fmt.Errorf("failed to list LoadBalancers: %w", err)
-	}
-	s.others = make([]resolve.Claim, 0, len(list.Items))
-	s.siblings = nil
-	s.held = map[netip.Addr]string{}
-	s.requested = map[netip.Addr]string{}
-	s.load = priority.Load{}
-	for i := range list.Items {
-		other := &list.Items[i]
-		if other.UID == s.lb.UID {
-			continue
-		}
-		var nodes []string
-		for _, n := range other.Status.Nodes {
-			nodes = append(nodes, n.Name)
-		}
-		claim := claimOf(other, requestedAddrs(other), nodes)
-		claim.Refused = refusedForItsSpec(other)
-		// The share is ranked over every contender, those the limit itself
-		// refuses included: with them left out, two waiting LoadBalancers
-		// could each find room for one and both be applied.
-		if other.Namespace == s.lb.Namespace && other.DeletionTimestamp == nil && s.classOf(other) == s.class.Name &&
-			(!claim.Refused || refusedFor(other, v1alpha1.LoadBalancerLimitExceededReason)) {
-			s.siblings = append(s.siblings, tenancyOf(other))
-		}
-		priorities := map[string]int32{}
-		for _, n := range other.Status.Nodes {
-			priorities[n.Name] = n.Priority
-		}
-		if claim.Refused {
-			// Asks for nothing: only what it holds counts.
-			claim.RouterID = claim.HeldRouterID
-		}
-		if a, ok := r.allocations.Load(claim.Key); ok {
-			// Newer than the cached status: what this process applied.
-			claim.HeldRouterID = a.(allocation).routerID
-			if !claim.Explicit || claim.Refused {
-				claim.RouterID = a.(allocation).routerID
-			}
-			for _, v := range a.(allocation).virtualIPs {
-				if addr := netip.MustParsePrefix(v).Addr(); !slices.Contains(claim.Held, addr) {
-					claim.Held = append(claim.Held, addr)
-				}
-			}
-			if p := a.(allocation).priorities; p != nil {
-				priorities = p
-			}
-		}
-		s.load.Add(priorities)
-		for _, v := range claim.Held {
-			s.held[v] = claim.Key
-		}
-		if !claim.Refused {
-			for _, v := range claim.VIPs {
-				if _, ok := s.held[v]; !ok {
-					s.requested[v] = claim.Key
-				}
-			}
-		}
-		s.others = append(s.others, claim)
-	}
-	return nil
+	s.claims = r.claimsFor(ctx, s.lb, s.classes)
+	s.siblings = s.claims.siblings(s.class.Name)
+	return s.claims.err
 }
 
 // assignVirtualIPs settles the virtual IPs: requested and checked against
@@ -493,13 +430,16 @@ func (r *LoadBalancerReconciler) gatherClaims(ctx context.Context, s *scope) err
 // the pools.
 func (r *LoadBalancerReconciler) assignVirtualIPs(_ context.Context, s *scope) error {
 	previous := s.lb.Status.VirtualIPs
-	if a, ok := r.allocations.Load(keyOf(s.lb)); ok {
-		previous = a.(allocation).virtualIPs
+	if a, ok := r.allocations.get(keyOf(s.lb)); ok {
+		previous = a.virtualIPs
 	}
 	vips, err := resolve.AssignVirtualIPs(resolve.VIPInput{
 		Class: s.class.Name, Requested: s.lb.Spec.VirtualIPs, Families: s.lb.Spec.IPFamilies, Previous: previous,
-		Pools: s.pools, NodeAddresses: ownAddressesAllowed(s.nodeAddrs, heldAddrs(s.lb)), HeldByOthers: s.held, RequestedByOthers: s.requested,
+		Pools: s.pools, NodeAddresses: ownAddressesAllowed(s.nodeAddrs, heldAddrs(s.lb)), Others: s.claims,
 	})
+	if s.claims.err != nil {
+		return s.claims.err
+	}
 	if err != nil {
 		reason := v1alpha1.LoadBalancerNotAllowedByClassReason
 		var ae *resolve.AddressError
@@ -543,13 +483,17 @@ func (r *LoadBalancerReconciler) checkConflicts(_ context.Context, s *scope) err
 		nodeNames[i] = n.Name
 	}
 	self := claimOf(s.lb, addrs, nodeNames)
-	if a, ok := r.allocations.Load(self.Key); ok {
-		self.HeldRouterID = a.(allocation).routerID
+	if a, ok := r.allocations.get(self.Key); ok {
+		self.HeldRouterID = a.routerID
 	}
 	if !self.Explicit {
 		self.RouterID = 0 // allocated below; an allocation never conflicts
 	}
-	if conflicts := resolve.Conflicts(self, s.others); len(conflicts) > 0 {
+	conflicts := resolve.Conflicts(self, s.claims.contenders(self))
+	if s.claims.err != nil {
+		return s.claims.err
+	}
+	if len(conflicts) > 0 {
 		s.stop(v1alpha1.LoadBalancerConflictReason, strings.Join(conflicts, "; ")+"; nothing of this LoadBalancer is applied until the conflict ends")
 		return nil
 	}
@@ -560,10 +504,13 @@ func (r *LoadBalancerReconciler) checkConflicts(_ context.Context, s *scope) err
 		if prevID == 0 {
 			prevID = contract.ParseVRRPRecord(s.existingKeepalived).VirtualRouterID
 		}
-		if a, ok := r.allocations.Load(self.Key); ok {
-			prevID = a.(allocation).routerID
+		if a, ok := r.allocations.get(self.Key); ok {
+			prevID = a.routerID
 		}
-		id, err := resolve.AllocateRouterID(self, s.others, prevID)
+		id, err := resolve.AllocateRouterID(self, plain(s.claims.onNodes(nodeNames)), s.claims.routerIDUsed, prevID)
+		if s.claims.err != nil {
+			return s.claims.err
+		}
 		if err != nil {
 			s.stop(v1alpha1.LoadBalancerConflictReason, err.Error())
 			return nil
@@ -578,7 +525,7 @@ func (r *LoadBalancerReconciler) checkConflicts(_ context.Context, s *scope) err
 	for _, n := range s.nodes {
 		priorities[n.Name] = n.Priority
 	}
-	r.allocations.Store(self.Key, allocation{routerID: s.routerID, virtualIPs: held, priorities: priorities})
+	r.allocations.set(self.Key, allocation{routerID: s.routerID, virtualIPs: held, priorities: priorities})
 	return nil
 }
 

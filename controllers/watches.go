@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -39,11 +40,11 @@ func setupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 }
 
 func (r *LoadBalancerReconciler) byIndex(ctx context.Context, namespace, index, value string) []reconcile.Request {
-	var list v1alpha1.LoadBalancerList
-	if err := r.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{index: value}); err != nil {
+	items, err := listLoadBalancers(ctx, r.Client, client.InNamespace(namespace), client.MatchingFields{index: value})
+	if err != nil {
 		return nil
 	}
-	return requests(list.Items, func(*v1alpha1.LoadBalancer) bool { return true })
+	return requests(items, func(*v1alpha1.LoadBalancer) bool { return true })
 }
 
 func requests(lbs []v1alpha1.LoadBalancer, keep func(*v1alpha1.LoadBalancer) bool) []reconcile.Request {
@@ -74,9 +75,13 @@ func (r *LoadBalancerReconciler) forEndpointSlice(ctx context.Context, obj clien
 // have freed it), and those whose virtual IPs or static servers are one of
 // its addresses. Selectors are narrowed by the class; matching the
 // LoadBalancer's own is enough to be asked.
+//
+// Every LoadBalancer is looked at (read in the cache, not copied): one with
+// no selector of its own matches every node. The filter (nodeChanged) lets
+// through only the rare changes that can matter.
 func (r *LoadBalancerReconciler) forNode(ctx context.Context, obj client.Object) []reconcile.Request {
-	var list v1alpha1.LoadBalancerList
-	if err := r.Client.List(ctx, &list); err != nil {
+	items, err := listLoadBalancers(ctx, r.Client)
+	if err != nil {
 		return nil
 	}
 	set := labels.Set(obj.GetLabels())
@@ -86,7 +91,7 @@ func (r *LoadBalancerReconciler) forNode(ctx context.Context, obj client.Object)
 			addrs = append(addrs, a.Address)
 		}
 	}
-	return requests(list.Items, func(lb *v1alpha1.LoadBalancer) bool {
+	return requests(items, func(lb *v1alpha1.LoadBalancer) bool {
 		if labels.SelectorFromSet(lb.Spec.NodeSelector).Matches(set) {
 			return true
 		}
@@ -107,34 +112,35 @@ func (r *LoadBalancerReconciler) forNode(ctx context.Context, obj client.Object)
 
 // contendersOf enqueues the LoadBalancers whose conflict or allocation
 // may change because obj changed: those in conflict or waiting for an
-// address now, and those sharing a virtual IP or router ID with it.
+// address now (or for room in the namespace's share), and those sharing a
+// virtual IP or router ID with it, each found through an index.
 func (r *LoadBalancerReconciler) contendersOf(ctx context.Context, obj client.Object) []reconcile.Request {
 	changed, ok := obj.(*v1alpha1.LoadBalancer)
 	if !ok {
 		return nil
 	}
-	var list v1alpha1.LoadBalancerList
-	if err := r.Client.List(ctx, &list); err != nil {
-		return nil
+	var out []reconcile.Request
+	add := func(opts ...client.ListOption) {
+		items, err := listLoadBalancers(ctx, r.Client, opts...)
+		if err != nil {
+			return
+		}
+		for _, req := range requests(items, func(lb *v1alpha1.LoadBalancer) bool { return lb.UID != changed.UID }) {
+			if !slices.Contains(out, req) {
+				out = append(out, req)
+			}
+		}
 	}
-	changedVIPs := vipAddrs(changed)
-	changedID := routerIDOf(changed)
-	return requests(list.Items, func(lb *v1alpha1.LoadBalancer) bool {
-		if lb.UID == changed.UID {
-			return false
-		}
-		// In conflict, waiting for an address of an exhausted pool or for
-		// room in its namespace's share: one may just have been freed.
-		if c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition); c != nil &&
-			(c.Reason == v1alpha1.LoadBalancerConflictReason || c.Reason == v1alpha1.LoadBalancerAddressUnavailableReason ||
-				(c.Reason == v1alpha1.LoadBalancerLimitExceededReason && lb.Namespace == changed.Namespace)) {
-			return true
-		}
-		if id := routerIDOf(lb); id != 0 && id == changedID {
-			return true
-		}
-		return slices.ContainsFunc(vipAddrs(lb), func(a string) bool { return slices.Contains(changedVIPs, a) })
-	})
+	add(client.MatchingFields{indexWaiting: v1alpha1.LoadBalancerConflictReason})
+	add(client.MatchingFields{indexWaiting: v1alpha1.LoadBalancerAddressUnavailableReason})
+	add(client.MatchingFields{indexWaiting: v1alpha1.LoadBalancerLimitExceededReason}, client.InNamespace(changed.Namespace))
+	if id := routerIDOf(changed); id != 0 {
+		add(client.MatchingFields{indexRouterID: strconv.Itoa(int(id))})
+	}
+	for _, a := range vipAddrs(changed) {
+		add(client.MatchingFields{indexClaimedAddr: a})
+	}
+	return out
 }
 
 // vipAddrs are the addresses a LoadBalancer requests or holds.
@@ -200,23 +206,29 @@ func ownerOf(_ context.Context, obj client.Object) []reconcile.Request {
 // forClass enqueues the LoadBalancers that use a class or may (those that
 // name none take the default, which this class may have become).
 func (r *LoadBalancerReconciler) forClass(ctx context.Context, obj client.Object) []reconcile.Request {
-	var list v1alpha1.LoadBalancerList
-	if err := r.Client.List(ctx, &list); err != nil {
-		return nil
+	var out []reconcile.Request
+	for _, class := range []string{obj.GetName(), noClass} {
+		items, err := listLoadBalancers(ctx, r.Client, client.MatchingFields{indexClass: class})
+		if err != nil {
+			return nil
+		}
+		for _, req := range requests(items, func(*v1alpha1.LoadBalancer) bool { return true }) {
+			if !slices.Contains(out, req) {
+				out = append(out, req)
+			}
+		}
 	}
-	return requests(list.Items, func(lb *v1alpha1.LoadBalancer) bool {
-		return lb.Spec.ClassName == obj.GetName() || lb.Status.ClassName == obj.GetName() || lb.Spec.ClassName == ""
-	})
+	return out
 }
 
 // forNamespace enqueues a namespace's LoadBalancers when its labels, which
 // a class's namespaceSelector reads, change.
 func (r *LoadBalancerReconciler) forNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
-	var list v1alpha1.LoadBalancerList
-	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetName())); err != nil {
+	items, err := listLoadBalancers(ctx, r.Client, client.InNamespace(obj.GetName()))
+	if err != nil {
 		return nil
 	}
-	return requests(list.Items, func(*v1alpha1.LoadBalancer) bool { return true })
+	return requests(items, func(*v1alpha1.LoadBalancer) bool { return true })
 }
 
 // finalizersChanged passes the update that sets a deletion timestamp, so

@@ -161,3 +161,33 @@ func (l *Lab) containerRestarts(ctx context.Context, pods []corev1.Pod, since ti
 	}
 	return out.String(), nil
 }
+
+// proxyTrouble matches what HAProxy's tcplog and httplog print for a
+// session that did not end cleanly: its two-letter termination state is
+// not "--" (e.g. "SC": the server refused the connection, "sC": the
+// connect timed out, "CD": the client went away mid-transfer).
+var proxyTrouble = regexp.MustCompile(` (?:[A-Za-z][A-Za-z-]|-[A-Za-z])(?:[-A-Za-z]{2})? \d+/\d+/\d+/\d+/\d+ `)
+
+// ProxyTrouble are the sessions every node's HAProxy logged since that did
+// not end cleanly, each prefixed with its node: which server a lost
+// request went to and how it failed.
+func (l *Lab) ProxyTrouble(ctx context.Context, lb *v1alpha1.LoadBalancer, since time.Time) (string, error) {
+	pods, err := l.Pods(ctx, OperatorNamespace, desired.DataPlaneSelector(lb))
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	for _, p := range pods {
+		logs, err := l.Kubectl(ctx, "logs", "-n", OperatorNamespace, p.Name, "-c", desired.ContainerHAProxy, "--timestamps",
+			"--since-time="+since.UTC().Format(time.RFC3339))
+		if err != nil {
+			return out.String(), err
+		}
+		for _, line := range strings.Split(string(logs), "\n") {
+			if proxyTrouble.MatchString(line) {
+				fmt.Fprintf(&out, "%s: %s\n", p.Spec.NodeName, line)
+			}
+		}
+	}
+	return out.String(), nil
+}

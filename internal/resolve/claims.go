@@ -108,26 +108,23 @@ func samePorts(a, b []int32) string {
 // ID no other LoadBalancer uses or asks for at all, and only when all 255
 // are taken, the lowest one used only on other nodes (router IDs clash
 // only on a shared segment). Refused claims ask for nothing.
-func AllocateRouterID(self Claim, others []Claim, previous int32) (int32, error) {
-	usedAnywhere := map[int32]bool{}
+//
+// nearby are the other claims that may share a node with self (others are
+// ignored); usedAnywhere tells whether any other LoadBalancer, on any
+// node, uses or asks for an ID. Both come from indexes, so the cost does
+// not grow with the number of LoadBalancers in the cluster.
+func AllocateRouterID(self Claim, nearby []Claim, usedAnywhere func(int32) bool, previous int32) (int32, error) {
 	usedNearby := map[int32]bool{}
 	blocksPrevious := false
-	for i := range others {
-		o := &others[i]
-		if o.Key == self.Key {
+	for i := range nearby {
+		o := &nearby[i]
+		if o.Key == self.Key || !sharesNode(&self, o) {
 			continue
 		}
 		for _, id := range []int32{o.RouterID, o.HeldRouterID} {
-			if id == 0 {
-				continue
-			}
-			usedAnywhere[id] = true
-			if sharesNode(&self, o) {
+			if id != 0 {
 				usedNearby[id] = true
 			}
-		}
-		if !sharesNode(&self, o) {
-			continue
 		}
 		if o.HeldRouterID == previous && earlier(o, &self) {
 			blocksPrevious = true
@@ -136,9 +133,9 @@ func AllocateRouterID(self Claim, others []Claim, previous int32) (int32, error)
 	if previous >= 1 && previous <= 255 && !blocksPrevious {
 		return previous, nil
 	}
-	for _, used := range []map[int32]bool{usedAnywhere, usedNearby} {
+	for _, used := range []func(int32) bool{func(id int32) bool { return usedNearby[id] || usedAnywhere(id) }, func(id int32) bool { return usedNearby[id] }} {
 		for id := int32(1); id <= 255; id++ {
-			if !used[id] {
+			if !used(id) {
 				return id, nil
 			}
 		}

@@ -136,7 +136,7 @@ func TestAllocatedVirtualIPs(t *testing.T) {
 	// A burst: every allocation sees the ones before it, as the reconciler
 	// does through its allocation record; none is handed out twice.
 	for i := range 10 {
-		vips, err := AssignVirtualIPs(VIPInput{Class: "edge", Pools: ps, NodeAddresses: nodes, HeldByOthers: taken})
+		vips, err := AssignVirtualIPs(VIPInput{Class: "edge", Pools: ps, NodeAddresses: nodes, Others: ClaimMaps{Held: taken}})
 		if err != nil {
 			if i != 9 || reasonOf(err) != v1alpha1.LoadBalancerAddressUnavailableReason || !strings.Contains(err.Error(), "exhausted") {
 				t.Fatalf("allocation %d: %v", i, err)
@@ -152,7 +152,7 @@ func TestAllocatedVirtualIPs(t *testing.T) {
 	}
 	// A previous allocation is kept while it is free, even when another
 	// LoadBalancer asks for it: asking dislodges nobody.
-	vips, err := AssignVirtualIPs(VIPInput{Pools: ps, Previous: []string{"198.18.0.102/24"}, RequestedByOthers: map[netip.Addr]string{netip.MustParseAddr("198.18.0.102"): "attacker"}})
+	vips, err := AssignVirtualIPs(VIPInput{Pools: ps, Previous: []string{"198.18.0.102/24"}, Others: ClaimMaps{Requested: map[netip.Addr]string{netip.MustParseAddr("198.18.0.102"): "attacker"}}})
 	if err != nil || vips[0].String() != "198.18.0.102/24" {
 		t.Errorf("previous: got %v, %v", vips, err)
 	}

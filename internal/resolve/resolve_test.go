@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"slices"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -207,23 +208,31 @@ func TestHolderKeepsItsAddress(t *testing.T) {
 	}
 }
 
+// allocateAmong is AllocateRouterID with every other claim at hand: all
+// of them nearby candidates, and the IDs any of them uses.
+func allocateAmong(self Claim, others []Claim, previous int32) (int32, error) {
+	return AllocateRouterID(self, others, func(id int32) bool {
+		return slices.ContainsFunc(others, func(o Claim) bool { return o.Key != self.Key && (o.RouterID == id || o.HeldRouterID == id) })
+	}, previous)
+}
+
 func TestAllocateRouterID(t *testing.T) {
 	self := claim("ns/self", 1, nil, nil, []string{"a"}, 0)
 	others := []Claim{
 		claim("ns/x", 5, nil, nil, []string{"a"}, 1),
 		claim("ns/y", 5, nil, nil, []string{"z"}, 2),
 	}
-	if id, err := AllocateRouterID(self, others, 0); err != nil || id != 3 {
+	if id, err := allocateAmong(self, others, 0); err != nil || id != 3 {
 		t.Errorf("fresh: got %d, %v; want 3", id, err)
 	}
-	if id, _ := AllocateRouterID(self, others, 2); id != 2 {
+	if id, _ := allocateAmong(self, others, 2); id != 2 {
 		t.Errorf("previous ID used only on other nodes is kept: got %d", id)
 	}
-	if id, _ := AllocateRouterID(self, others, 1); id != 3 {
+	if id, _ := allocateAmong(self, others, 1); id != 3 {
 		t.Errorf("previous ID now used by an older LoadBalancer on a shared node is replaced: got %d", id)
 	}
 	younger := []Claim{claim("ns/young", 0, nil, nil, []string{"a"}, 1)}
-	if id, _ := AllocateRouterID(self, younger, 1); id != 1 {
+	if id, _ := allocateAmong(self, younger, 1); id != 1 {
 		t.Errorf("a younger LoadBalancer's colliding allocation must move, not this one: got %d", id)
 	}
 	var full []Claim
@@ -234,7 +243,7 @@ func TestAllocateRouterID(t *testing.T) {
 		}
 		full = append(full, claim("ns/o"+string(rune(id)), 5, nil, nil, nodes, id))
 	}
-	if id, err := AllocateRouterID(self, full, 0); err != nil || id != 7 {
+	if id, err := allocateAmong(self, full, 0); err != nil || id != 7 {
 		t.Errorf("exhausted: got %d, %v; want 7, used only elsewhere", id, err)
 	}
 }
@@ -249,18 +258,18 @@ func TestPinnedRouterIDDisplacesNobody(t *testing.T) {
 	if got := strings.Join(Conflicts(pinner, []Claim{holder}), "; "); !strings.Contains(got, "virtual router ID 7 is held by LoadBalancer ns/holder") {
 		t.Errorf("an older pin of a held ID: got %q", got)
 	}
-	if id, err := AllocateRouterID(holder, []Claim{pinner}, 7); err != nil || id != 7 {
+	if id, err := allocateAmong(holder, []Claim{pinner}, 7); err != nil || id != 7 {
 		t.Errorf("the holder was moved off its ID by an older pin: got %d, %v", id, err)
 	}
 	// A pin not yet applied keeps the ID from new allocations...
 	newcomer := claim("ns/new", 0, nil, nil, []string{"a"}, 0)
-	if id, _ := AllocateRouterID(newcomer, []Claim{pinner}, 0); id == 7 {
+	if id, _ := allocateAmong(newcomer, []Claim{pinner}, 0); id == 7 {
 		t.Error("a new allocation took an ID a waiting pin asks for")
 	}
 	// ...unless it is refused: it asks for nothing.
 	refused := pinner
 	refused.Refused, refused.RouterID = true, 0
-	if id, _ := AllocateRouterID(newcomer, []Claim{refused}, 0); id != 1 {
+	if id, _ := allocateAmong(newcomer, []Claim{refused}, 0); id != 1 {
 		t.Errorf("a refused pin kept an ID: got %d, want 1", id)
 	}
 }

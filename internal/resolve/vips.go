@@ -85,15 +85,36 @@ type VIPInput struct {
 	Pools    []Pool
 	// NodeAddresses of every node in the cluster.
 	NodeAddresses map[netip.Addr]string
-	// HeldByOthers are the addresses other LoadBalancers hold (their
-	// status), to their namespace/name: never handed out, and a previous
-	// allocation one of them holds is given up.
-	HeldByOthers map[netip.Addr]string
-	// RequestedByOthers are the addresses other LoadBalancers ask for and
-	// do not hold yet: a new allocation avoids them, but a previous
-	// allocation is kept (its holder wins, see Conflicts), so nobody can
-	// dislodge an address by asking for it.
-	RequestedByOthers map[netip.Addr]string
+	// Others tells which addresses other LoadBalancers hold or ask for.
+	Others AddressClaims
+}
+
+// AddressClaims tells what other LoadBalancers claim of an address:
+// HeldBy, the one that holds it (its status): never handed out, and a
+// previous allocation one of them holds is given up; RequestedBy, one that
+// asks for it and does not hold it: a new allocation avoids it, but a
+// previous allocation is kept (its holder wins, see Conflicts), so nobody
+// can dislodge an address by asking for it. Each answers with the other's
+// namespace/name. The operator answers from the cache's indexes, so an
+// allocation costs what it looks at, not a list of every LoadBalancer.
+type AddressClaims interface {
+	HeldBy(netip.Addr) (string, bool)
+	RequestedBy(netip.Addr) (string, bool)
+}
+
+// ClaimMaps are AddressClaims held in two maps, address to namespace/name.
+type ClaimMaps struct {
+	Held, Requested map[netip.Addr]string
+}
+
+func (m ClaimMaps) HeldBy(a netip.Addr) (string, bool) {
+	key, ok := m.Held[a]
+	return key, ok
+}
+
+func (m ClaimMaps) RequestedBy(a netip.Addr) (string, bool) {
+	key, ok := m.Requested[a]
+	return key, ok
 }
 
 // poolOf finds the pool an address lies in.
@@ -197,12 +218,16 @@ func poolList(pools []Pool) string {
 // allocate keeps the previous address of the family if it is still good,
 // or takes the lowest free one from the family's pools in order.
 func allocate(in VIPInput, family corev1.IPFamily) (netip.Prefix, error) {
+	others := in.Others
+	if others == nil {
+		others = ClaimMaps{}
+	}
 	keep := func(pool Pool, a netip.Addr) bool {
-		_, held := in.HeldByOthers[a]
+		_, held := others.HeldBy(a)
 		return !held && usable(pool, a, in.NodeAddresses) == ""
 	}
 	free := func(pool Pool, a netip.Addr) bool {
-		_, requested := in.RequestedByOthers[a]
+		_, requested := others.RequestedBy(a)
 		return keep(pool, a) && !requested
 	}
 	for _, s := range in.Previous {
@@ -220,11 +245,10 @@ func allocate(in VIPInput, family corev1.IPFamily) (netip.Prefix, error) {
 			continue
 		}
 		anyPool = true
-		// Every address skipped is held, requested, a node's, or one of the
-		// two reserved ones, so the walk ends within that many steps even in
-		// a huge IPv6 pool.
-		limit := len(in.HeldByOthers) + len(in.RequestedByOthers) + len(in.NodeAddresses) + 3
-		for a, n := pool.Range.Addr(), 0; pool.Range.Contains(a) && n <= limit; a, n = a.Next(), n+1 {
+		// Every address skipped is held, requested, a node's, one of the
+		// two reserved ones or not unicast, so the walk ends at a free one
+		// within that many steps even in a huge IPv6 pool.
+		for a := pool.Range.Addr(); pool.Range.Contains(a); a = a.Next() {
 			if free(pool, a) {
 				return netip.PrefixFrom(a, pool.Subnet.Bits()), nil
 			}

@@ -119,3 +119,18 @@ func lostOnlyInFlight(t *testing.T, probe *lab.Probe, failed, moves int) {
 		t.Errorf("%d requests failed (%d reset in flight, at most one per planned move, %d moves): %v", failed, resets, moves, probe.Errors())
 	}
 }
+
+// explainLoss logs, after requests were lost, what the nodes logged since:
+// when each outage began, the VRRP events and container restarts (a move
+// of the address), and the sessions HAProxy did not end cleanly (a server
+// that refused or did not answer), to tell which of them lost a request.
+func explainLoss(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, probe *lab.Probe, since time.Time) {
+	t.Helper()
+	for _, o := range probe.Outages() {
+		t.Logf("outage at %s for %.3fs", o.Start.UTC().Format("15:04:05.000"), o.Duration.Seconds())
+	}
+	events, err := l.VRRPEvents(ctx, lb, since)
+	t.Logf("VRRP events since %s (%v):\n%s", since.UTC().Format("15:04:05.000"), err, events)
+	trouble, err := l.ProxyTrouble(ctx, lb, since)
+	t.Logf("sessions HAProxy did not end cleanly (%v):\n%s", err, trouble)
+}

@@ -118,14 +118,7 @@ func TestHelmLifecycle(t *testing.T) {
 		// stalled them. (A stall of the client's full timeout was seen in
 		// 2 of the 5 full runs of 2026-12-06/07, one beside a compile, and in
 		// none of 3 runs of this test alone.)
-		for _, o := range probe.Outages() {
-			t.Logf("outage at %s for %.3fs", o.Start.UTC().Format("15:04:05.000"), o.Duration.Seconds())
-		}
-		if events, err := l.VRRPEvents(ctx, lb, reinstalled); err == nil {
-			t.Logf("VRRP events since the reinstall:\n%s", events)
-		} else {
-			t.Logf("VRRP events: %v", err)
-		}
+		explainLoss(t, l, lb, probe, reinstalled)
 	}
 }
 
