@@ -142,8 +142,8 @@ bench-adverts: deps control-plane images ## hakeeper's link-down outage and fals
 	$(GO) run ./hack/bench/failover -adverts $${ADVERTS:-50,30,20} -runs $${RUNS:-5} -overload $${OVERLOAD:-60s}
 
 .PHONY: bench-scale
-bench-scale: deps control-plane build ## 100 LoadBalancers x 50 endpoints on the local API server: time to converge, manager memory.
-	$(GO) run ./hack/bench/scale -lbs $${LBS:-100} -endpoints $${ENDPOINTS:-50} -hakeeper $(BIN)/hakeeper
+bench-scale: deps control-plane build ## 100, 250 and 1000 LoadBalancers x 50 endpoints on the local API server (50 a namespace and group of 3 nodes): time to converge and for an endpoint change, per LoadBalancer; manager memory. LBS=100,250,1000.
+	$(GO) run ./hack/bench/scale -lbs $${LBS:-100,250,1000} -endpoints $${ENDPOINTS:-50} -hakeeper $(BIN)/hakeeper
 
 ##@ Tools
 

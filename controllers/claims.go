@@ -8,11 +8,13 @@ import (
 	"strings"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/resolve"
 )
@@ -38,6 +40,11 @@ const (
 	indexWaiting = "hakeeper.io/waiting"
 )
 
+// indexPodLoadBalancer indexes the data plane's pods by their
+// LoadBalancer's namespace/name: a label selector would look at every
+// pod in the data-plane namespace, every LoadBalancer's.
+const indexPodLoadBalancer = "hakeeper.io/pod-loadbalancer"
+
 // noClass is indexClass's value for a LoadBalancer that names no class.
 const noClass = "<default>"
 
@@ -48,6 +55,15 @@ var waitingReasons = []string{
 }
 
 func setupClaimIndexes(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &corev1.Pod{}, indexPodLoadBalancer, func(obj client.Object) []string {
+		l := obj.GetLabels()
+		if l[desired.LabelComponent] != desired.ComponentDataPlane || l[desired.LabelLoadBalancer] == "" {
+			return nil
+		}
+		return []string{l[desired.LabelLoadBalancerNamespace] + "/" + l[desired.LabelLoadBalancer]}
+	}); err != nil {
+		return err
+	}
 	for index, values := range map[string]func(*v1alpha1.LoadBalancer) []string{
 		indexClaimedAddr: vipAddrs,
 		indexRouterID: func(lb *v1alpha1.LoadBalancer) []string {

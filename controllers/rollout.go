@@ -30,7 +30,7 @@ func (r *LoadBalancerReconciler) planRollout(ctx context.Context, s *scope) erro
 	s.desiredDaemonSet = desired.DaemonSet(s.lb, desired.DataPlaneInput{Options: r.DataPlane, Class: s.class.Spec.DataPlane,
 		NodeSelector: s.placement.NodeSelector, RouterID: s.routerID})
 	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.InNamespace(r.DataPlane.Namespace), client.MatchingLabels(desired.DataPlaneSelector(s.lb))); err != nil {
+	if err := r.Client.List(ctx, &pods, client.InNamespace(r.DataPlane.Namespace), client.MatchingFields{indexPodLoadBalancer: keyOf(s.lb)}); err != nil {
 		return fmt.Errorf("failed to list the data plane's pods: %w", err)
 	}
 	want := s.desiredDaemonSet.Spec.Template.Annotations[desired.AnnotationTemplate]

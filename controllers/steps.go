@@ -218,8 +218,10 @@ func (r *LoadBalancerReconciler) gatherNodes(ctx context.Context, s *scope) erro
 		s.reports = contract.ParseReports(s.existingReport.Data)
 	}
 
+	// Read in the cache, not copied: every node is looked at, nothing
+	// written.
 	var list corev1.NodeList
-	if err := r.Client.List(ctx, &list); err != nil {
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("failed to list nodes: %w", err)
 	}
 	s.allNodes = list.Items

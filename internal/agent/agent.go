@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -139,8 +140,10 @@ type Agent struct {
 	// loop touches them.
 	secretWatches map[string]context.CancelFunc
 
-	// roleLearned: the role was read from the node once (initialRole).
+	// roleLearned: the role was read from the node once (initialRole);
+	// learnedRole hands it to the role loop, the role's one writer.
 	roleLearned bool
+	learnedRole chan v1alpha1.VRRPRole
 	// refused is the config HAProxy last refused at reload; only the sync
 	// loop touches it.
 	refused refusedConfig
@@ -194,6 +197,7 @@ func New(cfg *rest.Config, o Options) (*Agent, error) {
 		trigger:       make(chan struct{}, 1),
 		changed:       make(chan struct{}, 1),
 		healthNow:     make(chan struct{}, 1),
+		learnedRole:   make(chan v1alpha1.VRRPRole, 1),
 		secretWatches: map[string]context.CancelFunc{},
 	}, nil
 }
@@ -227,32 +231,32 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.haproxy = a.watchConfigMap(ctx, a.names.HAProxyConfigMap)
 	a.keep = a.watchConfigMap(ctx, a.names.KeepalivedConfigMap)
 	log.Info("Agent started", "interface", iface)
-	var wg sync.WaitGroup
+	// Each loop owns its piece of state. One that fails ends them all and
+	// the process, so the kubelet restarts the container: a blind agent
+	// must not keep reporting.
+	g, ctx := errgroup.WithContext(ctx)
 	if health != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			if err := a.serveHealth(ctx, health); err != nil {
-				log.Error(err, "Serving the kubelet's probes failed")
+				return fmt.Errorf("serving the kubelet's probes: %w", err)
 			}
-		}()
+			return nil
+		})
 	}
 	if a.o.MetricsPort != 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			// Metrics are not worth stopping the data plane for.
 			if err := a.serveMetrics(ctx, a.cfg); err != nil {
 				log.Error(err, "Serving metrics failed")
 			}
-		}()
+			return nil
+		})
 	}
-	for _, loop := range []func(context.Context){a.syncLoop, a.healthLoop, a.masterWatchLoop, a.vrrpLoop, a.reportLoop} {
-		wg.Add(1)
-		go func() { defer wg.Done(); loop(ctx) }()
+	for _, loop := range []func(context.Context){a.syncLoop, a.healthLoop, a.masterWatchLoop, a.reportLoop} {
+		g.Go(func() error { loop(ctx); return nil })
 	}
-	wg.Wait()
-	return nil
+	g.Go(func() error { return a.roleLoop(ctx) })
+	return g.Wait()
 }
 
 // prepareFiles creates the directories, the notify FIFO keepalived writes

@@ -9,7 +9,6 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
 	"github.com/hakeeper/hakeeper/internal/ifaddr"
@@ -45,69 +44,42 @@ func (a *Agent) healthLoop(ctx context.Context) {
 	hold := flagFile{path: a.o.Paths.PreemptHold(), set: fileSet(a.o.Paths.PreemptHold())}
 	noServers := flagFile{path: a.o.Paths.NoServers(), set: fileSet(a.o.Paths.NoServers())}
 	maintenance := flagFile{path: a.o.Paths.Maintenance(), set: fileSet(a.o.Paths.Maintenance())}
-	var gate holdGate
-	if !hold.set {
-		// A restarted agent whose node was released: it stays released
-		// while HAProxy is healthy, as if the delay had long passed.
-		gate.healthySince = time.Unix(1, 0)
-	}
+	machine := newHealthMachine(!hold.set)
 	// The virtual IPs the interface holds are read again when the kernel
 	// says an address changed; without that (the watch failed), polled.
 	addrChanged, err := ifaddr.Watch(ctx)
 	if err != nil {
 		log.Info("Watching the node's addresses failed; polling them", "error", err.Error())
 	}
-	var debounce debouncer
-	// masterExited: when hakeeper-supervise haproxy set the track file; zero once
-	// a new master answered.
-	var masterExited time.Time
 	var holds []string
 	var heldOf *[]string
 	var looked, lookedOwn, lookedHolds time.Time
 	for {
 		answers, dead, backends, why := a.probe(ctx)
-		now := time.Now()
-		serving := answers && anyServerUp(backends)
-		debounce.observe(now, answers, serving)
-		faulty := debounce.failing() && (dead && now.Sub(a.lastReload()) > reloadGrace || debounce.failedFor(now) >= faultAfter)
+		var masterExitedAt time.Time
+		if track.setElsewhere() { // by hakeeper-supervise haproxy, when the master exited
+			masterExitedAt = modTime(track.path)
+		}
+		in := healthInput{
+			now: time.Now(), answers: answers, dead: dead, serving: answers && anyServerUp(backends), why: why,
+			trackSet: track.set, masterHeldAt: time.Unix(0, a.masterHeldAt.Load()), masterGone: a.masterGone.Load(),
+			lastReload: a.lastReload(), delay: time.Duration(a.preemptDelay.Load()),
+			fast: a.o.HealthInterval, idle: a.o.IdleHealthInterval, masterExitedAt: masterExitedAt,
+		}
+		now := in.now
 		a.metrics.setBackends(backends)
-		// A HAProxy whose master is gone may still answer for a moment
-		// through a worker that outlives it, and a set file must not
-		// flip back to healthy for that moment: keepalived would leave
-		// FAULT for a HAProxy that is going, and might take the VIPs. So
-		// a set file stays set while the master CLI refuses, and, once
-		// hakeeper-supervise haproxy has set it (it does when HAProxy's
-		// master exits; a reload re-executes the master in place), until
-		// a connection begun after that exit reaches a master: the
-		// master CLI watch may not have seen the exit yet. The poll then
-		// decides as for any start.
-		if track.setElsewhere() {
-			masterExited = modTime(track.path)
-		}
-		if !masterExited.IsZero() && a.masterHeldAt.Load() > masterExited.UnixNano() {
-			masterExited = time.Time{}
-		}
-		switch {
-		case !masterExited.IsZero():
-			faulty, why = true, "HAProxy's master exited (hakeeper-supervise haproxy set the track file) and no new one answers yet"
-		case track.set && a.masterGone.Load():
-			faulty, why = true, "HAProxy's master CLI refuses connections"
-		}
-		if changed, err := track.write(faulty); err != nil {
+		d := machine.step(in)
+		if changed, err := track.write(d.faulty); err != nil {
 			log.Error(err, "Writing the track file failed")
 		} else if changed {
-			log.Info("HAProxy health changed", "healthy", !faulty, "reason", why, "failingFor", debounce.failedFor(now).String())
+			log.Info("HAProxy health changed", "healthy", !d.faulty, "reason", d.why, "failingFor", machine.debounce.failedFor(now).String())
 		}
 		a.metrics.setTracked(trackedHealth, track.set)
-		// Debounced as any other failure: a reload or one slow check round
-		// must not move the VIP. While HAProxy does not answer the file
-		// stays as it was; the node is in FAULT anyway.
-		if answers {
-			lowered := debounce.emptyFor(now) >= faultAfter
-			if changed, err := noServers.write(lowered); err != nil {
+		if d.noServersDecided {
+			if changed, err := noServers.write(d.noServers); err != nil {
 				log.Error(err, "Writing the no-servers file failed")
 			} else if changed {
-				log.Info("Servers up changed", "noServerUp", lowered)
+				log.Info("Servers up changed", "noServerUp", d.noServers)
 			}
 		}
 		a.metrics.setTracked(trackedNoServers, noServers.set)
@@ -117,18 +89,12 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			log.Info("Maintenance changed: the node's claim is lowered while it is set", "maintenance", maintenance.set)
 		}
 		a.metrics.setTracked(trackedMaintenance, maintenance.set)
-		serves := !faulty && !noServers.set
-		if hold.setElsewhere() { // keepalived restarted: the delay starts over
-			gate.restart(now)
-		}
-		// The preempt delay counts from when the node serves again: HAProxy
-		// up and a server up.
-		delay := time.Duration(a.preemptDelay.Load())
-		held := gate.hold(now, serves, delay)
-		if changed, err := hold.write(held); err != nil {
+		in.holdRestarted = hold.setElsewhere() // keepalived restarted: the delay starts over
+		machine.settle(in, &d, track.set, noServers.set)
+		if changed, err := hold.write(d.held); err != nil {
 			log.Error(err, "Writing the preempt hold file failed")
 		} else if changed {
-			log.Info("Preempt hold changed", "held", held)
+			log.Info("Preempt hold changed", "held", d.held)
 		}
 		a.metrics.setTracked(trackedPreemptHold, hold.set)
 		// The liveness probe's evidence that this loop runs: served on the
@@ -156,12 +122,11 @@ func (a *Agent) healthLoop(ctx context.Context) {
 				holds = ifaddr.Held(a.iface, *vips)
 			}
 		}
-		// keepalived's supervisor asked, and the node's other addresses
-		// read, at most once an idle interval and once every ownRecheck.
+		// The node's other addresses read at most once an idle interval
+		// and once every ownRecheck.
 		var linkLocal string
 		if now.Sub(looked) >= a.o.IdleHealthInterval {
 			looked = now
-			a.forgetRoleIfKeepalivedGone(ctx)
 			if a.snapshot().LinkLocal == "" {
 				// Reported once known (IPv6 may come up after the agent).
 				linkLocal = ifaddr.LinkLocal(a.iface)
@@ -179,24 +144,12 @@ func (a *Agent) healthLoop(ctx context.Context) {
 			if own != nil {
 				r.Addresses = own
 			}
-			r.Healthy, r.Backends = serves, backends
+			r.Healthy, r.Backends = d.serves, backends
 			if observed {
 				r.HoldsObserved, r.Holds = true, holds
 			}
 		})
-		wait := pace(a.o.HealthInterval, a.o.IdleHealthInterval, paceState{
-			unsettled: debounce.unsettled(now, faultAfter) || track.set || a.masterGone.Load() ||
-				now.Sub(a.lastReload()) < reloadGrace,
-			holdLifts: gate.liftsIn(now, serves, delay),
-		})
-		// The master gone while HAProxy still answers: a worker outliving
-		// it for a moment, or the master re-executing for a reload. Look
-		// again soon; only what the workers' socket says decides, as for
-		// any death.
-		if a.masterGone.Load() && !faulty {
-			wait = min(wait, masterGoneRecheck)
-		}
-		timer := time.NewTimer(wait)
+		timer := time.NewTimer(d.wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -287,24 +240,6 @@ func (d *debouncer) emptyFor(now time.Time) time.Duration {
 // act on, or HAProxy failing (read fast until it answers again).
 func (d *debouncer) unsettled(now time.Time, after time.Duration) bool {
 	return d.failing() || (!d.emptySince.IsZero() && d.emptyFor(now) < after)
-}
-
-// forgetRoleIfKeepalivedGone clears the role keepalived last notified once
-// keepalived no longer runs (killed, crashed, restarting): a dead
-// keepalived sends no notification, and its last word (often MASTER) would
-// stay in status for good.
-func (a *Agent) forgetRoleIfKeepalivedGone(ctx context.Context) {
-	if a.keepalivedRuns() {
-		return
-	}
-	a.update(func(r *contract.NodeReport) {
-		if r.Role == v1alpha1.VRRPRoleUnknown || r.Role == "" {
-			return
-		}
-		ctrl.LoggerFrom(ctx).Info("keepalived is not running: its role is no longer known", "was", r.Role)
-		r.Role = v1alpha1.VRRPRoleUnknown
-		a.metrics.setVRRPState(r.Role)
-	})
 }
 
 // fileSet reads a tracked file: anything but 0 (missing, unreadable) is

@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/configguard"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
@@ -81,7 +80,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	if delayChanged || maintenanceChanged || vipsChanged {
 		a.wakeHealth()
 	}
-	a.learnRole(vrrp.VirtualIPs)
+	a.learnRole(ctx, vrrp.VirtualIPs)
 	want := appliedConfig{
 		haproxyCfg:     hcm.Data[contract.KeyHAProxyConfig],
 		keepalivedConf: kcm.Data[a.o.Node+contract.KeepalivedKeySuffix],
@@ -165,23 +164,18 @@ func (a *Agent) sync(ctx context.Context) error {
 	return nil
 }
 
-// learnRole sets the node's role from the node itself the first time the
-// virtual IPs are known, unless keepalived has notified one since.
-func (a *Agent) learnRole(virtualIPs []string) {
+// learnRole reads the node's role from the node itself the first time the
+// virtual IPs are known, for the role loop (which keeps a role keepalived
+// notified since).
+func (a *Agent) learnRole(ctx context.Context, virtualIPs []string) {
 	if a.roleLearned || len(virtualIPs) == 0 {
 		return
 	}
 	a.roleLearned = true
-	role := a.initialRole(a.iface, virtualIPs)
-	if role == v1alpha1.VRRPRoleUnknown {
-		return
+	select {
+	case a.learnedRole <- a.initialRole(a.iface, virtualIPs):
+	case <-ctx.Done():
 	}
-	a.update(func(r *contract.NodeReport) {
-		if r.Role == v1alpha1.VRRPRoleUnknown {
-			r.Role = role
-			a.metrics.setVRRPState(role)
-		}
-	})
 }
 
 // watchSecrets keeps one watch on each TLS Secret the config names, so a

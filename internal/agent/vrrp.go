@@ -3,9 +3,11 @@ package agent
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -21,31 +23,118 @@ func makeFIFO(path string) error {
 	return syscall.Mkfifo(path, 0o600)
 }
 
-// vrrpLoop reads keepalived's notify FIFO. Lines look like
-// `INSTANCE "hk_ns_name" MASTER 150`; the state becomes the node's role.
-func (a *Agent) vrrpLoop(ctx context.Context) {
+// roleSource is where a role comes from.
+type roleSource int
+
+const (
+	// notified: keepalived's notify FIFO said so.
+	notified roleSource = iota
+	// learned: read from the node (initialRole) once the virtual IPs are
+	// known: keepalived's notifications went to nobody while no agent ran.
+	learned
+	// keepalivedGone: keepalived no longer runs (killed, crashed,
+	// restarting); it sends no notification, and its last word (often
+	// MASTER) would stay in status for good.
+	keepalivedGone
+)
+
+// roleEvent is something that may change the node's VRRP role.
+type roleEvent struct {
+	source roleSource
+	role   v1alpha1.VRRPRole
+}
+
+// nextRole is the role machine: the role after e, and whether that is a
+// VRRP transition to count. Only keepalived's own word counts; a learned
+// role fills in an unknown one only, and a keepalived that is gone makes
+// the role unknown.
+func nextRole(current v1alpha1.VRRPRole, e roleEvent) (v1alpha1.VRRPRole, bool) {
+	unknown := current == v1alpha1.VRRPRoleUnknown || current == ""
+	switch e.source {
+	case notified:
+		return e.role, e.role != current
+	case learned:
+		if unknown && e.role != v1alpha1.VRRPRoleUnknown {
+			return e.role, false
+		}
+	case keepalivedGone:
+		if !unknown {
+			return v1alpha1.VRRPRoleUnknown, false
+		}
+	}
+	return current, false
+}
+
+// roleLoop owns the node's VRRP role: it alone writes it, from
+// keepalived's notify FIFO (lines like `INSTANCE "hk_ns_name" MASTER 150`),
+// the role the sync loop learns from the node, and keepalived's
+// supervisor, asked every idle interval whether keepalived runs. It fails
+// when the FIFO cannot be read: without it the role is blind, and the
+// process ends so the kubelet restarts it.
+func (a *Agent) roleLoop(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx)
 	// Opened read-write so the open does not block waiting for keepalived
 	// and reads do not see end-of-file when keepalived restarts.
 	f, err := os.OpenFile(a.o.Paths.NotifyFIFO(), os.O_RDWR, 0)
 	if err != nil {
-		log.Error(err, "Opening keepalived's notify FIFO failed")
-		return
+		return fmt.Errorf("opening keepalived's notify FIFO: %w", err)
 	}
-	go func() { <-ctx.Done(); _ = f.Close() }()
-	scanner := bufio.NewScanner(f)
-	for scanner.Scan() {
-		if role, ok := parseNotify(scanner.Text()); ok {
-			log.Info("VRRP state changed", "role", role)
-			a.update(func(r *contract.NodeReport) {
-				if r.Role != role {
-					r.Transitions++
-					a.metrics.vrrpTransitions.Inc()
-				}
-				r.Role = role
-			})
-			a.metrics.setVRRPState(role)
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		scanner := bufio.NewScanner(f)
+		for scanner.Scan() {
+			select {
+			case lines <- scanner.Text():
+			case <-ctx.Done():
+				return
+			}
 		}
+		readErr <- scanner.Err()
+	}()
+	defer f.Close() // ends the reader
+	tick := time.NewTicker(a.o.IdleHealthInterval)
+	defer tick.Stop()
+	for {
+		var e roleEvent
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-readErr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading keepalived's notify FIFO: %v", err)
+		case line := <-lines:
+			role, ok := parseNotify(line)
+			if !ok {
+				continue
+			}
+			log.Info("VRRP state changed", "role", role)
+			e = roleEvent{source: notified, role: role}
+		case role := <-a.learnedRole:
+			e = roleEvent{source: learned, role: role}
+		case <-tick.C:
+			if a.keepalivedRuns() {
+				continue
+			}
+			e = roleEvent{source: keepalivedGone}
+		}
+		a.update(func(r *contract.NodeReport) {
+			role, transition := nextRole(r.Role, e)
+			if role == r.Role {
+				return
+			}
+			if e.source == keepalivedGone {
+				log.Info("keepalived is not running: its role is no longer known", "was", r.Role)
+			}
+			if transition {
+				r.Transitions++
+				a.metrics.vrrpTransitions.Inc()
+			}
+			r.Role = role
+			a.metrics.setVRRPState(role)
+		})
 	}
 }
 

@@ -4,12 +4,12 @@ import "testing"
 
 func TestProxyTroubleMatchesUncleanEndsOnly(t *testing.T) {
 	for line, want := range map[string]bool{
-		"198.18.2.1:33313 [06/Dec/2026:12:12:51.443] svc-http svc-http/s3 1/0/5007 0 SC 1/1/0/0/3 0/0":                 true,
-		"198.18.2.1:33313 [06/Dec/2026:12:12:51.443] svc-http svc-http/s3 1/-1/200 0 sC 1/1/0/0/3 0/0":                 true,
-		"198.18.2.1:33313 [06/Dec/2026:12:12:51.443] svc-http svc-http/s3 1/0/5 212 -- 1/1/0/0/0 0/0":                  false,
-		`198.18.2.1:33313 [06/Dec/2026:12:12:51.443] web web/s1 0/0/0/1/1 200 212 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`: false,
+		"198.18.2.1:33313 [06/Dec/2026:12:12:51.443] svc-http svc-http/s3 1/0/5007 0 SC 1/1/0/0/3 0/0":                      true,
+		"198.18.2.1:33313 [06/Dec/2026:12:12:51.443] svc-http svc-http/s3 1/-1/200 0 sC 1/1/0/0/3 0/0":                      true,
+		"198.18.2.1:33313 [06/Dec/2026:12:12:51.443] svc-http svc-http/s3 1/0/5 212 -- 1/1/0/0/0 0/0":                       false,
+		`198.18.2.1:33313 [06/Dec/2026:12:12:51.443] web web/s1 0/0/0/1/1 200 212 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`:  false,
 		`198.18.2.1:33313 [06/Dec/2026:12:12:51.443] web web/s1 0/0/0/-1/1 503 212 - - SC-- 1/1/0/0/3 0/0 "GET / HTTP/1.1"`: true,
-		`198.18.2.1:33313 [06/Dec/2026:12:12:51.443] web web/s1 0/0/0/1/1 200 212 - - --NI 1/1/0/0/0 0/0 "GET / HTTP/1.1"`: false,
+		`198.18.2.1:33313 [06/Dec/2026:12:12:51.443] web web/s1 0/0/0/1/1 200 212 - - --NI 1/1/0/0/0 0/0 "GET / HTTP/1.1"`:  false,
 	} {
 		if got := proxyTrouble.MatchString(line); got != want {
 			t.Errorf("%q: %v, want %v", line, got, want)

@@ -1,9 +1,9 @@
 package resolve
 
 import (
-	"slices"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
