@@ -318,6 +318,16 @@ func (c *claims) claimOf(other *v1alpha1.LoadBalancer) *otherClaim {
 		}
 		if a.priorities != nil {
 			priorities = a.priorities
+			// The nodes it was applied to, which the cached status may
+			// not list yet: without them an ID it was just given looked
+			// used only elsewhere, and once all 255 were used somewhere
+			// it was handed out again on the same nodes (seen at 1000
+			// LoadBalancers, hack/bench/scale).
+			for n := range a.priorities {
+				if !slices.Contains(claim.Nodes, n) {
+					claim.Nodes = append(claim.Nodes, n)
+				}
+			}
 		}
 	}
 	o := &otherClaim{Claim: claim, priorities: priorities, lb: other}
