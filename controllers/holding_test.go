@@ -28,8 +28,12 @@ func TestHolderKeepsItsAddress(t *testing.T) {
 	createLB(t, asker)
 	waitDegraded(t, asker, v1alpha1.LoadBalancerConflictReason, "virtual IP 198.18.23.96 is held by LoadBalancer holding/holder")
 	assertNothingApplied(t, asker)
+	before := reconciles(t, holder)
 	touch(t, holder)
 	settle(t)
+	// Reconciled since the touch: the address below is what a reconcile
+	// kept, not what nobody looked at.
+	reconciledAgain(t, holder, before, 1)
 	if got := getLB(t, holder).Status.VirtualIPs; fmt.Sprint(got) != "[198.18.23.96/24]" {
 		t.Errorf("the holder moved to %v", got)
 	}

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -170,7 +169,9 @@ func TestRolloutHandsOverLast(t *testing.T) {
 		return nil
 	})
 	waitEvent(t, lb, "HandingOver")
-	time.Sleep(3 * time.Second) // more than a recheck
+	// Reconciled twice more (the rollout rechecks while it waits): the
+	// holder's pod is still there, not merely not reached yet.
+	reconciledAgain(t, lb, reconciles(t, lb), 2)
 	pod := &corev1.Pod{}
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: dataPlaneNamespace, Name: "old-r-1"}, pod); err != nil || pod.DeletionTimestamp != nil {
 		t.Fatalf("the holder's pod went before it handed over: %v, deletion %v", err, pod.DeletionTimestamp)

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
@@ -359,4 +360,44 @@ func containsColon(s string) bool {
 		}
 	}
 	return false
+}
+
+// reconciles is how many times the reconciler has finished a reconcile of
+// lb, whatever the outcome (hakeeper_loadbalancer_reconciles_total): the
+// proof that a "nothing changed" check follows a reconcile that could
+// have changed it.
+func reconciles(t *testing.T, lb *v1alpha1.LoadBalancer) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "hakeeper_loadbalancer_reconciles_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["loadbalancer_namespace"] == lb.Namespace && labels["loadbalancer"] == lb.Name {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+// reconciledAgain waits until lb has been reconciled n more times than
+// before.
+func reconciledAgain(t *testing.T, lb *v1alpha1.LoadBalancer, before float64, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d more reconciles of %s", n, lb.Name), func() error {
+		if got := reconciles(t, lb); got < before+float64(n) {
+			return fmt.Errorf("%v reconciles, want %v", got, before+float64(n))
+		}
+		return nil
+	})
 }

@@ -13,12 +13,11 @@ import (
 )
 
 func TestRemoveTakesTheAddressWithItsPrefix(t *testing.T) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		ifaddrtest.EnterNetns(t, "vip0")
+	ifaddrtest.InNetns(t, "vip0", func() {
 		for _, a := range []string{"198.18.0.1/24", "198.18.0.111/24", "2001:db8:18::111/64"} {
-			ifaddrtest.AddAddress(t, "vip0", a)
+			if !ifaddrtest.AddAddress(t, "vip0", a) {
+				return
+			}
 		}
 		if iface, err := ifaddr.InterfaceHolding("198.18.0.1"); err != nil || iface != "vip0" {
 			t.Errorf("InterfaceHolding = %q, %v", iface, err)
@@ -36,8 +35,7 @@ func TestRemoveTakesTheAddressWithItsPrefix(t *testing.T) {
 		if got := ifaddr.Held("vip0", append(all, "198.18.0.1")); !slices.Equal(got, []string{"198.18.0.1"}) {
 			t.Errorf("after Remove the interface holds %v; only the node's own address should be left", got)
 		}
-	}()
-	<-done
+	})()
 }
 
 // TestOwnSkipsTheVRRPInterface: the node's own addresses are read from
@@ -73,10 +71,7 @@ func TestOwnSkipsTheVRRPInterface(t *testing.T) {
 // watcher when an address is added to and removed from an interface of
 // the namespace, and the channel closes with its context.
 func TestWatchTellsAddressChanges(t *testing.T) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		ifaddrtest.EnterNetns(t, "watch0")
+	ifaddrtest.InNetns(t, "watch0", func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		events, err := ifaddr.Watch(ctx)
@@ -103,7 +98,9 @@ func TestWatchTellsAddressChanges(t *testing.T) {
 				drained = true
 			}
 		}
-		ifaddrtest.AddAddress(t, "watch0", "198.18.0.111/24")
+		if !ifaddrtest.AddAddress(t, "watch0", "198.18.0.111/24") {
+			return
+		}
 		told("added")
 		if _, err := ifaddr.Remove(ctx, "watch0", netip.MustParseAddr("198.18.0.111")); err != nil {
 			t.Error(err)
@@ -123,6 +120,5 @@ func TestWatchTellsAddressChanges(t *testing.T) {
 				return
 			}
 		}
-	}()
-	<-done
+	})()
 }

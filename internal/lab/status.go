@@ -191,3 +191,32 @@ func (l *Lab) ProxyTrouble(ctx context.Context, lb *v1alpha1.LoadBalancer, since
 	}
 	return out.String(), nil
 }
+
+// stateChange matches keepalived's own line for a VRRP state change.
+var stateChange = regexp.MustCompile(`Entering (MASTER|BACKUP|FAULT|STOP) STATE`)
+
+// StateChanges are the VRRP state changes every node's keepalived logged
+// since, each prefixed with its node: keepalived's own word, read as it
+// logs it, where the agents' reports (written a moment later) could still
+// show the counts from before a change.
+func (l *Lab) StateChanges(ctx context.Context, lb *v1alpha1.LoadBalancer, since time.Time) ([]string, error) {
+	pods, err := l.Pods(ctx, OperatorNamespace, desired.DataPlaneSelector(lb))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range pods {
+		logs, err := l.Kubectl(ctx, "logs", "-n", OperatorNamespace, p.Name, "-c", desired.ContainerKeepalived, "--timestamps",
+			"--since-time="+since.UTC().Format(time.RFC3339))
+		if err != nil {
+			return out, err
+		}
+		for _, line := range strings.Split(string(logs), "\n") {
+			stamp, _, _ := strings.Cut(line, " ")
+			if at, err := time.Parse(time.RFC3339Nano, stamp); err == nil && !at.Before(since) && stateChange.MatchString(line) {
+				out = append(out, p.Spec.NodeName+": "+line)
+			}
+		}
+	}
+	return out, nil
+}

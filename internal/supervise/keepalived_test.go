@@ -73,12 +73,13 @@ while kill -0 $! 2>/dev/null; do wait $!; done`
 		filterAfter string
 	}
 	done := make(chan result, 1)
-	go func() {
+	wait := ifaddrtest.InNetns(t, "vip0", func() {
 		var res result
 		defer func() { done <- res }()
-		ifaddrtest.EnterNetns(t, "vip0")
-		ifaddrtest.AddAddress(t, "vip0", "198.18.0.1/24")
-		ifaddrtest.AddAddress(t, "vip0", "198.18.0.111/24") // left by a killed keepalived
+		if !ifaddrtest.AddAddress(t, "vip0", "198.18.0.1/24") ||
+			!ifaddrtest.AddAddress(t, "vip0", "198.18.0.111/24") { // left by a killed keepalived
+			return
+		}
 		var stderr bytes.Buffer
 		res.err = Keepalived(context.Background(), []string{"--config=" + conf, "--peers=" + peers,
 			"--control=" + control, "--table-suffix=pod-1", "--", "sh", "-c", script, "--pid=" + pidFile},
@@ -87,7 +88,7 @@ while kill -0 $! 2>/dev/null; do wait $!; done`
 		res.held = ifaddr.Held("vip0", []string{"198.18.0.1", "198.18.0.111", "2001:db8:18::111"})
 		out, _ := exec.Command("nft", "list", "table", "inet", table).CombinedOutput()
 		res.filterAfter = string(out)
-	}()
+	})
 
 	var shell, child int
 	deadline := time.Now().Add(10 * time.Second)
@@ -105,6 +106,7 @@ while kill -0 $! 2>/dev/null; do wait $!; done`
 		}
 	}
 	if shell == 0 {
+		wait() // fails the test if the namespace could not be made
 		t.Fatal("the stand-in keepalived never started")
 	}
 	// A node joins: the agent writes the new peers and asks for a reload,
@@ -161,6 +163,7 @@ while kill -0 $! 2>/dev/null; do wait $!; done`
 		_ = syscall.Kill(child, syscall.SIGKILL)
 		t.Fatal("the supervisor did not return after keepalived was killed")
 	}
+	wait()
 	if res.err == nil || !strings.Contains(res.err.Error(), "killed") {
 		t.Errorf("returned %v, want keepalived's SIGKILL", res.err)
 	}

@@ -4,6 +4,7 @@
 package ifaddrtest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -12,17 +13,22 @@ import (
 	"testing"
 )
 
-// EnterNetns moves the calling goroutine, locked to its thread for good,
-// into a new network namespace with a veth interface iface up (veth, as
-// the lab's nodes have; this kernel has no dummy module). Processes it
-// starts inherit the namespace. The thread is never unlocked, so Go
-// retires it, and the namespace with its interfaces goes with it. Run the
-// test body in a goroutine of its own: the test's goroutine must not be
-// the one moved.
-func EnterNetns(t testing.TB, iface string) {
+// InNetns starts body in a goroutine of its own, locked to its thread for
+// good and moved into a new network namespace with a veth interface iface
+// up (veth, as the lab's nodes have; this kernel has no dummy module).
+// Processes body starts inherit the namespace. The thread is never
+// unlocked, so Go retires it, and the namespace with its interfaces goes
+// with it.
+//
+// What the namespace needs is checked first, on the test's goroutine: a
+// test without it is skipped, or fails where the real tools are required
+// (HAKEEPER_REQUIRE_REAL_TOOLS=1, as in CI and make test). body does not
+// run on the test's goroutine, so it reports with t.Error and returns,
+// never t.Fatal or t.Skip; the wait InNetns returns must be called on the
+// test's goroutine, and fails the test there if the namespace could not
+// be made.
+func InNetns(t testing.TB, iface string, body func()) (wait func()) {
 	t.Helper()
-	// Where the real tools are required (CI, make test), what is missing
-	// fails the test instead of skipping it.
 	skip := t.Skipf
 	if os.Getenv("HAKEEPER_REQUIRE_REAL_TOOLS") == "1" {
 		skip = t.Fatalf
@@ -33,9 +39,31 @@ func EnterNetns(t testing.TB, iface string) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		skip("needs iproute2's ip")
 	}
-	runtime.LockOSThread()
+	failed := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		if err := enter(iface); err != nil {
+			failed <- err
+			return
+		}
+		body()
+	}()
+	return func() {
+		t.Helper()
+		<-done
+		select {
+		case err := <-failed:
+			t.Fatalf("a network namespace for the test: %v", err)
+		default:
+		}
+	}
+}
+
+func enter(iface string) error {
 	if err := syscall.Unshare(syscall.CLONE_NEWNET); err != nil {
-		skip("unshare: %v", err)
+		return fmt.Errorf("unshare: %w", err)
 	}
 	peer := iface + "p"
 	for _, args := range [][]string{
@@ -44,20 +72,24 @@ func EnterNetns(t testing.TB, iface string) {
 		{"link", "set", iface, "up"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s", args, err, out)
+			return fmt.Errorf("ip %v: %w: %s", args, err, out)
 		}
 	}
+	return nil
 }
 
 // AddAddress puts prefix on iface (IPv6 without duplicate address
-// detection, so it is usable at once).
-func AddAddress(t testing.TB, iface, prefix string) {
+// detection, so it is usable at once). It runs inside InNetns's body:
+// a failure is reported with t.Error, and false tells the body to return.
+func AddAddress(t testing.TB, iface, prefix string) bool {
 	t.Helper()
 	args := []string{"addr", "add", prefix, "dev", iface}
 	if strings.Contains(prefix, ":") {
 		args = append(args, "nodad")
 	}
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %v: %v: %s", args, err, out)
+		t.Errorf("ip %v: %v: %s", args, err, out)
+		return false
 	}
+	return true
 }
