@@ -30,7 +30,7 @@ import (
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/priority"
-	"github.com/hakeeper/hakeeper/internal/testenv"
+	"github.com/hakeeper/hakeeper/internal/testing/testenv"
 )
 
 var ctx = context.Background()

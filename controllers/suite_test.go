@@ -36,7 +36,7 @@ import (
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/manager"
-	"github.com/hakeeper/hakeeper/internal/testenv"
+	"github.com/hakeeper/hakeeper/internal/testing/testenv"
 )
 
 // The suite runs the real manager against a real kube-apiserver and etcd

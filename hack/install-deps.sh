@@ -3,7 +3,7 @@
 # and keepalived (configs are checked by the daemons themselves), etcd for
 # the local control plane, iproute2 and util-linux for network and mount
 # namespaces, wrk for load in the lab; for the lab's images and nodes
-# (hack/images.sh, internal/lab): podman and debootstrap to build images with
+# (hack/images.sh, internal/testing/lab): podman and debootstrap to build images with
 # no registry, containerd, runc, the CNI plugins and iptables to run them;
 # nftables, whose nft the VRRP filter's tests read tables with.
 # Only what is missing is installed.

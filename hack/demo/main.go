@@ -25,8 +25,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/lab"
-	"github.com/hakeeper/hakeeper/internal/testenv"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/testenv"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
-	"github.com/hakeeper/hakeeper/internal/haproxyapi/haproxytest"
+	"github.com/hakeeper/hakeeper/internal/testing/haproxytest"
 )
 
 // TestHAProxyDeathIsSeenAtOnce: with the stats poll an hour apart, only the

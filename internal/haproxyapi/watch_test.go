@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
-	"github.com/hakeeper/hakeeper/internal/haproxyapi/haproxytest"
+	"github.com/hakeeper/hakeeper/internal/testing/haproxytest"
 )
 
 func startHAProxy(t *testing.T) (master string, pgid int) {

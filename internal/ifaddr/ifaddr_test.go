@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/hakeeper/hakeeper/internal/ifaddr"
-	"github.com/hakeeper/hakeeper/internal/ifaddr/ifaddrtest"
+	"github.com/hakeeper/hakeeper/internal/testing/ifaddrtest"
 )
 
 func TestRemoveTakesTheAddressWithItsPrefix(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/internal/configcheck"
 	"github.com/hakeeper/hakeeper/internal/contract"
-	"github.com/hakeeper/hakeeper/internal/testcert"
+	"github.com/hakeeper/hakeeper/internal/testing/testcert"
 )
 
 // These tests run the real haproxy and keepalived (Debian's packages), as

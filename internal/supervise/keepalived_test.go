@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/hakeeper/hakeeper/internal/ifaddr"
-	"github.com/hakeeper/hakeeper/internal/ifaddr/ifaddrtest"
 	"github.com/hakeeper/hakeeper/internal/keepalivedctl"
+	"github.com/hakeeper/hakeeper/internal/testing/ifaddrtest"
 )
 
 // TestSuperviseKeepalivedReleasesVirtualIPs runs the supervisor in a

@@ -9,9 +9,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hakeeper/hakeeper/internal/ifaddr/ifaddrtest"
+	"github.com/hakeeper/hakeeper/internal/testing/ifaddrtest"
+	"github.com/hakeeper/hakeeper/internal/testing/vrrptest"
 	"github.com/hakeeper/hakeeper/internal/vrrpfilter"
-	"github.com/hakeeper/hakeeper/internal/vrrptest"
 )
 
 func TestParsePeers(t *testing.T) {

@@ -32,7 +32,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/hakeeper/hakeeper/internal/testenv"
+	"github.com/hakeeper/hakeeper/internal/testing/testenv"
 )
 
 const policyName = "hakeeper-tls-secret-access"

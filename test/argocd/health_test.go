@@ -15,7 +15,7 @@ import (
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 
-	"github.com/hakeeper/hakeeper/internal/argohealth"
+	"github.com/hakeeper/hakeeper/internal/testing/argohealth"
 )
 
 // kstatusOf is what kstatus must say of each captured object: Current only

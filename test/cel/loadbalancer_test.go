@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/testenv"
+	"github.com/hakeeper/hakeeper/internal/testing/testenv"
 	"github.com/hakeeper/hakeeper/internal/validation"
 )
 

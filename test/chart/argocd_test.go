@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/hakeeper/hakeeper/internal/testenv"
+	"github.com/hakeeper/hakeeper/internal/testing/testenv"
 )
 
 // The Argo CD health check the chart ships (hack/chart-sync.sh copies it;

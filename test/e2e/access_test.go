@@ -19,8 +19,8 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/lab"
 	"github.com/hakeeper/hakeeper/internal/manager"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // TestTenantAttacks acts as a tenant, an impersonated user who may write

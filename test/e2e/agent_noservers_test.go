@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // TestNoServersKeepsOneHolder: every backend fails its health check, so

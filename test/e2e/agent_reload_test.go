@@ -13,7 +13,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // TestReloadFailureKeepsServing: configs that pass `haproxy -c` but that

@@ -15,7 +15,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // TestTLSFaults: a rotation to a certificate HAProxy rejects is checked

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // metricsBasePort is the chart's (and config/manager's) default

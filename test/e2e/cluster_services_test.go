@@ -27,8 +27,8 @@ import (
 	"github.com/hakeeper/hakeeper/controllers"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/lab"
 	"github.com/hakeeper/hakeeper/internal/servicelb"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // The Services scenarios share one class and namespace. The class is a

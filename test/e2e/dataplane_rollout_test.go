@@ -15,7 +15,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // TestRolloutHandsOverLast rolls a LoadBalancer's data plane to a new

@@ -20,9 +20,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/argohealth"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/argohealth"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // captureEnv, set to 1, writes the objects TestGitOpsHealth captures to

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // TestIPv6Failover: HAProxy killed under an IPv6 client and a dual-stack

@@ -38,8 +38,8 @@ import (
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
-	"github.com/hakeeper/hakeeper/internal/lab"
-	"github.com/hakeeper/hakeeper/internal/testcert"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/testcert"
 )
 
 var (

@@ -39,7 +39,7 @@ import (
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
 	"github.com/hakeeper/hakeeper/internal/haproxyapi"
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 func main() {

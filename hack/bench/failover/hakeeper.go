@@ -12,7 +12,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // hakeeperLB is hakeeper's side of the comparison: one LoadBalancer on the

@@ -44,7 +44,7 @@ import (
 	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 func main() {

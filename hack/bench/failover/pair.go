@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hakeeper/hakeeper/internal/lab"
+	"github.com/hakeeper/hakeeper/internal/testing/lab"
 )
 
 // pairTuning is how a hand-written HAProxy + Keepalived pair is set up: a

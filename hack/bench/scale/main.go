@@ -38,7 +38,7 @@ import (
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/testenv"
+	"github.com/hakeeper/hakeeper/internal/testing/testenv"
 )
 
 func main() {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hakeeper/hakeeper/internal/leftovers"
+	"github.com/hakeeper/hakeeper/internal/testing/leftovers"
 )
 
 // node is a lab node: a network namespace with its own containerd and

@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hakeeper/hakeeper/internal/leftovers"
+	"github.com/hakeeper/hakeeper/internal/testing/leftovers"
 )
 
 // Subnet of the lab network; every address below is in it.

@@ -24,8 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/leftovers"
-	"github.com/hakeeper/hakeeper/internal/testenv"
+	"github.com/hakeeper/hakeeper/internal/testing/leftovers"
+	"github.com/hakeeper/hakeeper/internal/testing/testenv"
 )
 
 // Config sizes a lab.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/leftovers"
+	"github.com/hakeeper/hakeeper/internal/testing/leftovers"
 )
 
 // RunningContainer is a container that runs on a node, as its containerd

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/leftovers"
+	"github.com/hakeeper/hakeeper/internal/testing/leftovers"
 )
 
 // Env is a running control plane.
@@ -33,7 +33,7 @@ type Env struct {
 // RepoRoot is the repository's root directory.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
 // Start starts etcd and kube-apiserver and installs the CRDs. It fails with

@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/hakeeper/hakeeper/internal/testing/vrrptest"
 	"github.com/hakeeper/hakeeper/internal/vrrpfilter"
-	"github.com/hakeeper/hakeeper/internal/vrrptest"
 )
 
 // ForgeAdverts plays an attacker on the segment: from a lab host that is

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hakeeper/hakeeper/internal/testenv"
+	"github.com/hakeeper/hakeeper/internal/testing/testenv"
 )
 
 // HelmRelease is the release name the lab installs hakeeper under.
