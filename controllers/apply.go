@@ -46,27 +46,27 @@ func (r *LoadBalancerReconciler) apply(ctx context.Context, s *scope) error {
 	if err := r.applyTLSAccess(ctx, s); err != nil || s.stopped() {
 		return err
 	}
-	haproxyCM := desired.HAProxyConfigMap(lb, ns, s.haproxyCfg, s.servers, slotKeys(s.endpoints))
+	haproxyCM := desired.HAProxyConfigMap(lb, ns, s.HAProxyConfig, s.Servers, slotKeys(s.Endpoints))
 	changed, err := r.applyOwned(ctx, s, haproxyCM)
 	if err != nil || s.stopped() {
 		return err
 	}
 	if changed {
 		r.Recorder.Eventf(lb, haproxyCM, corev1.EventTypeNormal, "ConfigUpdated", "Apply",
-			"haproxy.cfg updated (%d bytes, servers: %v)", len(s.haproxyCfg), s.serversTotal)
+			"haproxy.cfg updated (%d bytes, servers: %v)", len(s.HAProxyConfig), s.ServersTotal)
 	}
-	record := contract.VRRPRecord{VirtualRouterID: s.routerID, Priorities: priorities(s.nodes),
-		PreemptDelaySeconds: render.PreemptHoldSeconds(&s.spec.VRRP), Maintenance: s.maintenance, Peers: s.vrrpPeers}
-	for _, v := range s.virtualIPs {
+	record := contract.VRRPRecord{VirtualRouterID: s.RouterID, Priorities: priorities(s.Nodes),
+		PreemptDelaySeconds: render.PreemptHoldSeconds(&s.Spec.VRRP), Maintenance: s.Maintenance, Peers: s.VRRPPeers}
+	for _, v := range s.VirtualIPs {
 		record.VirtualIPs = append(record.VirtualIPs, v.Addr().String())
 	}
-	keepalivedCM := desired.KeepalivedConfigMap(lb, ns, s.keepalived, record)
+	keepalivedCM := desired.KeepalivedConfigMap(lb, ns, s.Keepalived, record)
 	if changed, err = r.applyOwned(ctx, s, keepalivedCM); err != nil || s.stopped() {
 		return err
 	}
 	if changed {
 		r.Recorder.Eventf(lb, keepalivedCM, corev1.EventTypeNormal, "ConfigUpdated", "Apply",
-			"keepalived.conf updated for %d nodes (router ID %d, priorities %v, under maintenance %v)", len(s.keepalived), s.routerID, record.Priorities, record.Maintenance)
+			"keepalived.conf updated for %d nodes (router ID %d, priorities %v, under maintenance %v)", len(s.Keepalived), s.RouterID, record.Priorities, record.Maintenance)
 	}
 	ds := s.desiredDaemonSet
 	if changed, err = r.applyOwned(ctx, s, ds); err != nil || s.stopped() {
@@ -93,7 +93,7 @@ func (r *LoadBalancerReconciler) applyTLSAccess(ctx context.Context, s *scope) e
 	}
 	if _, err := r.applyOwned(ctx, s, role); err != nil {
 		if apierrors.IsForbidden(err) {
-			s.missing = append(s.missing, fmt.Sprintf("the agents cannot be given the TLS Secrets (has the platform admin bound hakeeper-tls-delegation in namespace %s?): %v", s.lb.Namespace, err))
+			s.Missing = append(s.Missing, fmt.Sprintf("the agents cannot be given the TLS Secrets (has the platform admin bound hakeeper-tls-delegation in namespace %s?): %v", s.lb.Namespace, err))
 			// No event follows the admin's RoleBinding: look again.
 			s.retryAfter = tlsDelegationRetry
 			return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/plan"
 	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/resolve"
 )
@@ -277,6 +278,9 @@ func (c *claims) by(index, value string) []*otherClaim {
 	return out
 }
 
+// Err is the first read that failed.
+func (c *claims) Err() error { return c.err }
+
 func (c *claims) fail(err error) {
 	if c.err == nil {
 		c.err = err
@@ -300,8 +304,8 @@ func (c *claims) claimOf(other *v1alpha1.LoadBalancer) *otherClaim {
 		nodes = append(nodes, n.Name)
 		priorities[n.Name] = n.Priority
 	}
-	claim := claimOf(other, requestedAddrs(other), nodes)
-	claim.Refused = refusedForItsSpec(other)
+	claim := plan.ClaimOf(other, plan.RequestedAddrs(other), nodes)
+	claim.Refused = plan.RefusedForItsSpec(other)
 	if claim.Refused {
 		// Asks for nothing: only what it holds counts.
 		claim.RouterID = claim.HeldRouterID
@@ -358,7 +362,7 @@ func (c *claims) RequestedBy(addr netip.Addr) (string, bool) {
 
 // contenders are the claims that may conflict with self: those sharing
 // one of its addresses or its router ID.
-func (c *claims) contenders(self resolve.Claim) []resolve.Claim {
+func (c *claims) Contenders(self resolve.Claim) []resolve.Claim {
 	var found []*otherClaim
 	add := func(os []*otherClaim) {
 		for _, o := range os {
@@ -390,9 +394,12 @@ func (c *claims) onNodes(nodes []string) []*otherClaim {
 	return found
 }
 
-// load counts, for each of nodes, how many other LoadBalancers it leads
+// OnNodes are the claims of the LoadBalancers on any of nodes.
+func (c *claims) OnNodes(nodes []string) []resolve.Claim { return plain(c.onNodes(nodes)) }
+
+// Load counts, for each of nodes, how many other LoadBalancers it leads
 // or backs first.
-func (c *claims) load(nodes []string) priority.Load {
+func (c *claims) Load(nodes []string) priority.Load {
 	load := priority.Load{}
 	for _, o := range c.onNodes(nodes) {
 		load.Add(o.priorities)
@@ -400,19 +407,19 @@ func (c *claims) load(nodes []string) priority.Load {
 	return load
 }
 
-// routerIDUsed tells whether another LoadBalancer anywhere uses or asks
+// RouterIDUsed tells whether another LoadBalancer anywhere uses or asks
 // for id.
-func (c *claims) routerIDUsed(id int32) bool {
+func (c *claims) RouterIDUsed(id int32) bool {
 	return slices.ContainsFunc(c.by(indexRouterID, strconv.Itoa(int(id))), func(o *otherClaim) bool {
 		return o.RouterID == id || o.HeldRouterID == id
 	})
 }
 
-// siblings are the namespace's other LoadBalancers of class that count
+// Siblings are the namespace's other LoadBalancers of class that count
 // against its share: every contender, those the limit itself refuses
 // included (with them left out, two waiting LoadBalancers could each find
 // room for one and both be applied), but none refused for another reason.
-func (c *claims) siblings(class string) []resolve.Tenancy {
+func (c *claims) Siblings(class string) []resolve.Tenancy {
 	items, err := listLoadBalancers(c.ctx, c.r.Client, client.InNamespace(c.self.Namespace))
 	if err != nil {
 		c.fail(err)
@@ -427,8 +434,8 @@ func (c *claims) siblings(class string) []resolve.Tenancy {
 		if name, _ := resolve.ClassName(other, c.classes); name != class {
 			continue
 		}
-		if !refusedForItsSpec(other) || refusedFor(other, v1alpha1.LoadBalancerLimitExceededReason) {
-			out = append(out, tenancyOf(other))
+		if !plan.RefusedForItsSpec(other) || plan.RefusedFor(other, v1alpha1.LoadBalancerLimitExceededReason) {
+			out = append(out, plan.TenancyOf(other))
 		}
 	}
 	return out

@@ -24,6 +24,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
+	"github.com/hakeeper/hakeeper/internal/plan"
 	"github.com/hakeeper/hakeeper/internal/resolve"
 )
 
@@ -135,18 +136,27 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			retErr = errors.Join(retErr, fmt.Errorf("failed to patch status: %w", err))
 		}
 	}()
+	// Gather, decide, apply. A refusal is a value: status says why, and a
+	// data plane the class no longer allows goes once status has said so.
+	if err := r.gather(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	p, err := plan.Decide(ctx, s.in)
+	var refusal *plan.Refusal
+	switch {
+	case errors.As(err, &refusal):
+		s.refused(refusal)
+		log.V(1).Info("Not applied", "reason", refusal.Reason)
+		if s.revoked && len(lb.Status.VirtualIPs) > 0 {
+			return r.revoke(ctx, s)
+		}
+		return ctrl.Result{}, nil
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+	s.decided(p)
+	r.allocations.set(keyOf(lb), allocation{routerID: p.Allocation.RouterID, virtualIPs: p.Allocation.VirtualIPs, priorities: p.Allocation.Priorities})
 	for _, step := range []func(context.Context, *scope) error{
-		r.validate,
-		r.gatherClass,
-		r.gatherNodes,
-		r.checkClassPolicy,
-		r.gatherClaims,
-		r.checkNamespaceLimits,
-		r.assignVirtualIPs,
-		r.selectNodes,
-		r.checkConflicts,
-		r.gatherEndpoints,
-		r.render,
 		r.planRollout,
 		r.apply,
 		r.rollOut,
@@ -157,9 +167,6 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		if s.stopped() {
 			log.V(1).Info("Stopping before apply", "reason", s.stopReason)
-			if s.revoked && len(lb.Status.VirtualIPs) > 0 {
-				return r.revoke(ctx, s)
-			}
 			return ctrl.Result{}, nil
 		}
 	}

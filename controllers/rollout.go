@@ -27,8 +27,8 @@ const rolloutRecheck = 2 * time.Second
 // a node handing the virtual IPs over is listed under maintenance in the
 // keepalived ConfigMap, which its agent, of the old pod, already reads.
 func (r *LoadBalancerReconciler) planRollout(ctx context.Context, s *scope) error {
-	s.desiredDaemonSet = desired.DaemonSet(s.lb, desired.DataPlaneInput{Options: r.DataPlane, Class: s.class.Spec.DataPlane,
-		NodeSelector: s.placement.NodeSelector, RouterID: s.routerID})
+	s.desiredDaemonSet = desired.DaemonSet(s.lb, desired.DataPlaneInput{Options: r.DataPlane, Class: s.Class.Spec.DataPlane,
+		NodeSelector: s.Placement.NodeSelector, RouterID: s.RouterID})
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods, client.InNamespace(r.DataPlane.Namespace), client.MatchingFields{indexPodLoadBalancer: keyOf(s.lb)}); err != nil {
 		return fmt.Errorf("failed to list the data plane's pods: %w", err)
@@ -48,8 +48,8 @@ func (r *LoadBalancerReconciler) planRollout(ctx context.Context, s *scope) erro
 			Ready: podReady(&p), HandoverSince: since})
 	}
 	nodes := map[string]rollout.Node{}
-	wanted := make([]string, 0, len(s.nodes))
-	for _, n := range s.nodes {
+	wanted := make([]string, 0, len(s.Nodes))
+	for _, n := range s.Nodes {
 		wanted = append(wanted, n.Name)
 		rep, ok := s.reports[n.Name]
 		if !ok {
@@ -61,7 +61,7 @@ func (r *LoadBalancerReconciler) planRollout(ctx context.Context, s *scope) erro
 		} else {
 			node.Holds = rep.Role == v1alpha1.VRRPRoleMaster
 		}
-		if rep.Healthy && rep.ConfigHash == s.expectedHash[n.Name] {
+		if rep.Healthy && rep.ConfigHash == s.ExpectedHash[n.Name] {
 			node.ServingPod = rep.Pod
 			// An agent from before reports named their pod speaks for
 			// the one pod on its node.
@@ -74,8 +74,8 @@ func (r *LoadBalancerReconciler) planRollout(ctx context.Context, s *scope) erro
 	}
 	s.rollout = rollout.Next(in, nodes, wanted, r.now())
 	for _, n := range s.rollout.Handover {
-		if !slices.Contains(s.maintenance, n) {
-			s.maintenance = append(s.maintenance, n)
+		if !slices.Contains(s.Maintenance, n) {
+			s.Maintenance = append(s.Maintenance, n)
 		}
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
+	"github.com/hakeeper/hakeeper/internal/plan"
 	"github.com/hakeeper/hakeeper/internal/resolve"
 	"github.com/hakeeper/hakeeper/internal/servicelb"
 )
@@ -138,7 +139,7 @@ func (r *ServiceReconciler) reconcile(ctx context.Context, req ctrl.Request) (*c
 		return svc, err
 	}
 	if c := meta.FindStatusCondition(lb.Status.Conditions, v1alpha1.LoadBalancerDegradedCondition); c != nil && c.Status == metav1.ConditionTrue &&
-		refusedForItsSpec(lb) {
+		plan.RefusedForItsSpec(lb) {
 		reason := EventSyncLoadBalancerFailed
 		if c.Reason == v1alpha1.LoadBalancerAddressUnavailableReason {
 			reason = EventAllocationFailed

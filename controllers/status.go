@@ -73,8 +73,8 @@ func stalls(reason string) bool {
 func conditionsStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v1alpha1.LoadBalancerStatus {
 	st := *lb.Status.DeepCopy()
 	gen := lb.Generation
-	if s.classUsable {
-		st.ClassName = s.class.Name
+	if s.className != "" {
+		st.ClassName = s.className
 	}
 	if reconcileErr != nil && !s.stopped() {
 		// A transient error: keep what we knew, retry with backoff, and say
@@ -98,9 +98,9 @@ func conditionsStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v
 		return st
 	}
 	st.ObservedGeneration = gen
-	st.VirtualRouterID = s.routerID
+	st.VirtualRouterID = s.RouterID
 	st.VirtualIPs = nil
-	for _, v := range s.virtualIPs {
+	for _, v := range s.VirtualIPs {
 		st.VirtualIPs = append(st.VirtualIPs, v.String())
 	}
 	st.Nodes = nodeStatuses(s)
@@ -128,12 +128,12 @@ func truncate(s string) string {
 }
 
 func nodeStatuses(s *scope) []v1alpha1.NodeStatus {
-	out := make([]v1alpha1.NodeStatus, 0, len(s.nodes))
-	for _, n := range s.nodes {
+	out := make([]v1alpha1.NodeStatus, 0, len(s.Nodes))
+	for _, n := range s.Nodes {
 		rep, reported := s.reports[n.Name]
 		ns := v1alpha1.NodeStatus{Name: n.Name, Priority: n.Priority, Role: v1alpha1.VRRPRoleUnknown}
 		switch {
-		case slices.Contains(s.pending, n.Name):
+		case slices.Contains(s.Pending, n.Name):
 			ns.Message = "Waiting for the agent to report the interface holding " + n.Address
 			if n.Interface != "" {
 				ns.Message = "Waiting for the agent to report its interface's IPv6 link-local address, which its VRRP adverts come from"
@@ -146,9 +146,9 @@ func nodeStatuses(s *scope) []v1alpha1.NodeStatus {
 			}
 			ns.ConfigHash = rep.ConfigHash
 			ns.VRRPTransitions = rep.Transitions
-			ns.Ready = rep.Healthy && rep.ConfigHash == s.expectedHash[n.Name]
+			ns.Ready = rep.Healthy && rep.ConfigHash == s.ExpectedHash[n.Name]
 			ns.Message = rep.Message
-			if ns.Message == "" && rep.ConfigHash != s.expectedHash[n.Name] {
+			if ns.Message == "" && rep.ConfigHash != s.ExpectedHash[n.Name] {
 				ns.Message = "Runs an older config"
 			}
 		}
@@ -161,17 +161,17 @@ func nodeStatuses(s *scope) []v1alpha1.NodeStatus {
 // interface; nil while no agent observes its interface (older agents).
 func holders(s *scope) []v1alpha1.VirtualIPHolders {
 	observed := false
-	for _, n := range s.nodes {
+	for _, n := range s.Nodes {
 		observed = observed || s.reports[n.Name].HoldsObserved
 	}
 	if !observed {
 		return nil
 	}
-	out := make([]v1alpha1.VirtualIPHolders, 0, len(s.virtualIPs))
-	for _, v := range s.virtualIPs {
+	out := make([]v1alpha1.VirtualIPHolders, 0, len(s.VirtualIPs))
+	for _, v := range s.VirtualIPs {
 		addr := v.Addr().String()
 		h := v1alpha1.VirtualIPHolders{VirtualIP: addr}
-		for _, n := range s.nodes {
+		for _, n := range s.Nodes {
 			if slices.Contains(s.reports[n.Name].Holds, addr) {
 				h.Nodes = append(h.Nodes, n.Name)
 			}
@@ -192,7 +192,7 @@ func activeNodeAndBackends(lb *v1alpha1.LoadBalancer, s *scope, holders []v1alph
 	}
 	active := ""
 	var best int32
-	for _, n := range s.nodes {
+	for _, n := range s.Nodes {
 		if claims(n.Name) && n.Priority > best {
 			active, best = n.Name, n.Priority
 		}
@@ -200,7 +200,7 @@ func activeNodeAndBackends(lb *v1alpha1.LoadBalancer, s *scope, holders []v1alph
 	counts := s.reports[active].Backends
 	out := make([]v1alpha1.BackendStatus, 0, len(lb.Spec.Backends))
 	for _, b := range lb.Spec.Backends {
-		bs := v1alpha1.BackendStatus{Name: b.Name, ServersTotal: s.serversTotal[b.Name]}
+		bs := v1alpha1.BackendStatus{Name: b.Name, ServersTotal: s.ServersTotal[b.Name]}
 		if c, ok := counts[b.Name]; ok {
 			bs.ServersUp = c.Up
 		}
@@ -211,7 +211,7 @@ func activeNodeAndBackends(lb *v1alpha1.LoadBalancer, s *scope, holders []v1alph
 
 func masters(s *scope) []string {
 	var out []string
-	for _, n := range s.nodes {
+	for _, n := range s.Nodes {
 		if s.reports[n.Name].Role == v1alpha1.VRRPRoleMaster {
 			out = append(out, n.Name)
 		}
@@ -231,8 +231,8 @@ func setDegraded(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 		}
 		problems = append(problems, msgs...)
 	}
-	add(v1alpha1.LoadBalancerReferenceNotFoundReason, s.missing...)
-	add(v1alpha1.LoadBalancerNotAllowedByClassReason, s.refused...)
+	add(v1alpha1.LoadBalancerReferenceNotFoundReason, s.Missing...)
+	add(v1alpha1.LoadBalancerNotAllowedByClassReason, s.Refused...)
 	for _, n := range st.Nodes {
 		if rep := s.reports[n.Name]; rep.Message != "" {
 			add(v1alpha1.LoadBalancerConfigRejectedReason, fmt.Sprintf("node %s: %s", n.Name, rep.Message))
@@ -265,8 +265,8 @@ func setDegraded(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 
 func setProgressing(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 	var behind []string
-	for _, n := range s.nodes {
-		if want, ok := s.expectedHash[n.Name]; !ok || s.reports[n.Name].ConfigHash != want {
+	for _, n := range s.Nodes {
+		if want, ok := s.ExpectedHash[n.Name]; !ok || s.reports[n.Name].ConfigHash != want {
 			behind = append(behind, n.Name)
 		}
 	}
@@ -286,9 +286,9 @@ func setProgressing(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 
 func setReady(st *v1alpha1.LoadBalancerStatus, gen int64, s *scope) {
 	switch {
-	case len(s.nodes) == 0:
+	case len(s.Nodes) == 0:
 		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoMatchingNodesReason,
-			fmt.Sprintf("No node matches LoadBalancerClass %s's data-plane nodes and spec.nodeSelector", s.class.Name))
+			fmt.Sprintf("No node matches LoadBalancerClass %s's data-plane nodes and spec.nodeSelector", s.Class.Name))
 	case st.ActiveNode == "":
 		setCondition(st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, v1alpha1.LoadBalancerNoActiveNodeReason, noActiveNodeMessage(st))
 	case !nodeReady(st, st.ActiveNode):

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
+	"github.com/hakeeper/hakeeper/internal/plan"
 	"github.com/hakeeper/hakeeper/internal/render"
 )
 
@@ -23,10 +24,10 @@ func TestSplitBrainWaitsOnItsClock(t *testing.T) {
 	vip := "198.18.0.111"
 	scopeWith := func(holders ...string) *scope {
 		s := &scope{
-			lb:         &v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"}},
-			virtualIPs: []netip.Prefix{netip.MustParsePrefix(vip + "/24")},
-			nodes:      []render.Node{{Name: "a"}, {Name: "b"}},
-			reports:    map[string]contract.NodeReport{},
+			lb: &v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"}},
+			Plan: &plan.Plan{VirtualIPs: []netip.Prefix{netip.MustParsePrefix(vip + "/24")},
+				Nodes: []render.Node{{Name: "a"}, {Name: "b"}}},
+			reports: map[string]contract.NodeReport{},
 		}
 		for _, n := range []string{"a", "b"} {
 			s.reports[n] = contract.NodeReport{HoldsObserved: true}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
+	"github.com/hakeeper/hakeeper/internal/plan"
 	"github.com/hakeeper/hakeeper/internal/render"
 )
 
@@ -37,12 +38,15 @@ func TestComputeStatus(t *testing.T) {
 	// both on the current config, a holding the address.
 	applied := func() *scope {
 		return &scope{
-			class: &v1alpha1.LoadBalancerClass{ObjectMeta: metav1.ObjectMeta{Name: "edge"}}, classUsable: true,
-			routerID: 9, virtualIPs: []netip.Prefix{vip},
-			nodes:        []render.Node{{Name: "a", Address: "198.18.0.11", Priority: 100}, {Name: "b", Address: "198.18.0.12", Priority: 50}},
-			expectedHash: map[string]string{"a": "h1", "b": "h1"},
-			serversTotal: map[string]int32{"app": 2},
-			reports:      map[string]contract.NodeReport{"a": report("h1", vip.Addr().String()), "b": report("h1")},
+			className: "edge",
+			Plan: &plan.Plan{
+				Class:    &v1alpha1.LoadBalancerClass{ObjectMeta: metav1.ObjectMeta{Name: "edge"}},
+				RouterID: 9, VirtualIPs: []netip.Prefix{vip},
+				Nodes:        []render.Node{{Name: "a", Address: "198.18.0.11", Priority: 100}, {Name: "b", Address: "198.18.0.12", Priority: 50}},
+				ExpectedHash: map[string]string{"a": "h1", "b": "h1"},
+				ServersTotal: map[string]int32{"app": 2},
+			},
+			reports: map[string]contract.NodeReport{"a": report("h1", vip.Addr().String()), "b": report("h1")},
 		}
 	}
 	type want map[string]string // condition type → "Status/Reason"
@@ -106,7 +110,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		{
 			name:  "no node matches: stalled by reason",
-			scope: func() *scope { s := applied(); s.nodes = nil; return s },
+			scope: func() *scope { s := applied(); s.Nodes = nil; return s },
 			want:  want{"Ready": "False/NoMatchingNodes", "Stalled": "True/NoMatchingNodes"},
 		},
 		{
@@ -122,7 +126,7 @@ func TestComputeStatus(t *testing.T) {
 			name: "the holder runs an older config",
 			scope: func() *scope {
 				s := applied()
-				s.expectedHash["a"] = "h2"
+				s.ExpectedHash["a"] = "h2"
 				return s
 			},
 			want: want{"Ready": "False/RollingOut", "Progressing": "True/RollingOut", "Reconciling": "True/RollingOut"},
@@ -159,7 +163,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		{
 			name:  "a Service not found: applied anyway, degraded",
-			scope: func() *scope { s := applied(); s.missing = []string{"Service api not found"}; return s },
+			scope: func() *scope { s := applied(); s.Missing = []string{"Service api not found"}; return s },
 			want:  want{"Degraded": "True/ReferenceNotFound", "Ready": "True/Available"},
 		},
 		{

@@ -198,6 +198,9 @@ func TestRenderRefusesWhatTheOperatorRefuses(t *testing.T) {
 		{"aws-metadata-v6", server("fd00:ec2::254"), "AWS's IPv6 instance metadata"},
 		{"name-to-loopback", server(loopbackName(t)), loopbackName(t) + " resolves to 127."},
 		{"adverts", func(s *v1alpha1.LoadBalancerSpec) { s.VRRP.AdvertIntervalMilliseconds = ptr.To(int32(10)) }, "limits.minAdvertIntervalMilliseconds"},
+		// Decided after the class's policy, by the same function: the
+		// address, outside every pool of the class.
+		{"outside-pools", func(s *v1alpha1.LoadBalancerSpec) { s.VirtualIPs = []string{"198.18.99.100"} }, "198.18.99.100 is in none of LoadBalancerClass parity's pools"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lb := smallLB(ns, "parity", "198.18.22.100", "parity")

@@ -143,22 +143,6 @@ func (r *LoadBalancerReconciler) contendersOf(ctx context.Context, obj client.Ob
 	return out
 }
 
-// vipAddrs are the addresses a LoadBalancer requests or holds.
-func vipAddrs(lb *v1alpha1.LoadBalancer) []string {
-	var out []string
-	for _, a := range claimedAddrs(lb) {
-		out = append(out, a.String())
-	}
-	return out
-}
-
-func routerIDOf(lb *v1alpha1.LoadBalancer) int32 {
-	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
-		return *id
-	}
-	return lb.Status.VirtualRouterID
-}
-
 // nodeChanged passes node events that can change a LoadBalancer: creation,
 // deletion, and changes of labels, taints, addresses or schedulability. The
 // kubelet's heartbeats, which rewrite status every few seconds, do not pass.

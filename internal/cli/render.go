@@ -5,17 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
 	"github.com/hakeeper/hakeeper/internal/desired"
-	"github.com/hakeeper/hakeeper/internal/priority"
+	"github.com/hakeeper/hakeeper/internal/plan"
 	"github.com/hakeeper/hakeeper/internal/render"
 	"github.com/hakeeper/hakeeper/internal/resolve"
 	"github.com/hakeeper/hakeeper/internal/validation"
@@ -34,6 +42,9 @@ type RenderOptions struct {
 	Interface    string
 	RouterID     int
 	OutDir       string
+	// NamespaceLabels are the LoadBalancer's namespace's labels, which a
+	// class's namespaceSelector reads: KEY=VALUE.
+	NamespaceLabels []string
 }
 
 // Validate checks the flags that need no file to be read.
@@ -61,7 +72,8 @@ func runRender(_ context.Context, args []string, s Streams) error {
 	fs.Var((*listFlag)(&o.Nodes), "node", "a node that runs the load balancer: NAME=IP or NAME=IP@INTERFACE (repeat)")
 	fs.Var((*listFlag)(&o.Servers), "servers", "endpoints of a backend's serviceRef: BACKEND=ADDR:PORT[,ADDR:PORT...] (repeat)")
 	fs.StringVar(&o.Interface, "interface", "eth0", "interface of nodes given without @INTERFACE, when the class names none")
-	fs.IntVar(&o.RouterID, "router-id", 0, "virtual router ID when spec.vrrp.virtualRouterID is empty (the operator allocates one; default 1)")
+	fs.IntVar(&o.RouterID, "router-id", 0, "virtual router ID when spec.vrrp.virtualRouterID is empty, as if the operator had allocated it (default: a live LoadBalancer's status.virtualRouterID, else the first free: 1)")
+	fs.Var((*listFlag)(&o.NamespaceLabels), "namespace-label", "a label of the LoadBalancer's namespace, which the class's namespaceSelector reads: KEY=VALUE (repeat; kubernetes.io/metadata.name is set)")
 	fs.StringVar(&o.OutDir, "out", "", "write DIR/haproxy.cfg and DIR/NODE/keepalived.conf (with several LoadBalancers, under DIR/NAMESPACE.NAME/) instead of printing")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: hakeeper render -f lb.yaml [--node NAME=IP[@IFACE]]... [--servers BACKEND=ADDR:PORT,...]... [--out DIR]")
@@ -95,84 +107,41 @@ func runRender(_ context.Context, args []string, s Streams) error {
 	return nil
 }
 
-// renderOne renders one LoadBalancer into dir, or to standard output.
+// renderOne renders one LoadBalancer into dir, or to standard output,
+// through the operator's own decision (plan.Decide) on inputs built from
+// the files and flags: it refuses, allocates and names what the operator
+// would in a cluster where no other LoadBalancer claims anything.
 func (o *RenderOptions) renderOne(lb *v1alpha1.LoadBalancer, dir string, s Streams) error {
-	var class *v1alpha1.LoadBalancerClass
-	var err error
-	if o.ClassFile != "" {
-		if class, err = readClass(o.ClassFile, lb); err != nil {
-			return err
-		}
-	}
-	in, err := o.input(lb, class)
+	in, err := o.inputs(lb)
 	if err != nil {
 		return err
 	}
-	if class != nil {
-		if err := admit(class, lb, &in); err != nil {
-			return err
+	p, err := plan.Decide(context.Background(), in)
+	var refusal *plan.Refusal
+	if errors.As(err, &refusal) {
+		causes := refusal.Causes
+		if len(causes) == 0 {
+			causes = []string{refusal.Message}
 		}
+		if refusal.Reason == v1alpha1.LoadBalancerInvalidSpecReason {
+			return fmt.Errorf("invalid LoadBalancer %s/%s:\n  %s", lb.Namespace, lb.Name, strings.Join(causes, "\n  "))
+		}
+		return fmt.Errorf("the operator would refuse LoadBalancer %s/%s (%s):\n  %s", lb.Namespace, lb.Name, refusal.Reason, strings.Join(causes, "\n  "))
 	}
-	if errs := render.Validate(&in); len(errs) > 0 {
-		return fmt.Errorf("invalid LoadBalancer %s/%s:\n  %s", lb.Namespace, lb.Name, joinErrors(errs.ToAggregate().Errors()))
-	}
-	files, err := renderAll(in)
 	if err != nil {
 		return err
 	}
-	return write(files, dir, s.Out)
-}
-
-// admit refuses what the operator refuses under the class, with the same
-// code (resolve.Admit): the class's limits and kinds of servers, servers
-// and --servers endpoints at addresses the class refuses (the --node
-// addresses are the nodes'), and names that resolve, here, to one. The
-// operator resolves names where it runs; what they resolve to here may
-// differ.
-func admit(class *v1alpha1.LoadBalancerClass, lb *v1alpha1.LoadBalancer, in *render.Input) error {
-	pools, err := resolve.Pools(class)
-	if err != nil {
-		return err
+	if len(p.Nodes) == 0 {
+		return fmt.Errorf("no node runs LoadBalancer %s/%s: the --node nodes lack an address of the virtual IPs' family", lb.Namespace, lb.Name)
 	}
-	nodes := map[netip.Addr]string{}
-	for _, n := range in.Nodes {
-		if a, err := netip.ParseAddr(n.Address); err == nil {
-			nodes[a] = n.Name
-		}
+	// Applied anyway by the operator, reported as Degraded: said here.
+	for _, m := range append(append([]string(nil), p.Missing...), p.Refused...) {
+		fmt.Fprintf(s.Err, "warning: %s\n", m)
 	}
-	policy, err := resolve.NewBackendPolicy(class, pools, nodes)
-	if err != nil {
-		return err
+	for _, n := range p.Pending {
+		fmt.Fprintf(s.Err, "warning: node %s: keepalived.conf needs its agent's report (its IPv6 link-local address); not rendered\n", n)
 	}
-	adm := resolve.Admit(context.Background(), class, policy, &lb.Spec, func(ctx context.Context, host string) ([]netip.Addr, error) {
-		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	})
-	var refused []string
-	for _, e := range adm.Errors {
-		refused = append(refused, e.Error())
-	}
-	refused = append(append(refused, adm.LeftOut...), adm.Unresolved...)
-	for i := range adm.Spec.Backends {
-		b := &adm.Spec.Backends[i]
-		if b.ServiceRef == nil {
-			continue
-		}
-		_, leftOut := policy.AdmitEndpoints(b, in.Endpoints[b.Name])
-		refused = append(refused, leftOut...)
-	}
-	if len(refused) > 0 {
-		return fmt.Errorf("LoadBalancerClass %s refuses LoadBalancer %s/%s:\n  %s", class.Name, lb.Namespace, lb.Name, strings.Join(refused, "\n  "))
-	}
-	in.Spec = adm.Spec
-	return nil
-}
-
-func joinErrors(errs []error) string {
-	lines := make([]string, len(errs))
-	for i, e := range errs {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n  ")
+	return write(files(p), dir, s.Out)
 }
 
 // readLoadBalancers reads every LoadBalancer of file ("-": stdin), as
@@ -223,9 +192,8 @@ func readManifest(file string, stdin io.Reader) ([]document, error) {
 	return readDocuments(file, f)
 }
 
-// readClass finds the LoadBalancer's class, by name or as the default, in
-// a YAML file of LoadBalancerClasses.
-func readClass(file string, lb *v1alpha1.LoadBalancer) (*v1alpha1.LoadBalancerClass, error) {
+// readClasses reads a YAML file of LoadBalancerClasses.
+func readClasses(file string) ([]v1alpha1.LoadBalancerClass, error) {
 	if file == "-" {
 		return nil, errors.New("--class -: standard input is -f's; give the classes as a file")
 	}
@@ -244,126 +212,195 @@ func readClass(file string, lb *v1alpha1.LoadBalancer) (*v1alpha1.LoadBalancerCl
 		}
 		classes = append(classes, c)
 	}
-	name, err := resolve.ClassName(lb, classes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+	if len(classes) == 0 {
+		return nil, fmt.Errorf("%s holds no LoadBalancerClass", file)
 	}
-	for i := range classes {
-		if classes[i].Name == name {
-			return &classes[i], nil
-		}
-	}
-	return nil, fmt.Errorf("%s has no LoadBalancerClass %s", file, name)
+	return classes, nil
 }
 
-// virtualIPs are the requested addresses with the class's prefix lengths,
-// or --prefix-length. Rendering cannot allocate: it needs them requested.
-func (o *RenderOptions) virtualIPs(lb *v1alpha1.LoadBalancer, class *v1alpha1.LoadBalancerClass) ([]netip.Prefix, error) {
-	if len(lb.Spec.VirtualIPs) == 0 && len(lb.Status.VirtualIPs) > 0 {
+// renderNodeLabel marks the --node nodes as the data-plane nodes of the
+// class render makes up when --class is not given.
+const renderNodeLabel = "hakeeper.io/render"
+
+// inputs builds the decision's inputs from the files and flags: the
+// classes (--class, or one made up that allows what the LoadBalancer asks
+// for), its namespace (with --namespace-label), the --node nodes (labelled
+// as the class and the LoadBalancer select them, their interfaces
+// reported), --servers as the serviceRefs' Services and EndpointSlices,
+// and a router ID (--router-id, else the one a live LoadBalancer's status
+// shows, else allocated).
+func (o *RenderOptions) inputs(lb *v1alpha1.LoadBalancer) (*plan.Inputs, error) {
+	in := &plan.Inputs{LoadBalancer: lb, Others: plan.NoOthers{}, HealthBasePort: desired.DefaultHealthBasePort,
+		Lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}}
+	var err error
+	if o.ClassFile != "" {
+		if in.Classes, err = readClasses(o.ClassFile); err != nil {
+			return nil, err
+		}
+	} else if in.Classes, err = o.madeUpClass(lb); err != nil {
+		return nil, err
+	}
+	in.Namespace = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: lb.Namespace,
+		Labels: map[string]string{corev1.LabelMetadataName: lb.Namespace}}}
+	for _, l := range o.NamespaceLabels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--namespace-label %q: want KEY=VALUE", l)
+		}
+		in.Namespace.Labels[k] = v
+	}
+	selector := map[string]string{renderNodeLabel: "true"}
+	if name, err := resolve.ClassName(lb, in.Classes); err == nil {
+		for i := range in.Classes {
+			if in.Classes[i].Name == name {
+				selector = in.Classes[i].Spec.DataPlane.NodeSelector
+			}
+		}
+	}
+	if in.Nodes, in.Reports, err = o.nodes(lb, selector); err != nil {
+		return nil, err
+	}
+	if in.Services, err = services(lb, o.Servers); err != nil {
+		return nil, err
+	}
+	if o.RouterID != 0 {
+		in.Applied = &plan.Allocation{RouterID: int32(o.RouterID), VirtualIPs: lb.Status.VirtualIPs}
+	}
+	return in, nil
+}
+
+// madeUpClass is the class render decides under without --class: the
+// LoadBalancer's virtual IPs are its pool (with --prefix-length, or the
+// prefixes a live LoadBalancer's status shows), any namespace and server
+// address the operator would take are allowed, and the --node nodes are
+// its nodes. Rendering cannot allocate without a class: the addresses
+// must be named.
+func (o *RenderOptions) madeUpClass(lb *v1alpha1.LoadBalancer) ([]v1alpha1.LoadBalancerClass, error) {
+	name := lb.Spec.ClassName
+	if name == "" {
+		name = "render"
+	}
+	class := v1alpha1.LoadBalancerClass{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{v1alpha1.AnnotationDefaultClass: "true"}},
+		Spec:       v1alpha1.LoadBalancerClassSpec{DataPlane: v1alpha1.DataPlaneSpec{NodeSelector: map[string]string{renderNodeLabel: "true"}}},
+	}
+	pool := func(i int, addr netip.Addr, bits int) {
+		class.Spec.VirtualIPPools = append(class.Spec.VirtualIPPools, v1alpha1.VirtualIPPool{Name: fmt.Sprintf("vip-%d", i),
+			CIDR: netip.PrefixFrom(addr, addr.BitLen()).String(), PrefixLength: ptr.To(int32(bits))})
+	}
+	switch {
+	case len(lb.Spec.VirtualIPs) > 0:
+		for i, v := range lb.Spec.VirtualIPs {
+			addr, err := validation.Unicast(v)
+			if err != nil {
+				return nil, fmt.Errorf("spec.virtualIPs[%d]: %s %w", i, v, err)
+			}
+			bits := o.PrefixLength
+			if bits == 0 {
+				bits = map[bool]int{true: 24, false: 64}[addr.Is4()]
+			}
+			if bits < 1 || bits > addr.BitLen() {
+				return nil, fmt.Errorf("--prefix-length %d does not suit %s", bits, v)
+			}
+			pool(i, addr, bits)
+		}
+	case len(lb.Status.VirtualIPs) > 0:
 		// A live LoadBalancer (kubectl get -o yaml) whose addresses the
 		// operator allocated: they are in its status, with their prefixes.
-		var out []netip.Prefix
 		for i, v := range lb.Status.VirtualIPs {
 			p, err := netip.ParsePrefix(v)
 			if err != nil {
 				return nil, fmt.Errorf("status.virtualIPs[%d]: %w", i, err)
 			}
-			out = append(out, p)
+			pool(i, p.Addr(), p.Bits())
 		}
-		return out, nil
+	default:
+		return nil, errors.New("spec.virtualIPs is empty: the operator would allocate addresses from its class's pools; pass --class, name them, or render the LoadBalancer as it runs (kubectl get -o yaml carries them in status)")
 	}
-	if len(lb.Spec.VirtualIPs) == 0 {
-		return nil, errors.New("spec.virtualIPs is empty: the operator would allocate addresses; name them to render (or render the LoadBalancer as it runs: kubectl get -o yaml carries them in status)")
-	}
-	if class != nil {
-		pools, err := resolve.Pools(class)
-		if err != nil {
-			return nil, err
-		}
-		return resolve.AssignVirtualIPs(resolve.VIPInput{Class: class.Name, Requested: lb.Spec.VirtualIPs, Pools: pools})
-	}
-	var out []netip.Prefix
-	for i, s := range lb.Spec.VirtualIPs {
-		addr, err := validation.Unicast(s)
-		if err != nil {
-			return nil, fmt.Errorf("spec.virtualIPs[%d]: %s %w", i, s, err)
-		}
-		bits := o.PrefixLength
-		if bits == 0 {
-			bits = map[bool]int{true: 24, false: 64}[addr.Is4()]
-		}
-		if bits < 1 || bits > addr.BitLen() {
-			return nil, fmt.Errorf("--prefix-length %d does not suit %s", bits, s)
-		}
-		out = append(out, netip.PrefixFrom(addr, bits))
-	}
-	return out, nil
+	return []v1alpha1.LoadBalancerClass{class}, nil
 }
 
-func (o *RenderOptions) input(lb *v1alpha1.LoadBalancer, class *v1alpha1.LoadBalancerClass) (render.Input, error) {
-	in := render.Input{Name: lb.Name, Namespace: lb.Namespace, Spec: lb.Spec}
-	if class != nil {
-		in.Spec = class.WithClassDefaults(lb.Spec)
-		in.Interface = class.Spec.DataPlane.Interface
-		if g := class.Spec.VRRP.MulticastGroups; g != nil {
-			in.MulticastGroups = *g
-		}
+// nodes makes the --node nodes, labelled so that the class and the
+// LoadBalancer select them, each with its InternalIP, and the reports of
+// their interfaces (@IFACE or --interface).
+func (o *RenderOptions) nodes(lb *v1alpha1.LoadBalancer, classSelector map[string]string) ([]corev1.Node, map[string]contract.NodeReport, error) {
+	if len(o.Nodes) == 0 {
+		return nil, nil, errors.New("no nodes: pass --node NAME=IP for each node that runs the load balancer")
 	}
-	vips, err := o.virtualIPs(lb, class)
-	if err != nil {
-		return in, err
-	}
-	in.VirtualIPs = vips
-	in.VirtualRouterID = int32(max(o.RouterID, 1))
-	if o.RouterID == 0 && lb.Status.VirtualRouterID != 0 {
-		in.VirtualRouterID = lb.Status.VirtualRouterID // the one the operator allocated
-	}
-	if id := lb.Spec.VRRP.VirtualRouterID; id != nil {
-		in.VirtualRouterID = *id
-	}
-	// As the operator renders it with its default ports.
-	_, in.HealthPort = desired.HealthPorts(desired.DefaultHealthBasePort, in.VirtualRouterID)
-	nodes, err := o.nodes(&in)
-	if err != nil {
-		return in, err
-	}
-	in.Nodes = nodes
-	in.Endpoints, err = parseServers(o.Servers)
-	return in, err
-}
-
-// nodes parses --node, or takes the nodes spec.vrrp.priorities names when
-// none is given and VRRP is multicast (no addresses needed).
-func (o *RenderOptions) nodes(in *render.Input) ([]render.Node, error) {
-	var nodes []render.Node
+	var nodes []corev1.Node
+	reports := map[string]contract.NodeReport{}
 	for _, v := range o.Nodes {
 		name, rest, ok := strings.Cut(v, "=")
 		if !ok || name == "" || rest == "" {
-			return nil, fmt.Errorf("--node %q: want NAME=IP or NAME=IP@INTERFACE", v)
+			return nil, nil, fmt.Errorf("--node %q: want NAME=IP or NAME=IP@INTERFACE", v)
 		}
 		addr, iface, _ := strings.Cut(rest, "@")
-		nodes = append(nodes, render.Node{Name: name, Address: addr, Interface: iface})
-	}
-	if len(nodes) == 0 {
-		if in.Spec.VRRP.Mode == v1alpha1.VRRPModeUnicast || len(in.Spec.VRRP.Priorities) == 0 {
-			return nil, errors.New("no nodes: pass --node NAME=IP for each node that runs the load balancer")
+		if _, err := netip.ParseAddr(addr); err != nil {
+			return nil, nil, fmt.Errorf("--node %q: %q is not an IP address", v, addr)
 		}
-		for _, p := range in.Spec.VRRP.Priorities {
-			nodes = append(nodes, render.Node{Name: p.Node})
+		if iface == "" {
+			iface = o.Interface
 		}
+		labels := map[string]string{}
+		maps.Copy(labels, classSelector)
+		maps.Copy(labels, lb.Spec.NodeSelector)
+		nodes = append(nodes, corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: addr}}}})
+		reports[name] = contract.NodeReport{Interface: iface}
 	}
-	names := make([]string, len(nodes))
-	for i := range nodes {
-		names[i] = nodes[i].Name
-		if nodes[i].Interface == "" {
-			nodes[i].Interface = o.Interface
+	return nodes, reports, nil
+}
+
+// services makes, for each serviceRef, the Service it names and its
+// EndpointSlices from --servers; a serviceRef without --servers names a
+// Service that is not there, as the operator would find it.
+func services(lb *v1alpha1.LoadBalancer, values []string) (map[string]plan.ServiceEndpoints, error) {
+	endpoints, err := parseServers(values)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]plan.ServiceEndpoints{}
+	for backend, eps := range endpoints {
+		i := slices.IndexFunc(lb.Spec.Backends, func(b v1alpha1.Backend) bool { return b.Name == backend })
+		if i < 0 || lb.Spec.Backends[i].ServiceRef == nil {
+			return nil, fmt.Errorf("--servers %s: no backend %s with a serviceRef", backend, backend)
 		}
+		ref := lb.Spec.Backends[i].ServiceRef
+		port := corev1.ServicePort{Name: "port", Port: 80}
+		if ref.Port.Type == intstr.String {
+			port.Name = ref.Port.StrVal
+		} else {
+			port.Port = ref.Port.IntVal
+		}
+		se := plan.ServiceEndpoints{Service: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: lb.Namespace, Name: ref.Name},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{port}}}}
+		// One EndpointSlice per address family and target port, as
+		// Kubernetes groups them.
+		type group struct {
+			family discoveryv1.AddressType
+			port   int32
+		}
+		groups := map[group][]discoveryv1.Endpoint{}
+		var order []group
+		for _, ep := range eps {
+			g := group{discoveryv1.AddressTypeIPv4, ep.Port}
+			if strings.Contains(ep.Address, ":") {
+				g.family = discoveryv1.AddressTypeIPv6
+			}
+			if _, seen := groups[g]; !seen {
+				order = append(order, g)
+			}
+			groups[g] = append(groups[g], discoveryv1.Endpoint{Addresses: []string{ep.Address}})
+		}
+		for _, g := range order {
+			se.Slices = append(se.Slices, discoveryv1.EndpointSlice{AddressType: g.family, Endpoints: groups[g],
+				Ports: []discoveryv1.EndpointPort{{Name: ptr.To(port.Name), Port: ptr.To(g.port)}}})
+		}
+		out[ref.Name] = se
 	}
-	prios := priority.Assign(in.Spec.VRRP.Priorities, names, nil, nil)
-	for i := range nodes {
-		nodes[i].Priority = prios[nodes[i].Name]
-	}
-	return nodes, nil
+	return out, nil
 }
 
 func parseServers(values []string) (map[string][]render.Endpoint, error) {
@@ -390,24 +427,22 @@ type renderedFile struct {
 	data    []byte
 }
 
-func renderAll(in render.Input) ([]renderedFile, error) {
-	cfg, err := render.HAProxyConfig(in)
-	if err != nil {
-		return nil, err
-	}
-	files := []renderedFile{{contract.HAProxyConfigFile, "haproxy.cfg, the same on every node", cfg}}
-	for _, n := range in.Nodes {
-		conf, err := render.KeepalivedConfig(in, n.Name)
-		if err != nil {
-			return nil, err
+// files are the plan's configs: haproxy.cfg and each node's
+// keepalived.conf.
+func files(p *plan.Plan) []renderedFile {
+	out := []renderedFile{{contract.HAProxyConfigFile, "haproxy.cfg, the same on every node", p.HAProxyConfig}}
+	for _, n := range p.Nodes {
+		conf, ok := p.Keepalived[n.Name]
+		if !ok {
+			continue
 		}
-		files = append(files, renderedFile{
+		out = append(out, renderedFile{
 			path:    filepath.Join(n.Name, contract.KeepalivedConfigFile),
 			comment: "keepalived.conf on node " + n.Name + ", priority " + strconv.Itoa(int(n.Priority)),
 			data:    conf,
 		})
 	}
-	return files, nil
+	return out
 }
 
 func write(files []renderedFile, dir string, out io.Writer) error {

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,7 @@ func TestRenderSample(t *testing.T) {
 func TestRenderWritesFiles(t *testing.T) {
 	dir := t.TempDir()
 	code, _, errOut := runCLI(t, "", "render", "-f", "../../config/samples/cloud-unicast.yaml", "--out", dir,
-		"--class", "../../config/samples/classes.yaml",
+		"--class", "../../config/samples/classes.yaml", "--namespace-label", "hakeeper.io/tls-delegation=allowed",
 		"--node", "zone-a-1=198.18.0.11", "--node", "zone-b-1=198.18.0.12", "--node", "zone-c-1=198.18.0.13")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -75,7 +76,7 @@ spec:
 		{name: "server name with a newline", from: "name: vm1", to: `name: "vm1\n  option httpclose"`, wantErr: "spec.backends[0].servers[0].name"},
 		{name: "misspelt field", from: "virtualIPs", to: "virtualIP", wantErr: `unknown field "spec.virtualIP"`},
 		{name: "unicast needs addresses", from: "{virtualRouterID: 7}", to: "{virtualRouterID: 7, mode: Unicast}",
-			args: []string{"--node", "a=not-an-ip"}, wantErr: "nodes[0].address"},
+			args: []string{"--node", "a=not-an-ip"}, wantErr: `--node "a=not-an-ip": "not-an-ip" is not an IP address`},
 		{name: "bad --servers", args: []string{"--node", "a=198.18.0.11", "--servers", "web=198.18.0.1"}, wantErr: "--servers web"},
 	}
 	for _, tt := range tests {
@@ -181,4 +182,68 @@ spec:
 	if code != 1 || !strings.Contains(errOut, "--class -: standard input is -f's") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
+}
+
+// TestRenderMatchesTheOperatorOnSamples: render decides through the
+// operator's own function, so on the facts controllers' TestSamples gives
+// the operator (the sample classes, the nodes and their interfaces, the
+// Services' endpoints, the namespace's labels, the router ID allocated in
+// that cluster) it writes exactly the files the operator's ConfigMaps must
+// hold: the same goldens. (The postgres sample names a server by DNS
+// name, which resolves where the preview runs: left out here.)
+func TestRenderMatchesTheOperatorOnSamples(t *testing.T) {
+	for _, c := range []struct {
+		sample string
+		args   []string
+		files  map[string]string // written file → golden
+	}{
+		{"website", []string{"--node", "edge-a=198.18.0.11", "--node", "edge-b=198.18.0.12",
+			"--servers", "web=198.18.0.23:8080,198.18.0.24:8080"},
+			map[string]string{"haproxy.cfg": "haproxy.cfg.golden", "edge-a/keepalived.conf": "edge-a.keepalived.conf.golden",
+				"edge-b/keepalived.conf": "edge-b.keepalived.conf.golden"}},
+		{"cloud-unicast", []string{"--node", "zone-a-1=198.18.0.11", "--node", "zone-b-1=198.18.0.12", "--node", "zone-c-1=198.18.0.13",
+			"--servers", "storefront=198.18.0.61:8080,198.18.0.62:8080,[2001:db8::63]:8080",
+			"--namespace-label", "hakeeper.io/tls-delegation=allowed", "--router-id", "2"},
+			map[string]string{"haproxy.cfg": "haproxy.cfg.golden", "zone-a-1/keepalived.conf": "zone-a-1.keepalived.conf.golden",
+				"zone-b-1/keepalived.conf": "zone-b-1.keepalived.conf.golden", "zone-c-1/keepalived.conf": "zone-c-1.keepalived.conf.golden"}},
+	} {
+		t.Run(c.sample, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append([]string{"render", "-f", "../../config/samples/" + c.sample + ".yaml", "--class", "../../config/samples/classes.yaml", "--out", dir}, c.args...)
+			if code, _, errOut := runCLI(t, "", args...); code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for file, golden := range c.files {
+				got, err := os.ReadFile(filepath.Join(dir, file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := os.ReadFile(filepath.Join("..", "render", "testdata", "TestSamples", c.sample, golden))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != string(want) {
+					t.Errorf("%s differs from the operator's %s:\n%s", file, golden, firstDifference(string(got), string(want)))
+				}
+			}
+		})
+	}
+}
+
+// firstDifference shows the first line where got and want differ.
+func firstDifference(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := range max(len(g), len(w)) {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			return fmt.Sprintf("line %d:\n  render:   %q\n  operator: %q", i+1, gl, wl)
+		}
+	}
+	return ""
 }
