@@ -51,7 +51,7 @@ func nodeFirewall(l *lab.Lab, node, table, hook string, on bool, rule ...string)
 // one holder again once VRRP flows.
 func TestSplitBrainObserved(t *testing.T) {
 	l := requireLab(t)
-	addr := lab.Prefix + "113"
+	addr := newVIP(t)
 	lb := variant("holders", addr)
 	createAndWait(t, l, lb)
 	live := func() *v1alpha1.LoadBalancer {

@@ -36,7 +36,7 @@ import (
 func TestKeepalivedKilled(t *testing.T) {
 	l := requireLab(t)
 	// Its own LoadBalancer: killed containers go into restart back-off.
-	addr := lab.Prefix + "117"
+	addr := newVIP(t)
 	lb := variant("vrrpkill", addr)
 	createAndWait(t, l, lb)
 	settledHealthy(t, l, lb)

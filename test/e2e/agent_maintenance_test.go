@@ -20,7 +20,7 @@ import (
 // refused or times out; one in flight at a switch may be reset.
 func TestMaintenanceHandsOver(t *testing.T) {
 	l := requireLab(t)
-	addr := lab.Prefix + "119"
+	addr := newVIP(t)
 	lb := variant("maintenance", addr)
 	createAndWait(t, l, lb)
 	kubectl := func(args ...string) func() error {

@@ -20,7 +20,7 @@ import (
 // the VIP. With the block lifted, node-a preempts back.
 func TestNoServersKeepsOneHolder(t *testing.T) {
 	l := requireLab(t)
-	addr := lab.Prefix + "118"
+	addr := newVIP(t)
 	lb := variant("noservers", addr)
 	createAndWait(t, l, lb)
 	settledHealthy(t, l, lb)

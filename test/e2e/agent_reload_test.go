@@ -25,7 +25,7 @@ import (
 // cannot honour is refused before any reload, on every node.
 func TestReloadFailureKeepsServing(t *testing.T) {
 	l := requireLab(t)
-	addr := lab.Prefix + "112"
+	addr := newVIP(t)
 	lb := variant("reload", addr)
 	createAndWait(t, l, lb)
 	c := l.NewClient(2 * time.Second)

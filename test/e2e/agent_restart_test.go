@@ -28,7 +28,7 @@ func TestAgentRestartKeepsVIP(t *testing.T) {
 	l := requireLab(t)
 	// Its own LoadBalancer: three kills put its agent container in the
 	// kubelet's restart back-off, which must not reach other scenarios.
-	addr := lab.Prefix + "115"
+	addr := newVIP(t)
 	lb := variant("restart", addr)
 	createAndWait(t, l, lb)
 	settledHealthy(t, l, lb)
@@ -84,7 +84,7 @@ func TestHungAgentHAProxyDies(t *testing.T) {
 	l := requireLab(t)
 	// Its own LoadBalancer, deleted after: its containers end in restart
 	// back-off.
-	lb := variant("hung", lab.Prefix+"116")
+	lb := variant("hung", newVIP(t))
 	createAndWait(t, l, lb)
 	settledHealthy(t, l, lb)
 	agent, err := l.Container(lab.NodeName(0), lb, desired.ContainerAgent)
@@ -157,7 +157,7 @@ func settledHealthy(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
 // kubelet kills one container after the other, each taking the grace.)
 func TestProbesCatchHangs(t *testing.T) {
 	l := requireLab(t)
-	lb := variant("probes", lab.Prefix+"121")
+	lb := variant("probes", newVIP(t))
 	createAndWait(t, l, lb)
 	settledHealthy(t, l, lb)
 	if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), lb); err != nil {

@@ -24,7 +24,7 @@ import (
 // the only one left out, status names it, and other changes still apply.
 func TestTLSFaults(t *testing.T) {
 	l := requireLab(t)
-	addr := lab.Prefix + "114"
+	addr := newVIP(t)
 	certPEM, keyPEM := selfSigned(t, "faults.example.com")
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "faults-tls", Namespace: "default"}, Type: corev1.SecretTypeTLS,
 		Data: map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM}}

@@ -86,8 +86,7 @@ func TestServicesOnRealNodes(t *testing.T) {
 	echo := l.EchoDeployment("default", "echo", 3, false)
 	createObject(t, l, echo)
 	web := echoService("svc-web", "echo", servicelb.ClassPrefix+servicesClass)
-	// An address no other lab test asks for (they keep theirs).
-	ip := lab.Prefix + "126"
+	ip := newVIP(t)
 	web.Annotations = map[string]string{servicelb.AnnotationLoadBalancerIPs: ip}
 	web.Spec.Ports = append(web.Spec.Ports,
 		corev1.ServicePort{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(lab.EchoPort)},

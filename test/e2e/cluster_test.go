@@ -305,7 +305,7 @@ func TestManagerNeedsItsRBAC(t *testing.T) {
 	if err := l.Client.Update(ctx, role); err != nil {
 		t.Fatal(err)
 	}
-	lb := variant("rbac", lab.Prefix+"108")
+	lb := variant("rbac", newVIP(t))
 	if err := l.Client.Create(ctx, lb); err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func TestDataPlaneOnlyInOperatorNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Client.Delete(ctx, ns) })
-	lb := variant("restricted", lab.Prefix+"109")
+	lb := variant("restricted", newVIP(t))
 	lb.Namespace = ns.Name
 	if err := l.Client.Create(ctx, lb); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ import (
 // of the two planned moves may be reset.
 func TestRolloutHandsOverLast(t *testing.T) {
 	l := requireLab(t)
-	addr := lab.Prefix + "123"
+	addr := newVIP(t)
 	labClass := &v1alpha1.LoadBalancerClass{}
 	if err := l.Client.Get(ctx, client.ObjectKey{Name: lab.ClassName}, labClass); err != nil {
 		t.Fatal(err)

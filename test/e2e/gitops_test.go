@@ -41,7 +41,7 @@ func TestGitOpsHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := lab.Prefix + "111"
+	addr := newVIP(t)
 	lb := variant("gitops", addr)
 	// The TLS listener's Secret below is read by the agents: a small
 	// preempt-free website otherwise.

@@ -39,7 +39,7 @@ func TestIPv6Failover(t *testing.T) {
 		vips []string
 	}{
 		{"v6only", []string{lab.Prefix6 + "1f0"}},
-		{"dualstack", []string{lab.Prefix + "125", lab.Prefix6 + "1f1"}},
+		{"dualstack", []string{newVIP(t), lab.Prefix6 + "1f1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { ipv6Failover(t, l, tc.name, tc.vips) })
 	}
@@ -97,17 +97,7 @@ func ipv6Failover(t *testing.T, l *lab.Lab, name string, vips []string) {
 		waitHolder(t, l, lb, master, v, 60*time.Second)
 	}
 	back := time.Now()
-	served := func() bool {
-		for _, p := range probes {
-			if p.Streak() < 100 {
-				return false
-			}
-		}
-		return true
-	}
-	for deadline := time.Now().Add(30 * time.Second); !served() && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
+	servedAgain(30*time.Second, probes...)
 	stopProbes()
 	events := neigh.stop()
 	t.Logf("HAProxy killed on %s at %s; %s held every VIP by +%.3fs; %s had them back by +%.3fs",

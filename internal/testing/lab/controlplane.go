@@ -222,22 +222,21 @@ func (cp *controlPlane) waitReady(ctx context.Context, timeout time.Duration) er
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(timeout)
-	for {
+	if err := Poll(ctx, 200*time.Millisecond, timeout, func() error {
 		for _, p := range cp.procs {
 			if p.exited() {
-				return fmt.Errorf("%s exited: %s", p.name, tail(filepath.Join(cp.dir, p.name+".log"), 2000))
+				return Stop(fmt.Errorf("%s exited: %s", p.name, tail(filepath.Join(cp.dir, p.name+".log"), 2000)))
 			}
 		}
 		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err == nil && string(body) == "ok" {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the API server was not ready within %v: %v %s", timeout, err, body)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return fmt.Errorf("%v %s", err, body)
+	}); err != nil {
+		return fmt.Errorf("the API server was not ready within %v: %w", timeout, err)
 	}
+	return nil
 }
 
 // stop ends the control plane, the last started first.

@@ -155,30 +155,25 @@ func (l *Lab) InstallOperator(ctx context.Context) error {
 // WaitDeployment waits until a Deployment's rollout is complete: every
 // replica updated and available.
 func (l *Lab) WaitDeployment(ctx context.Context, namespace, name string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	err := Poll(ctx, 250*time.Millisecond, timeout, func() error {
 		d := &appsv1.Deployment{}
-		err := l.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, d)
-		if err == nil {
-			want := int32(1)
-			if d.Spec.Replicas != nil {
-				want = *d.Spec.Replicas
-			}
-			s := d.Status
-			if s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.AvailableReplicas == want && s.Replicas == want {
-				return nil
-			}
-			err = fmt.Errorf("%d/%d updated, %d available, conditions %+v", s.UpdatedReplicas, want, s.AvailableReplicas, s.Conditions)
+		if err := l.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, d); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("deployment %s/%s not rolled out within %v: %w", namespace, name, timeout, err)
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		s := d.Status
+		if s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.AvailableReplicas == want && s.Replicas == want {
+			return nil
 		}
+		return fmt.Errorf("%d/%d updated, %d available, conditions %+v", s.UpdatedReplicas, want, s.AvailableReplicas, s.Conditions)
+	})
+	if err != nil {
+		return fmt.Errorf("deployment %s/%s not rolled out: %w", namespace, name, err)
 	}
+	return nil
 }
 
 // AllowDataPlaneImage adds an image to those the data-plane admission

@@ -309,16 +309,15 @@ func (l *Lab) startNode(ctx context.Context, n *node) error {
 func (l *Lab) waitProxied(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for _, n := range l.nodes {
-		for {
+		if err := Poll(ctx, 250*time.Millisecond, time.Until(deadline), func() error {
 			rules, err := n.iptablesRules(ctx)
 			if err == nil && strings.Contains(rules, KubernetesSvcIP+"/32") {
-				break
+				return nil
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("kube-proxy on %s did not route the kubernetes Service within %v (%v); its log ends: %s",
-					n.name, timeout, err, tail(n.path("kube-proxy.log"), 3000))
-			}
-			time.Sleep(250 * time.Millisecond)
+			return fmt.Errorf("no rule (%v)", err)
+		}); err != nil {
+			return fmt.Errorf("kube-proxy on %s did not route the kubernetes Service within %v (%v); its log ends: %s",
+				n.name, timeout, err, tail(n.path("kube-proxy.log"), 3000))
 		}
 	}
 	return nil
@@ -329,19 +328,17 @@ func (l *Lab) waitProxied(ctx context.Context, timeout time.Duration) error {
 func (l *Lab) waitNodesReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for _, n := range l.nodes {
-		for {
-			var err error
+		if err := Poll(ctx, 250*time.Millisecond, time.Until(deadline), func() error {
 			node := &corev1.Node{}
-			if err = l.Client.Get(ctx, client.ObjectKey{Name: n.name}, node); err == nil {
-				if ready(node) {
-					break
-				}
-				err = fmt.Errorf("conditions %+v", node.Status.Conditions)
+			if err := l.Client.Get(ctx, client.ObjectKey{Name: n.name}, node); err != nil {
+				return err
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("node %s not Ready within %v: %v; its kubelet's log ends: %s", n.name, timeout, err, tail(n.path("kubelet.log"), 3000))
+			if ready(node) {
+				return nil
 			}
-			time.Sleep(250 * time.Millisecond)
+			return fmt.Errorf("conditions %+v", node.Status.Conditions)
+		}); err != nil {
+			return fmt.Errorf("node %s not Ready within %v: %v; its kubelet's log ends: %s", n.name, timeout, err, tail(n.path("kubelet.log"), 3000))
 		}
 		if len(l.cfg.NodeLabels) > 0 {
 			if err := l.LabelNode(ctx, n.name, l.cfg.NodeLabels); err != nil {

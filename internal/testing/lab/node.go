@@ -307,19 +307,18 @@ func (s *supervised) stop(grace time.Duration) {
 }
 
 func (n *node) waitContainerd(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	if err := Poll(ctx, 100*time.Millisecond, timeout, func() error {
 		if n.containerd.exited() {
-			return fmt.Errorf("containerd on %s exited: %s", n.name, tail(n.path("containerd.log"), 2000))
+			return Stop(fmt.Errorf("containerd on %s exited: %s", n.name, tail(n.path("containerd.log"), 2000)))
 		}
-		if exec.CommandContext(ctx, "ctr", "--address", n.socket(), "version").Run() == nil {
-			return nil
+		if err := exec.CommandContext(ctx, "ctr", "--address", n.socket(), "version").Run(); err != nil {
+			return fmt.Errorf("containerd on %s does not answer: %w", n.name, err)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("containerd on %s did not answer within %v", n.name, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	}); err != nil {
+		return err
 	}
+	return nil
 }
 
 // importImage loads an image archive into the node's containerd, where

@@ -21,26 +21,21 @@ import (
 // active node, polling every 100 ms for at most timeout. The error shows
 // the last status seen.
 func (l *Lab) WaitActive(ctx context.Context, lb *v1alpha1.LoadBalancer, node string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	err := Poll(ctx, 100*time.Millisecond, timeout, func() error {
 		got := &v1alpha1.LoadBalancer{}
-		err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got)
-		if err == nil {
-			ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerReadyCondition)
-			if got.Status.ActiveNode == node && ready != nil && ready.Status == metav1.ConditionTrue {
-				return nil
-			}
-			err = fmt.Errorf("active %q, ready %+v, nodes %+v", got.Status.ActiveNode, ready, got.Status.Nodes)
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s never became the ready active node of %s: %w", node, lb.Name, err)
+		ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerReadyCondition)
+		if got.Status.ActiveNode == node && ready != nil && ready.Status == metav1.ConditionTrue {
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return fmt.Errorf("active %q, ready %+v, nodes %+v", got.Status.ActiveNode, ready, got.Status.Nodes)
+	})
+	if err != nil {
+		return fmt.Errorf("%s never became the ready active node of %s: %w", node, lb.Name, err)
 	}
+	return nil
 }
 
 // Transitions reads every node's count of VRRP state changes from the
