@@ -340,10 +340,12 @@ func (r *LoadBalancerReconciler) announceHolders(lb *v1alpha1.LoadBalancer, befo
 
 // splitBrainAfter is how long several holders of a virtual IP must be seen
 // before status says SplitBrain. A node taking the VIP back by preemption
-// holds it together with the one letting go for milliseconds, but the
-// agents look every 0.5 s: a report can show the loser holding for up to
-// that long after it let go, which is not a split brain (the fresh-clone
-// CI saw a new LoadBalancer flicker to Degraded so).
+// holds it together with the one letting go for milliseconds, but a
+// report lags the interface: an agent reads it when the kernel says an
+// address changed (every idle interval, 1 s, where that watch failed) and
+// its report is written a moment later, so it can show the loser holding
+// after it let go, which is not a split brain (the fresh-clone CI saw a
+// new LoadBalancer flicker to Degraded so when agents polled every 0.5 s).
 const splitBrainAfter = 1500 * time.Millisecond
 
 // observeHolders starts or ends the wait for a split brain to last.

@@ -45,6 +45,23 @@ type RenderOptions struct {
 	// NamespaceLabels are the LoadBalancer's namespace's labels, which a
 	// class's namespaceSelector reads: KEY=VALUE.
 	NamespaceLabels []string
+	// Resolve answers DNS names as the operator's resolver would, where
+	// the preview runs without it: NAME=IP[,IP...].
+	Resolve []string
+
+	// several: the file holds several LoadBalancers.
+	several bool
+}
+
+// serverBackends are the backends --servers names.
+func serverBackends(values []string) []string {
+	var out []string
+	for _, v := range values {
+		if backend, _, ok := strings.Cut(v, "="); ok {
+			out = append(out, backend)
+		}
+	}
+	return out
 }
 
 // Validate checks the flags that need no file to be read.
@@ -74,6 +91,7 @@ func runRender(_ context.Context, args []string, s Streams) error {
 	fs.StringVar(&o.Interface, "interface", "eth0", "interface of nodes given without @INTERFACE, when the class names none")
 	fs.IntVar(&o.RouterID, "router-id", 0, "virtual router ID when spec.vrrp.virtualRouterID is empty, as if the operator had allocated it (default: a live LoadBalancer's status.virtualRouterID, else the first free: 1)")
 	fs.Var((*listFlag)(&o.NamespaceLabels), "namespace-label", "a label of the LoadBalancer's namespace, which the class's namespaceSelector reads: KEY=VALUE (repeat; kubernetes.io/metadata.name is set)")
+	fs.Var((*listFlag)(&o.Resolve), "resolve", "what a static server's DNS name resolves to where the operator runs: NAME=IP[,IP...] (repeat; other names are resolved here)")
 	fs.StringVar(&o.OutDir, "out", "", "write DIR/haproxy.cfg and DIR/NODE/keepalived.conf (with several LoadBalancers, under DIR/NAMESPACE.NAME/) instead of printing")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: hakeeper render -f lb.yaml [--node NAME=IP[@IFACE]]... [--servers BACKEND=ADDR:PORT,...]... [--out DIR]")
@@ -89,10 +107,21 @@ func runRender(_ context.Context, args []string, s Streams) error {
 	if err != nil {
 		return err
 	}
+	others := &rendered{}
 	if len(lbs) == 1 {
-		return o.renderOne(lbs[0], o.OutDir, s)
+		return o.renderOne(lbs[0], others, o.OutDir, s)
 	}
-	// Several: each in turn, under a header, or in a directory of its own.
+	// Several: each in turn, under a header, or in a directory of its own,
+	// as if applied in that order: each sees those before it. --servers
+	// names a backend of any of them.
+	o.several = true
+	for _, backend := range serverBackends(o.Servers) {
+		if !slices.ContainsFunc(lbs, func(lb *v1alpha1.LoadBalancer) bool {
+			return slices.ContainsFunc(lb.Spec.Backends, func(b v1alpha1.Backend) bool { return b.Name == backend && b.ServiceRef != nil })
+		}) {
+			return fmt.Errorf("--servers %s: no LoadBalancer of %s has a backend %s with a serviceRef", backend, o.File, backend)
+		}
+	}
 	for _, lb := range lbs {
 		dir := o.OutDir
 		if dir != "" {
@@ -100,7 +129,7 @@ func runRender(_ context.Context, args []string, s Streams) error {
 		} else {
 			fmt.Fprintf(s.Out, "######## LoadBalancer %s/%s\n", lb.Namespace, lb.Name)
 		}
-		if err := o.renderOne(lb, dir, s); err != nil {
+		if err := o.renderOne(lb, others, dir, s); err != nil {
 			return err
 		}
 	}
@@ -110,12 +139,15 @@ func runRender(_ context.Context, args []string, s Streams) error {
 // renderOne renders one LoadBalancer into dir, or to standard output,
 // through the operator's own decision (plan.Decide) on inputs built from
 // the files and flags: it refuses, allocates and names what the operator
-// would in a cluster where no other LoadBalancer claims anything.
-func (o *RenderOptions) renderOne(lb *v1alpha1.LoadBalancer, dir string, s Streams) error {
+// would in a cluster holding only the LoadBalancers rendered before it
+// from the same file.
+func (o *RenderOptions) renderOne(lb *v1alpha1.LoadBalancer, others *rendered, dir string, s Streams) error {
 	in, err := o.inputs(lb)
 	if err != nil {
 		return err
 	}
+	others.deciding = lb.Namespace
+	in.Others = others
 	p, err := plan.Decide(context.Background(), in)
 	var refusal *plan.Refusal
 	if errors.As(err, &refusal) {
@@ -141,6 +173,7 @@ func (o *RenderOptions) renderOne(lb *v1alpha1.LoadBalancer, dir string, s Strea
 	for _, n := range p.Pending {
 		fmt.Fprintf(s.Err, "warning: node %s: keepalived.conf needs its agent's report (its IPv6 link-local address); not rendered\n", n)
 	}
+	others.add(lb, p)
 	return write(files(p), dir, s.Out)
 }
 
@@ -230,11 +263,11 @@ const renderNodeLabel = "hakeeper.io/render"
 // and a router ID (--router-id, else the one a live LoadBalancer's status
 // shows, else allocated).
 func (o *RenderOptions) inputs(lb *v1alpha1.LoadBalancer) (*plan.Inputs, error) {
-	in := &plan.Inputs{LoadBalancer: lb, Others: plan.NoOthers{}, HealthBasePort: desired.DefaultHealthBasePort,
-		Lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
-			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		}}
-	var err error
+	lookup, err := o.lookup()
+	if err != nil {
+		return nil, err
+	}
+	in := &plan.Inputs{LoadBalancer: lb, HealthBasePort: desired.DefaultHealthBasePort, Lookup: lookup}
 	if o.ClassFile != "" {
 		if in.Classes, err = readClasses(o.ClassFile); err != nil {
 			return nil, err
@@ -262,13 +295,37 @@ func (o *RenderOptions) inputs(lb *v1alpha1.LoadBalancer) (*plan.Inputs, error) 
 	if in.Nodes, in.Reports, err = o.nodes(lb, selector); err != nil {
 		return nil, err
 	}
-	if in.Services, err = services(lb, o.Servers); err != nil {
+	if in.Services, err = services(lb, o.Servers, o.several); err != nil {
 		return nil, err
 	}
 	if o.RouterID != 0 {
 		in.Applied = &plan.Allocation{RouterID: int32(o.RouterID), VirtualIPs: lb.Status.VirtualIPs}
 	}
 	return in, nil
+}
+
+// lookup answers the names --resolve gives, and asks DNS for the others.
+func (o *RenderOptions) lookup() (resolve.Lookup, error) {
+	known := map[string][]netip.Addr{}
+	for _, v := range o.Resolve {
+		name, list, ok := strings.Cut(v, "=")
+		if !ok || name == "" || list == "" {
+			return nil, fmt.Errorf("--resolve %q: want NAME=IP[,IP...]", v)
+		}
+		for _, a := range strings.Split(list, ",") {
+			addr, err := netip.ParseAddr(a)
+			if err != nil {
+				return nil, fmt.Errorf("--resolve %s: %q is not an IP address", name, a)
+			}
+			known[name] = append(known[name], addr)
+		}
+	}
+	return func(ctx context.Context, host string) ([]netip.Addr, error) {
+		if addrs, ok := known[host]; ok {
+			return addrs, nil
+		}
+		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	}, nil
 }
 
 // madeUpClass is the class render decides under without --class: the
@@ -356,7 +413,7 @@ func (o *RenderOptions) nodes(lb *v1alpha1.LoadBalancer, classSelector map[strin
 // services makes, for each serviceRef, the Service it names and its
 // EndpointSlices from --servers; a serviceRef without --servers names a
 // Service that is not there, as the operator would find it.
-func services(lb *v1alpha1.LoadBalancer, values []string) (map[string]plan.ServiceEndpoints, error) {
+func services(lb *v1alpha1.LoadBalancer, values []string, several bool) (map[string]plan.ServiceEndpoints, error) {
 	endpoints, err := parseServers(values)
 	if err != nil {
 		return nil, err
@@ -365,6 +422,9 @@ func services(lb *v1alpha1.LoadBalancer, values []string) (map[string]plan.Servi
 	for backend, eps := range endpoints {
 		i := slices.IndexFunc(lb.Spec.Backends, func(b v1alpha1.Backend) bool { return b.Name == backend })
 		if i < 0 || lb.Spec.Backends[i].ServiceRef == nil {
+			if several {
+				continue // another LoadBalancer of the file's
+			}
 			return nil, fmt.Errorf("--servers %s: no backend %s with a serviceRef", backend, backend)
 		}
 		ref := lb.Spec.Backends[i].ServiceRef

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -124,8 +125,18 @@ spec:
 		return strings.ReplaceAll(strings.ReplaceAll(lb, "NAME", name), "VIP", vip)
 	}
 	service := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n"
-	multi := named("a", "198.18.0.101") + "---\n# a comment only\n---\n" + service + "---\n" + named("b", "198.18.0.102")
+	// Decided as applied in order: b, on a's node, gets its own router ID
+	// (a pinned one a holds would be refused, as the operator refuses it).
+	b := strings.Replace(named("b", "198.18.0.102"), "  vrrp: {virtualRouterID: 7}\n", "", 1)
+	multi := named("a", "198.18.0.101") + "---\n# a comment only\n---\n" + service + "---\n" + b
 	code, out, errOut := runCLI(t, multi, "render", "-f", "-", "--node", "n1=198.18.0.11")
+	if !strings.Contains(out, "virtual_router_id 7") || !strings.Contains(out, "virtual_router_id 1") {
+		t.Errorf("several documents: want router IDs 7 and 1:\n%s", out)
+	}
+	if code, _, errOut := runCLI(t, named("a", "198.18.0.101")+"---\n"+named("b", "198.18.0.102"), "render", "-f", "-", "--node", "n1=198.18.0.11"); code == 0 ||
+		!strings.Contains(errOut, "virtual router ID 7 is held by LoadBalancer shop/a on shared nodes") {
+		t.Errorf("two pins of one router ID on one node: exit %d, %s", code, errOut)
+	}
 	if code != 0 || !strings.Contains(out, "######## LoadBalancer shop/a") || !strings.Contains(out, "######## LoadBalancer shop/b") ||
 		!strings.Contains(out, "198.18.0.101:80") || !strings.Contains(out, "198.18.0.102:80") {
 		t.Errorf("several documents: exit %d, %s\n%s", code, errOut, out)
@@ -188,9 +199,9 @@ spec:
 // operator's own function, so on the facts controllers' TestSamples gives
 // the operator (the sample classes, the nodes and their interfaces, the
 // Services' endpoints, the namespace's labels, the router ID allocated in
-// that cluster) it writes exactly the files the operator's ConfigMaps must
-// hold: the same goldens. (The postgres sample names a server by DNS
-// name, which resolves where the preview runs: left out here.)
+// that cluster, what the postgres sample's DNS name resolves to there, the
+// website applied before postgres) it writes exactly the files the
+// operator's ConfigMaps must hold: the same goldens.
 func TestRenderMatchesTheOperatorOnSamples(t *testing.T) {
 	for _, c := range []struct {
 		sample string
@@ -201,6 +212,14 @@ func TestRenderMatchesTheOperatorOnSamples(t *testing.T) {
 			"--servers", "web=198.18.0.23:8080,198.18.0.24:8080"},
 			map[string]string{"haproxy.cfg": "haproxy.cfg.golden", "edge-a/keepalived.conf": "edge-a.keepalived.conf.golden",
 				"edge-b/keepalived.conf": "edge-b.keepalived.conf.golden"}},
+		// After the website, as TestSamples applies them: its router ID is
+		// allocated past the website's and its master is the node that
+		// leads fewer LoadBalancers (edge-b).
+		{"postgres", []string{"--node", "edge-a=198.18.0.11", "--node", "edge-b=198.18.0.12",
+			"--servers", "web=198.18.0.23:8080,198.18.0.24:8080", "--resolve", "pg-standby.db.example.internal=198.18.0.53"},
+			map[string]string{"databases.postgres/edge-a/keepalived.conf": "edge-a.keepalived.conf.golden",
+				"databases.postgres/edge-b/keepalived.conf": "edge-b.keepalived.conf.golden",
+				"databases.postgres/haproxy.cfg":            "haproxy.cfg.golden"}},
 		{"cloud-unicast", []string{"--node", "zone-a-1=198.18.0.11", "--node", "zone-b-1=198.18.0.12", "--node", "zone-c-1=198.18.0.13",
 			"--servers", "storefront=198.18.0.61:8080,198.18.0.62:8080,[2001:db8::63]:8080",
 			"--namespace-label", "hakeeper.io/tls-delegation=allowed", "--router-id", "2"},
@@ -209,7 +228,16 @@ func TestRenderMatchesTheOperatorOnSamples(t *testing.T) {
 	} {
 		t.Run(c.sample, func(t *testing.T) {
 			dir := t.TempDir()
-			args := append([]string{"render", "-f", "../../config/samples/" + c.sample + ".yaml", "--class", "../../config/samples/classes.yaml", "--out", dir}, c.args...)
+			file := "../../config/samples/" + c.sample + ".yaml"
+			if c.sample == "postgres" {
+				file = filepath.Join(t.TempDir(), "website-then-postgres.yaml")
+				website, err1 := os.ReadFile("../../config/samples/website.yaml")
+				postgres, err2 := os.ReadFile("../../config/samples/postgres.yaml")
+				if err := errors.Join(err1, err2, os.WriteFile(file, append(append(website, "\n---\n"...), postgres...), 0o644)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := append([]string{"render", "-f", file, "--class", "../../config/samples/classes.yaml", "--out", dir}, c.args...)
 			if code, _, errOut := runCLI(t, "", args...); code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
@@ -221,6 +249,11 @@ func TestRenderMatchesTheOperatorOnSamples(t *testing.T) {
 				want, err := os.ReadFile(filepath.Join("..", "render", "testdata", "TestSamples", c.sample, golden))
 				if err != nil {
 					t.Fatal(err)
+				}
+				if c.sample == "postgres" {
+					// The operator renders the address the name resolves
+					// to; the golden, rendered from the spec, holds the name.
+					want = []byte(strings.Replace(string(want), "pg-standby.db.example.internal", "198.18.0.53", 1))
 				}
 				if string(got) != string(want) {
 					t.Errorf("%s differs from the operator's %s:\n%s", file, golden, firstDifference(string(got), string(want)))

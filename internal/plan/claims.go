@@ -8,7 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
-	"github.com/hakeeper/hakeeper/internal/priority"
 	"github.com/hakeeper/hakeeper/internal/resolve"
 )
 
@@ -97,16 +96,3 @@ func ClaimOf(lb *v1alpha1.LoadBalancer, vips []netip.Addr, nodes []string) resol
 
 // KeyOf is a LoadBalancer's namespace/name.
 func KeyOf(lb *v1alpha1.LoadBalancer) string { return lb.Namespace + "/" + lb.Name }
-
-// NoOthers is a cluster with no other LoadBalancer: what `hakeeper
-// render` knows of, offline.
-type NoOthers struct{}
-
-func (NoOthers) HeldBy(netip.Addr) (string, bool)         { return "", false }
-func (NoOthers) RequestedBy(netip.Addr) (string, bool)    { return "", false }
-func (NoOthers) Contenders(resolve.Claim) []resolve.Claim { return nil }
-func (NoOthers) OnNodes([]string) []resolve.Claim         { return nil }
-func (NoOthers) Load([]string) priority.Load              { return priority.Load{} }
-func (NoOthers) RouterIDUsed(int32) bool                  { return false }
-func (NoOthers) Siblings(string) []resolve.Tenancy        { return nil }
-func (NoOthers) Err() error                               { return nil }

@@ -228,11 +228,7 @@ spec:
 // sees them (kube-controller-manager's quota controller keeps the usage).
 func TestLoadBalancerQuota(t *testing.T) {
 	l := requireLab(t)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "quota-"}}
-	if err := l.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Client.Delete(ctx, ns) })
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: newNamespace(t, l, "quota", nil)}}
 	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "loadbalancers", Namespace: ns.Name},
 		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/loadbalancers.hakeeper.io": resource.MustParse("2")}}}
 	if err := l.Client.Create(ctx, quota); err != nil {
@@ -273,18 +269,14 @@ func TestLoadBalancerQuota(t *testing.T) {
 // write LoadBalancers and ConfigMaps and read Secret "yours", nothing else.
 func tenantNamespace(t *testing.T, l *lab.Lab) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tenant-",
-		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
-	if err := l.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: newNamespace(t, l, "tenant", map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})}}
+	// Its LoadBalancers first (cleanups run last registered first).
 	t.Cleanup(func() {
 		var lbs v1alpha1.LoadBalancerList
 		_ = l.Client.List(ctx, &lbs, client.InNamespace(ns.Name))
 		for i := range lbs.Items {
 			_ = l.Client.Delete(ctx, &lbs.Items[i])
 		}
-		_ = l.Client.Delete(ctx, ns)
 	})
 	for _, name := range []string{"yours", "not-yours"} {
 		if err := l.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns.Name},

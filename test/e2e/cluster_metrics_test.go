@@ -181,10 +181,7 @@ func TestMetrics(t *testing.T) {
 // hakeeper-metrics-reader, as a Prometheus would be, and one not.
 func metricsTokens(t *testing.T, l *lab.Lab) (reader, nosy string) {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "monitoring-"}}
-	if err := l.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: newNamespace(t, l, "monitoring", nil)}}
 	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ns.Name + "-prometheus"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "hakeeper-metrics-reader"},
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus", Namespace: ns.Name}}}

@@ -37,9 +37,7 @@ import (
 // and HAProxy's default needs twice the limit), and selects only the
 // namespaces named here.
 const (
-	servicesClass     = "services"
-	servicesTenantNS  = "svc-tenant"
-	servicesElsewhere = "svc-elsewhere"
+	servicesClass = "services"
 )
 
 // TestServicesOnRealNodes: Services of type LoadBalancer of class
@@ -62,21 +60,16 @@ const (
 //     (externalTrafficPolicy Local); changing its type clears it.
 func TestServicesOnRealNodes(t *testing.T) {
 	l := requireLab(t)
-	createServicesClass(t, l, servicesClass)
-	for _, name := range []string{servicesTenantNS, servicesElsewhere} {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if err := l.Client.Create(ctx, ns); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = l.Client.Delete(ctx, ns) })
-	}
+	// The class selects default and the tenant's namespace, not the other.
+	tenantNS, elsewhereNS := newNamespace(t, l, "svc-tenant", nil), newNamespace(t, l, "svc-elsewhere", nil)
+	createServicesClass(t, l, servicesClass, "default", tenantNS)
 
 	// Left alone, created first so that the operator has had every chance
 	// to touch them by the time they are checked.
 	outside := echoService("svc-outside", "echo", servicelb.ClassPrefix+servicesClass)
 	outside.Annotations = map[string]string{servicelb.AnnotationLoadBalancerIPs: lab.Prefix + "250"}
 	elsewhere := echoService("svc-elsewhere", "echo", servicelb.ClassPrefix+servicesClass)
-	elsewhere.Namespace = servicesElsewhere
+	elsewhere.Namespace = elsewhereNS
 	metallb := echoService("svc-metallb", "echo", "metallb.io/l2")
 	classless := echoService("svc-classless", "echo", "")
 	for _, svc := range []*corev1.Service{outside, elsewhere, metallb, classless} {
@@ -191,7 +184,7 @@ func TestServicesOnRealNodes(t *testing.T) {
 
 	// Nothing written for the Services left alone; two of them told why.
 	waitEvent(t, l, outside, controllers.EventAllocationFailed, lab.Prefix+"250 is in none of LoadBalancerClass services's pools")
-	waitEvent(t, l, elsewhere, controllers.EventSyncLoadBalancerFailed, "does not allow namespace "+servicesElsewhere)
+	waitEvent(t, l, elsewhere, controllers.EventSyncLoadBalancerFailed, "does not allow namespace "+elsewhereNS)
 	for _, svc := range []*corev1.Service{outside, elsewhere, metallb, classless} {
 		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(svc), &v1alpha1.LoadBalancer{}); !apierrors.IsNotFound(err) {
 			t.Errorf("LoadBalancer written for Service %s/%s: %v", svc.Namespace, svc.Name, err)
@@ -204,7 +197,7 @@ func TestServicesOnRealNodes(t *testing.T) {
 		}
 	}
 
-	tenantServices(t, l)
+	tenantServices(t, l, tenantNS)
 
 	// Deleted: the data plane goes, and the address is free again.
 	deleteServiceAndWait(t, l, web, lb)
@@ -257,8 +250,9 @@ func TestServicesOnRealNodes(t *testing.T) {
 // servicesMulticastGroups is the services class's block of VRRP groups.
 const servicesMulticastGroups = "239.255.18.0/24"
 
-// createServicesClass copies the lab's class as a Services' class.
-func createServicesClass(t *testing.T, l *lab.Lab, name string) {
+// createServicesClass copies the lab's class as a Services' class that
+// allows the namespaces named.
+func createServicesClass(t *testing.T, l *lab.Lab, name string, namespaces ...string) {
 	t.Helper()
 	labClass := &v1alpha1.LoadBalancerClass{}
 	if err := l.Client.Get(ctx, client.ObjectKey{Name: lab.ClassName}, labClass); err != nil {
@@ -271,7 +265,7 @@ func createServicesClass(t *testing.T, l *lab.Lab, name string) {
 	class.Spec.VRRP.MulticastGroups = &v1alpha1.VRRPMulticastGroups{IPv4: servicesMulticastGroups}
 	class.Spec.Backends.AllowedCIDRs = append(class.Spec.Backends.AllowedCIDRs, lab.PodRanges)
 	class.Spec.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-		Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{"default", servicesTenantNS}}}}
+		Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: namespaces}}}
 	if err := l.Client.Create(ctx, class); err != nil {
 		t.Fatal(err)
 	}
@@ -523,9 +517,8 @@ func deleteServiceAndWait(t *testing.T, l *lab.Lab, svc *corev1.Service, lb *v1a
 // its namespace, and not LoadBalancers, gets a Service served (the
 // operator writes the LoadBalancer), and cannot reach a node through an
 // EndpointSlice it wrote by hand.
-func tenantServices(t *testing.T, l *lab.Lab) {
+func tenantServices(t *testing.T, l *lab.Lab, ns string) {
 	t.Helper()
-	ns := servicesTenantNS
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "services", Namespace: ns}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
@@ -603,7 +596,7 @@ func tenantServices(t *testing.T, l *lab.Lab) {
 // under exactly these rules, it shows each is used and enough.
 func TestServiceControllerNeedsItsRBAC(t *testing.T) {
 	l := requireLab(t)
-	createServicesClass(t, l, "services-rbac")
+	createServicesClass(t, l, "services-rbac", "default")
 	svc := echoService("svc-rbac", "none", servicelb.ClassPrefix+"services-rbac")
 	key := client.ObjectKeyFromObject(svc)
 	lb := &v1alpha1.LoadBalancer{}

@@ -346,12 +346,7 @@ func TestManagerNeedsItsRBAC(t *testing.T) {
 // only one labelled privileged); the tenant namespace holds no pod of it.
 func TestDataPlaneOnlyInOperatorNamespace(t *testing.T) {
 	l := requireLab(t)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "psa-restricted-",
-		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
-	if err := l.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Client.Delete(ctx, ns) })
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: newNamespace(t, l, "psa-restricted", map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})}}
 	lb := variant("restricted", newVIP(t))
 	lb.Namespace = ns.Name
 	if err := l.Client.Create(ctx, lb); err != nil {

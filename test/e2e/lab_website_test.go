@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -136,4 +137,16 @@ func newVIP(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return addr
+}
+
+// newNamespace makes a namespace of the scenario's own, named from prefix
+// by the API server, with labels, and removes it when the scenario ends.
+func newNamespace(t *testing.T, l *lab.Lab, prefix string, labels map[string]string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-", Labels: labels}}
+	if err := l.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Client.Delete(ctx, ns) })
+	return ns.Name
 }
