@@ -901,6 +901,9 @@ type BackendStatus struct {
 // +kubebuilder:printcolumn:name="VIP",type=string,JSONPath=`.status.virtualIPs[0]`
 // +kubebuilder:printcolumn:name="Active",type=string,JSONPath=`.status.activeNode`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Router ID",type=integer,JSONPath=`.status.virtualRouterID`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type LoadBalancer struct {
 	metav1.TypeMeta   `json:",inline"`

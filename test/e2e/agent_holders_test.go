@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,7 +108,22 @@ func TestSplitBrainObserved(t *testing.T) {
 	t.Logf("VRRP blocked towards node-b: VIP on its interface after %.2fs, SplitBrain in status after %.2fs; cleared %.2fs after the block was lifted",
 		onInterface.Seconds(), shown.Seconds(), time.Since(lifted).Seconds())
 	waitActive(t, l, lb, lab.NodeName(0), 30*time.Second)
-	if out, err := l.Kubectl(ctx, "get", "hlb", lb.Name, "-n", lb.Namespace); err != nil || !strings.Contains(string(out), lab.NodeName(0)) {
-		t.Errorf("kubectl get does not show the holder: %v\n%s", err, out)
+	narrow, err := l.Kubectl(ctx, "get", "hlb", lb.Name, "-n", lb.Namespace)
+	if err != nil || !strings.Contains(string(narrow), lab.NodeName(0)) {
+		t.Errorf("kubectl get does not show the holder: %v\n%s", err, narrow)
+	}
+	// The default view stays narrow; -o wide adds the router ID and
+	// Ready's reason and message (why a LoadBalancer is not Ready, when
+	// it is not).
+	if strings.Contains(string(narrow), "ROUTER ID") || strings.Contains(string(narrow), "MESSAGE") {
+		t.Errorf("kubectl get shows the wide columns:\n%s", narrow)
+	}
+	got := live()
+	wide, err := l.Kubectl(ctx, "get", "hlb", lb.Name, "-n", lb.Namespace, "-o", "wide")
+	for _, want := range []string{"ROUTER ID", "REASON", "MESSAGE", strconv.Itoa(int(got.Status.VirtualRouterID)),
+		v1alpha1.LoadBalancerAvailableReason, "Node " + lab.NodeName(0) + " serves"} {
+		if err != nil || !strings.Contains(string(wide), want) {
+			t.Errorf("kubectl get -o wide lacks %q: %v\n%s", want, err, wide)
+		}
 	}
 }
