@@ -55,7 +55,7 @@ func (r *LoadBalancerReconciler) apply(ctx context.Context, s *scope) error {
 		r.Recorder.Eventf(lb, haproxyCM, corev1.EventTypeNormal, "ConfigUpdated", "Apply",
 			"haproxy.cfg updated (%d bytes, servers: %v)", len(s.HAProxyConfig), s.ServersTotal)
 	}
-	record := contract.VRRPRecord{VirtualRouterID: s.RouterID, Priorities: priorities(s.Nodes),
+	record := contract.VRRPRecord{VirtualRouterID: s.RouterID, Priorities: s.Allocation.Priorities,
 		PreemptDelaySeconds: render.PreemptHoldSeconds(&s.Spec.VRRP), Maintenance: s.Maintenance, Peers: s.VRRPPeers}
 	for _, v := range s.VirtualIPs {
 		record.VirtualIPs = append(record.VirtualIPs, v.Addr().String())

@@ -228,6 +228,9 @@ type claims struct {
 	self    *v1alpha1.LoadBalancer
 	classes []v1alpha1.LoadBalancerClass
 	built   map[string]*otherClaim
+	// found memoizes by: allocation asks HeldBy then RequestedBy of the
+	// same address, and both read the same index entry.
+	found map[[2]string][]*otherClaim
 	// err is the first failed read; the reconcile fails with it.
 	err error
 }
@@ -237,16 +240,18 @@ type claims struct {
 type otherClaim struct {
 	resolve.Claim
 	priorities map[string]int32
-	lb         *v1alpha1.LoadBalancer
 }
 
 func (r *LoadBalancerReconciler) claimsFor(ctx context.Context, self *v1alpha1.LoadBalancer, classes []v1alpha1.LoadBalancerClass) *claims {
-	return &claims{ctx: ctx, r: r, self: self, classes: classes, built: map[string]*otherClaim{}}
+	return &claims{ctx: ctx, r: r, self: self, classes: classes, built: map[string]*otherClaim{}, found: map[[2]string][]*otherClaim{}}
 }
 
 // by are the other LoadBalancers with value in index, from the cache and
 // from what this process applied.
 func (c *claims) by(index, value string) []*otherClaim {
+	if out, ok := c.found[[2]string{index, value}]; ok {
+		return out
+	}
 	items, err := listLoadBalancers(c.ctx, c.r.Client, client.MatchingFields{index: value})
 	if err != nil {
 		c.fail(err)
@@ -275,6 +280,7 @@ func (c *claims) by(index, value string) []*otherClaim {
 			out = append(out, o)
 		}
 	}
+	c.found[[2]string{index, value}] = out
 	return out
 }
 
@@ -334,7 +340,7 @@ func (c *claims) claimOf(other *v1alpha1.LoadBalancer) *otherClaim {
 			}
 		}
 	}
-	o := &otherClaim{Claim: claim, priorities: priorities, lb: other}
+	o := &otherClaim{Claim: claim, priorities: priorities}
 	c.built[key] = o
 	return o
 }

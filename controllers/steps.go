@@ -199,11 +199,3 @@ func slotKeys(endpoints map[string][]render.Endpoint) map[string][]string {
 	}
 	return out
 }
-
-func priorities(nodes []render.Node) map[string]int32 {
-	out := make(map[string]int32, len(nodes))
-	for _, n := range nodes {
-		out[n.Name] = n.Priority
-	}
-	return out
-}
