@@ -88,7 +88,7 @@ func conditionsStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v
 		setCondition(&st, gen, v1alpha1.LoadBalancerProgressingCondition, metav1.ConditionFalse, s.stopReason, "Not applied: "+s.stopMessage)
 		if s.released {
 			st.VirtualIPs, st.VirtualRouterID, st.ActiveNode = nil, 0, ""
-			st.Holders, st.Nodes, st.Backends = nil, nil, nil
+			st.Holders, st.Nodes, st.Backends, st.ReadyNodes = nil, nil, nil, ""
 			setCondition(&st, gen, v1alpha1.LoadBalancerReadyCondition, metav1.ConditionFalse, s.stopReason, "Data plane deleted: "+s.stopMessage)
 		}
 		if meta.FindStatusCondition(st.Conditions, v1alpha1.LoadBalancerReadyCondition) == nil {
@@ -104,6 +104,7 @@ func conditionsStatus(lb *v1alpha1.LoadBalancer, s *scope, reconcileErr error) v
 		st.VirtualIPs = append(st.VirtualIPs, v.String())
 	}
 	st.Nodes = nodeStatuses(s)
+	st.ReadyNodes = readyNodes(st.Nodes)
 	st.Holders = holders(s)
 	st.ActiveNode, st.Backends = activeNodeAndBackends(lb, s, st.Holders)
 	setDegraded(&st, gen, s)
@@ -155,6 +156,36 @@ func nodeStatuses(s *scope) []v1alpha1.NodeStatus {
 		out = append(out, ns)
 	}
 	return out
+}
+
+// maxReadyNodesListed bounds status.readyNodes: a printer column, read
+// by a person, not a list to parse (status.nodes is that).
+const maxReadyNodesListed = 8
+
+// readyNodes lists the ready nodes, highest priority first (then by
+// name), the first eight by name and the rest as a count.
+func readyNodes(nodes []v1alpha1.NodeStatus) string {
+	var ready []v1alpha1.NodeStatus
+	for _, n := range nodes {
+		if n.Ready {
+			ready = append(ready, n)
+		}
+	}
+	slices.SortFunc(ready, func(a, b v1alpha1.NodeStatus) int {
+		if a.Priority != b.Priority {
+			return int(b.Priority - a.Priority)
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	var names []string
+	for i, n := range ready {
+		if i == maxReadyNodesListed {
+			names = append(names, fmt.Sprintf("+%d more", len(ready)-i))
+			break
+		}
+		names = append(names, n.Name)
+	}
+	return strings.Join(names, ",")
 }
 
 // holders are, per virtual IP, the nodes whose agents see it on their

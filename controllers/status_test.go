@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -194,5 +195,26 @@ func TestComputeStatus(t *testing.T) {
 				c.check(t, st)
 			}
 		})
+	}
+}
+
+// TestReadyNodes: the wide view's column lists the ready nodes by
+// priority, and a long list ends with a count.
+func TestReadyNodes(t *testing.T) {
+	node := func(name string, priority int32, ready bool) v1alpha1.NodeStatus {
+		return v1alpha1.NodeStatus{Name: name, Priority: priority, Ready: ready}
+	}
+	if got := readyNodes([]v1alpha1.NodeStatus{node("c", 100, true), node("a", 150, true), node("b", 200, false), node("d", 100, true)}); got != "a,c,d" {
+		t.Errorf("readyNodes = %q, want a,c,d (b not ready; equal priorities by name)", got)
+	}
+	if got := readyNodes([]v1alpha1.NodeStatus{node("a", 100, false)}); got != "" {
+		t.Errorf("readyNodes = %q, want empty", got)
+	}
+	var many []v1alpha1.NodeStatus
+	for i := range 11 {
+		many = append(many, node(fmt.Sprintf("n%02d", i), int32(200-i), true))
+	}
+	if got := readyNodes(many); got != "n00,n01,n02,n03,n04,n05,n06,n07,+3 more" {
+		t.Errorf("readyNodes = %q", got)
 	}
 }

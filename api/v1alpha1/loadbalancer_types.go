@@ -812,6 +812,15 @@ type LoadBalancerStatus struct {
 	// +listMapKey=name
 	Nodes []NodeStatus `json:"nodes,omitempty"`
 
+	// readyNodes names the nodes whose HAProxy runs the current config and
+	// is healthy, highest priority first, comma-separated: the nodes that
+	// serve should the virtual IPs come to them (kubectl get -o wide shows
+	// it, as a printer column shows only the first item of a list). Past
+	// eight names it ends with how many more, e.g. ",+3 more".
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	ReadyNodes string `json:"readyNodes,omitempty"`
+
 	// backends count servers up per backend, as HAProxy's checks see them.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
@@ -902,6 +911,7 @@ type BackendStatus struct {
 // +kubebuilder:printcolumn:name="Active",type=string,JSONPath=`.status.activeNode`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Router ID",type=integer,JSONPath=`.status.virtualRouterID`,priority=1
+// +kubebuilder:printcolumn:name="Ready Nodes",type=string,JSONPath=`.status.readyNodes`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -132,6 +132,17 @@ type DataPlaneSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
 
+	// priorityClassName of the class's data-plane pods, instead of the
+	// operator's (--dataplane-priority-class; the chart's and kustomize's
+	// hakeeper-dataplane). The pods that hold the virtual IPs should be
+	// the last a full node evicts. The data plane's ResourceQuota, if the
+	// install has one, is scoped to the operator's PriorityClass: pods of
+	// another PriorityClass are outside it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
 	// haproxyResources of the HAProxy container. Unset, it requests 20m
 	// CPU and 64Mi memory and has no limits: what an idle LoadBalancer
 	// needs; raise it for LoadBalancers that carry traffic.

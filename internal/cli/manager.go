@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"os"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -40,6 +41,9 @@ func runManager(ctx context.Context, args []string, s Streams) error {
 		"LoadBalancerClass that serves Services of type LoadBalancer without spec.loadBalancerClass; empty (default) leaves them to another implementation")
 	fs.StringVar(&o.DataPlanePriorityClass, "dataplane-priority-class", "",
 		"PriorityClass of the data-plane pods (the chart's and kustomize's: hakeeper-dataplane); empty for none")
+	var pullSecrets string
+	fs.StringVar(&pullSecrets, "dataplane-image-pull-secrets", "",
+		"comma-separated Secrets in the data-plane namespace that every data-plane pod pulls its images with (a private registry)")
 	fs.StringVar(&pullPolicy, "image-pull-policy", "IfNotPresent", "pull policy of the data-plane image")
 	var qps float64
 	var burst int
@@ -51,6 +55,9 @@ func runManager(ctx context.Context, args []string, s Streams) error {
 		return err
 	}
 	o.PullPolicy = corev1.PullPolicy(pullPolicy)
+	if pullSecrets != "" {
+		o.DataPlaneImagePullSecrets = strings.Split(pullSecrets, ",")
+	}
 	if err := o.Validate(); err != nil {
 		return err
 	}

@@ -33,6 +33,10 @@ type DataPlaneOptions struct {
 	// and kustomize's, hakeeper-dataplane, ranks them above tenants'
 	// workloads and scopes the data plane's ResourceQuota.
 	PriorityClassName string
+	// ImagePullSecrets, Secrets in Namespace, let the nodes pull the
+	// images from a private registry (the chart's imagePullSecrets, the
+	// manager's too).
+	ImagePullSecrets []string
 	// HealthBasePort places the ports the kubelet probes on each node's
 	// loopback: the agent's at HealthBasePort plus the router ID, HAProxy's
 	// monitor MaxRouterID above (see HealthPorts). 0: exec probes instead.
@@ -55,6 +59,24 @@ type DataPlaneInput struct {
 	NodeSelector map[string]string
 	// RouterID is the LoadBalancer's VRRP router ID.
 	RouterID int32
+}
+
+// priorityClassName is the class's, or the operator's default: the pods
+// that hold a class's virtual IPs may need to rank above others' (or a
+// class's below the default, for a lab).
+func (in DataPlaneInput) priorityClassName() string {
+	if in.Class.PriorityClassName != "" {
+		return in.Class.PriorityClassName
+	}
+	return in.Options.PriorityClassName
+}
+
+func pullSecrets(names []string) []corev1.LocalObjectReference {
+	var refs []corev1.LocalObjectReference
+	for _, n := range names {
+		refs = append(refs, corev1.LocalObjectReference{Name: n})
+	}
+	return refs
 }
 
 // MetricsPort is where the agents serve metrics; 0 when they do not.
@@ -181,7 +203,8 @@ func podSpec(lb *v1alpha1.LoadBalancer, in DataPlaneInput, paths contract.Paths)
 		// operator's namespace first (its search path), and tenants could
 		// point a backend at the operator's Services by name.
 		DNSPolicy:         corev1.DNSDefault,
-		PriorityClassName: in.Options.PriorityClassName,
+		PriorityClassName: in.priorityClassName(),
+		ImagePullSecrets:  pullSecrets(opts.ImagePullSecrets),
 		// Each container keeps its own process namespace: HAProxy, which
 		// parses traffic, can then neither signal keepalived nor read the
 		// agent's token through /proc/<pid>/root of the agent or its exec

@@ -120,6 +120,22 @@ func TestDaemonSetShape(t *testing.T) {
 					t.Error("keepalived lost its default")
 				}
 			}},
+		{"pull secrets and the operator's PriorityClass", DataPlaneInput{Options: DataPlaneOptions{Namespace: "hk", Image: "img", PriorityClassName: "hakeeper-dataplane", ImagePullSecrets: []string{"registry-a", "registry-b"}}, RouterID: 7},
+			func(t *testing.T, spec corev1.PodSpec) {
+				if spec.PriorityClassName != "hakeeper-dataplane" {
+					t.Errorf("PriorityClass %q, want the operator's", spec.PriorityClassName)
+				}
+				if len(spec.ImagePullSecrets) != 2 || spec.ImagePullSecrets[0].Name != "registry-a" || spec.ImagePullSecrets[1].Name != "registry-b" {
+					t.Errorf("imagePullSecrets %+v", spec.ImagePullSecrets)
+				}
+			}},
+		{"the class's PriorityClass replaces the operator's", DataPlaneInput{Options: DataPlaneOptions{Namespace: "hk", Image: "img", PriorityClassName: "hakeeper-dataplane"}, RouterID: 7,
+			Class: v1alpha1.DataPlaneSpec{PriorityClassName: "edge-critical"}},
+			func(t *testing.T, spec corev1.PodSpec) {
+				if spec.PriorityClassName != "edge-critical" || spec.ImagePullSecrets != nil {
+					t.Errorf("PriorityClass %q, pull secrets %v; want the class's, none", spec.PriorityClassName, spec.ImagePullSecrets)
+				}
+			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ds := DaemonSet(testLB(), c.in)
@@ -127,6 +143,13 @@ func TestDaemonSetShape(t *testing.T) {
 				t.Errorf("DaemonSet %s/%s", ds.Namespace, ds.Name)
 			}
 			c.check(t, ds.Spec.Template.Spec)
+			// Argo CD's label tracking would take a LoadBalancer's data
+			// plane for the objects of an Application of the same name.
+			for what, l := range map[string]map[string]string{"DaemonSet": ds.Labels, "pod template": ds.Spec.Template.Labels} {
+				if v, ok := l["app.kubernetes.io/instance"]; ok {
+					t.Errorf("%s labelled app.kubernetes.io/instance=%s", what, v)
+				}
+			}
 		})
 	}
 	// The template hash follows the template: another router ID, another

@@ -17,7 +17,6 @@ import (
 // Labels and annotations hakeeper sets.
 const (
 	LabelName         = "app.kubernetes.io/name"
-	LabelInstance     = "app.kubernetes.io/instance"
 	LabelComponent    = "app.kubernetes.io/component"
 	LabelManagedBy    = "app.kubernetes.io/managed-by"
 	LabelLoadBalancer = "hakeeper.io/loadbalancer"
@@ -74,10 +73,13 @@ func NamesFor(lb *v1alpha1.LoadBalancer) Names {
 }
 
 // Labels are set on every owned object; component says which part it is.
+// Which LoadBalancer an object serves is said only by hakeeper's own
+// labels, never by app.kubernetes.io/instance: Argo CD tracks an
+// Application's objects by that label (label tracking), so an Application
+// named like a LoadBalancer would claim its data plane and prune it.
 func Labels(lb *v1alpha1.LoadBalancer, component string) map[string]string {
 	return map[string]string{
 		LabelName:         "hakeeper",
-		LabelInstance:     lb.Name,
 		LabelComponent:    component,
 		LabelManagedBy:    ManagedBy,
 		LabelLoadBalancer: lb.Name,

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -56,6 +58,9 @@ type Options struct {
 	DefaultServiceClass string
 	// DataPlanePriorityClass of the data-plane pods; empty for none.
 	DataPlanePriorityClass string
+	// DataPlaneImagePullSecrets name Secrets in DataPlaneNamespace the
+	// data-plane pods pull their images with.
+	DataPlaneImagePullSecrets []string
 	// PullPolicy of the data-plane image.
 	PullPolicy corev1.PullPolicy
 	// DataPlaneMetricsBasePort plus a LoadBalancer's VRRP router ID is the
@@ -92,6 +97,11 @@ func (o *Options) Validate() error {
 	}
 	if p := o.DataPlaneHealthBasePort; p != 0 && (p < 1024 || p+2*desired.MaxRouterID > 65535) {
 		errs = append(errs, fmt.Errorf("--dataplane-health-base-port %d: want 0 (exec probes) or 1024 to %d, so that every router ID (1 to %d) adds up to two ports", p, 65535-2*desired.MaxRouterID, desired.MaxRouterID))
+	}
+	for _, name := range o.DataPlaneImagePullSecrets {
+		if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--dataplane-image-pull-secrets: %q is not a Secret name: %s", name, strings.Join(msgs, "; ")))
+		}
 	}
 	if o.ProbeAddr == "" {
 		errs = append(errs, errors.New("--health-probe-bind-address must not be empty (use 0 to disable)"))
@@ -161,7 +171,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Resolve:   o.Resolve,
 		Recorder:  mgr.GetEventRecorder("hakeeper"),
 		DataPlane: desired.DataPlaneOptions{Namespace: o.DataPlaneNamespace, Image: o.DataPlaneImage, ImagePullPolicy: o.PullPolicy,
-			MetricsBasePort: o.DataPlaneMetricsBasePort, HealthBasePort: o.DataPlaneHealthBasePort, PriorityClassName: o.DataPlanePriorityClass},
+			MetricsBasePort: o.DataPlaneMetricsBasePort, HealthBasePort: o.DataPlaneHealthBasePort, PriorityClassName: o.DataPlanePriorityClass,
+			ImagePullSecrets: o.DataPlaneImagePullSecrets},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the controller: %w", err)

@@ -44,6 +44,8 @@ func TestClassSchema(t *testing.T) {
 		{name: "unknown static server policy", from: "staticServers: IPAddresses", to: "staticServers: Anything", wantAPI: "spec.backends.staticServers"},
 		{name: "allowed range not a network", from: "allowedCIDRs: [198.18.0.0/16]", to: "allowedCIDRs: [everywhere]", wantAPI: "spec.backends.allowedCIDRs[0]"},
 		{name: "interface with a space", from: "interface: eth0", to: `interface: "eth0 up"`, wantAPI: "spec.dataPlane.interface"},
+		{name: "a PriorityClass", from: "interface: eth0", to: "interface: eth0\n    priorityClassName: edge-critical"},
+		{name: "a PriorityClass not a name", from: "interface: eth0", to: "interface: eth0\n    priorityClassName: Edge_Critical", wantAPI: "spec.dataPlane.priorityClassName"},
 		{name: "advert not centiseconds", from: "advertIntervalMilliseconds: 100", to: "advertIntervalMilliseconds: 105", wantAPI: "spec.vrrp.advertIntervalMilliseconds"},
 		{name: "IPv4 groups not multicast", from: "ipv4: 239.255.18.0/24", to: "ipv4: 198.18.0.0/24", wantAPI: "spec.vrrp.multicastGroups.ipv4"},
 		{name: "IPv4 groups with host bits", from: "ipv4: 239.255.18.0/24", to: "ipv4: 239.255.18.1/24", wantAPI: "spec.vrrp.multicastGroups.ipv4"},

@@ -112,15 +112,18 @@ func TestSplitBrainObserved(t *testing.T) {
 	if err != nil || !strings.Contains(string(narrow), lab.NodeName(0)) {
 		t.Errorf("kubectl get does not show the holder: %v\n%s", err, narrow)
 	}
-	// The default view stays narrow; -o wide adds the router ID and
-	// Ready's reason and message (why a LoadBalancer is not Ready, when
-	// it is not).
-	if strings.Contains(string(narrow), "ROUTER ID") || strings.Contains(string(narrow), "MESSAGE") {
+	// The default view stays narrow; -o wide adds the router ID, the
+	// nodes ready to serve and Ready's reason and message (why a
+	// LoadBalancer is not Ready, when it is not).
+	if strings.Contains(string(narrow), "ROUTER ID") || strings.Contains(string(narrow), "READY NODES") || strings.Contains(string(narrow), "MESSAGE") {
 		t.Errorf("kubectl get shows the wide columns:\n%s", narrow)
 	}
 	got := live()
+	if want := strings.Join([]string{lab.NodeName(0), lab.NodeName(1), lab.NodeName(2)}, ","); got.Status.ReadyNodes != want {
+		t.Errorf("status.readyNodes %q, want %q (every node ready, by priority)", got.Status.ReadyNodes, want)
+	}
 	wide, err := l.Kubectl(ctx, "get", "hlb", lb.Name, "-n", lb.Namespace, "-o", "wide")
-	for _, want := range []string{"ROUTER ID", "REASON", "MESSAGE", strconv.Itoa(int(got.Status.VirtualRouterID)),
+	for _, want := range []string{"ROUTER ID", "READY NODES", "REASON", "MESSAGE", strconv.Itoa(int(got.Status.VirtualRouterID)), got.Status.ReadyNodes,
 		v1alpha1.LoadBalancerAvailableReason, "Node " + lab.NodeName(0) + " serves"} {
 		if err != nil || !strings.Contains(string(wide), want) {
 			t.Errorf("kubectl get -o wide lacks %q: %v\n%s", want, err, wide)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -113,6 +116,7 @@ func TestGitOpsHealth(t *testing.T) {
 		return nil
 	}
 	check("ready.yaml", readyOnA, "Healthy", kstatus.CurrentStatus, lab.NodeName(0), addr)
+	argoLabelTrackingSelectsNothing(t, l, lb)
 
 	// A config a node rejects: a TLS listener whose Secret holds no
 	// certificate (haproxy -c refuses it); the last good config serves on.
@@ -227,4 +231,54 @@ func freezeHAProxy(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, node str
 			t.Errorf("%s %d on %s: %v", sig, pid, node, err)
 		}
 	}
+}
+
+// argoLabelTrackingSelectsNothing prunes as Argo CD does with label
+// tracking, for an Application named like the LoadBalancer: every object
+// of every listable kind, in every namespace, labelled
+// app.kubernetes.io/instance=<name>. None may be hakeeper's, or the
+// Application would take the data plane for its own and delete it. The
+// same walk by hakeeper's label finds the data plane, so the walk itself
+// is not what finds nothing.
+func argoLabelTrackingSelectsNothing(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists, err := l.Clientset.Discovery().ServerPreferredResources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	selected := func(selector string) []string {
+		var found []string
+		for _, list := range lists {
+			gv, err := schema.ParseGroupVersion(list.GroupVersion)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range list.APIResources {
+				if !slices.Contains(r.Verbs, "list") || strings.Contains(r.Name, "/") {
+					continue
+				}
+				objs, err := dyn.Resource(gv.WithResource(r.Name)).List(ctx, metav1.ListOptions{LabelSelector: selector})
+				if err != nil {
+					t.Fatalf("list %s: %v", r.Name, err)
+				}
+				for _, o := range objs.Items {
+					found = append(found, r.Kind+" "+o.GetNamespace()+"/"+o.GetName())
+				}
+			}
+		}
+		return found
+	}
+	if got := selected("app.kubernetes.io/instance=" + lb.Name); len(got) > 0 {
+		t.Errorf("an Argo CD Application named %s would prune %v", lb.Name, got)
+	}
+	own := selected(desired.LabelLoadBalancer + "=" + lb.Name + "," + desired.LabelLoadBalancerNamespace + "=" + lb.Namespace)
+	if !slices.ContainsFunc(own, func(s string) bool { return strings.HasPrefix(s, "DaemonSet ") }) ||
+		!slices.ContainsFunc(own, func(s string) bool { return strings.HasPrefix(s, "Pod ") }) {
+		t.Errorf("hakeeper's labels select %v: no DaemonSet or pod", own)
+	}
+	t.Logf("hakeeper's labels select %d objects of %s; app.kubernetes.io/instance=%s none", len(own), lb.Name, lb.Name)
 }
