@@ -53,6 +53,9 @@ type LoadBalancerReconciler struct {
 	// splitSince is when several holders of a virtual IP were first seen,
 	// by namespace/name, while they still are.
 	splitSince sync.Map
+	// holders remember each LoadBalancer's holder for its events
+	// (announce.go), by namespace/name.
+	holders sync.Map
 }
 
 // now is the reconciler's clock's time.
@@ -105,6 +108,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		r.allocations.delete(req.String())
 		r.splitSince.Delete(req.String())
+		r.holders.Delete(req.String())
 		forgetMetrics(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
@@ -126,14 +130,31 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	defer func() {
 		lb.Status = computeStatus(lb, s, retErr)
 		recordReconcile(lb, s, retErr)
-		r.announceHolders(lb, &orig.Status)
+		key := keyOf(lb)
+		remembered, _ := r.holders.Load(key)
+		mem, _ := remembered.(holderMemory)
+		news, mem, recheck := announce(&orig.Status, &lb.Status, mem, s.faults(), r.now(), s.whyMoved)
+		if retErr == nil && recheck > 0 && (result.RequeueAfter == 0 || recheck < result.RequeueAfter) {
+			result.RequeueAfter = recheck
+		}
 		// Write status only when it changed: a write per pass would fan out
 		// to every watcher.
-		if equality.Semantic.DeepEqual(orig.Status, lb.Status) {
-			return
+		if !equality.Semantic.DeepEqual(orig.Status, lb.Status) {
+			if err := r.Client.Status().Patch(ctx, lb, client.MergeFrom(orig)); err != nil {
+				if !apierrors.IsNotFound(err) {
+					retErr = errors.Join(retErr, fmt.Errorf("failed to patch status: %w", err))
+				}
+				// Not written: the next reconcile sees the same change and
+				// tells it then, once.
+				return
+			}
 		}
-		if err := client.IgnoreNotFound(r.Client.Status().Patch(ctx, lb, client.MergeFrom(orig))); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("failed to patch status: %w", err))
+		r.holders.Store(key, mem)
+		// Each event refers to the LoadBalancer as written (its resource
+		// version), so events of one reason about different changes are
+		// not folded into one series that keeps the first note.
+		for _, a := range news {
+			r.Recorder.Eventf(lb, nil, a.eventType, a.reason, a.action, "%s", a.note)
 		}
 	}()
 	// Gather, decide, apply. A refusal is a value: status says why, and a

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -78,7 +79,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	svc, err := r.reconcile(ctx, req)
 	// A conflict only means another writer came first: the retry follows.
 	if err != nil && svc != nil && !apierrors.IsConflict(err) {
-		r.tell(svc, EventSyncLoadBalancerFailed, "Error syncing load balancer: "+err.Error())
+		r.tell(svc, nil, EventSyncLoadBalancerFailed, "Error syncing load balancer: "+err.Error())
 	}
 	return ctrl.Result{}, err
 }
@@ -115,7 +116,7 @@ func (r *ServiceReconciler) reconcile(ctx context.Context, req ctrl.Request) (*c
 		return svc, nil
 	}
 	if lb != nil && !owned {
-		r.tell(svc, EventSyncLoadBalancerFailed, fmt.Sprintf("LoadBalancer %s/%s exists and is not this Service's: it is not touched; rename or delete it", lb.Namespace, lb.Name))
+		r.tell(svc, lb, EventSyncLoadBalancerFailed, fmt.Sprintf("LoadBalancer %s/%s exists and is not this Service's: it is not touched; rename or delete it", lb.Namespace, lb.Name))
 		return svc, nil
 	}
 	t, err := servicelb.Translate(svc, class)
@@ -129,11 +130,11 @@ func (r *ServiceReconciler) reconcile(ctx context.Context, req ctrl.Request) (*c
 		if !errors.As(err, &why) {
 			return svc, err // not the Service's fault: retried
 		}
-		r.tell(svc, why.reason, why.msg)
+		r.tell(svc, why.related, why.reason, why.msg)
 		return svc, nil
 	}
 	for _, w := range t.Warnings {
-		r.tell(svc, EventSyncLoadBalancerFailed, w)
+		r.tell(svc, nil, EventSyncLoadBalancerFailed, w)
 	}
 	if lb, err = r.ensure(ctx, svc, lb, t.Spec); err != nil {
 		return svc, err
@@ -144,7 +145,7 @@ func (r *ServiceReconciler) reconcile(ctx context.Context, req ctrl.Request) (*c
 		if c.Reason == v1alpha1.LoadBalancerAddressUnavailableReason {
 			reason = EventAllocationFailed
 		}
-		r.tell(svc, reason, c.Reason+": "+c.Message)
+		r.tell(svc, lb, reason, c.Reason+": "+c.Message)
 	}
 	return svc, r.publish(ctx, svc, lb, t.Unserved)
 }
@@ -152,16 +153,26 @@ func (r *ServiceReconciler) reconcile(ctx context.Context, req ctrl.Request) (*c
 // refusal is what the Service asks and cannot have, told to it as an
 // event with reason; nothing is written until the Service or the class
 // changes.
-type refusal struct{ reason, msg string }
+//
+// related is what the refusal is about besides the Service, when it is
+// not the Service alone (the class, the namespace): the event refers to it
+// as it is now (its resource version), so that refusals of one reason for
+// different causes stay apart instead of being folded into one series of
+// the first one's note (what events.k8s.io recorders do with events of
+// the same reason, action and objects).
+type refusal struct {
+	reason, msg string
+	related     client.Object
+}
 
 func (e *refusal) Error() string { return e.msg }
 
-func refused(format string, args ...any) error {
-	return &refusal{reason: EventSyncLoadBalancerFailed, msg: fmt.Sprintf(format, args...)}
+func refused(related client.Object, format string, args ...any) error {
+	return &refusal{reason: EventSyncLoadBalancerFailed, msg: fmt.Sprintf(format, args...), related: related}
 }
 
-func allocationFailed(format string, args ...any) error {
-	return &refusal{reason: EventAllocationFailed, msg: fmt.Sprintf(format, args...)}
+func allocationFailed(related client.Object, format string, args ...any) error {
+	return &refusal{reason: EventAllocationFailed, msg: fmt.Sprintf(format, args...), related: related}
 }
 
 // admit refuses before anything is written what the class refuses for the
@@ -172,7 +183,7 @@ func (r *ServiceReconciler) admit(ctx context.Context, svc *corev1.Service, clas
 	class := &v1alpha1.LoadBalancerClass{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: className}, class); err != nil {
 		if apierrors.IsNotFound(err) {
-			return refused("LoadBalancerClass %s not found", className)
+			return refused(nil, "LoadBalancerClass %s not found", className)
 		}
 		return err
 	}
@@ -181,22 +192,22 @@ func (r *ServiceReconciler) admit(ctx context.Context, svc *corev1.Service, clas
 		return err
 	}
 	if ok, err := resolve.NamespaceAllowed(class, ns); err != nil || !ok {
-		return refused("LoadBalancerClass %s does not allow namespace %s (its namespaceSelector does not match)", className, svc.Namespace)
+		return refused(ns, "LoadBalancerClass %s does not allow namespace %s (its namespaceSelector does not match)", className, svc.Namespace)
 	}
 	pools, err := resolve.Pools(class)
 	if err != nil {
-		return refused("LoadBalancerClass %s: %v", className, err)
+		return refused(class, "LoadBalancerClass %s: %v", className, err)
 	}
 	for _, ip := range spec.VirtualIPs {
 		addr := netip.MustParseAddr(ip)
 		if !slices.ContainsFunc(pools, func(p resolve.Pool) bool { return p.Range.Contains(addr) }) {
-			return allocationFailed("%s is in none of LoadBalancerClass %s's pools", ip, className)
+			return allocationFailed(class, "%s is in none of LoadBalancerClass %s's pools", ip, className)
 		}
 	}
 	for _, family := range spec.IPFamilies {
 		v6 := family == corev1.IPv6Protocol
 		if !slices.ContainsFunc(pools, func(p resolve.Pool) bool { return p.Range.Addr().Is6() == v6 }) {
-			return allocationFailed("LoadBalancerClass %s has no %s pool (the Service's ipFamilies %v, ipFamilyPolicy %s)",
+			return allocationFailed(class, "LoadBalancerClass %s has no %s pool (the Service's ipFamilies %v, ipFamilyPolicy %s)",
 				className, family, svc.Spec.IPFamilies, ptrString(svc.Spec.IPFamilyPolicy))
 		}
 	}
@@ -241,7 +252,7 @@ func (r *ServiceReconciler) publish(ctx context.Context, svc *corev1.Service, lb
 	orig := svc.DeepCopy()
 	ingress := servicelb.Ingress(lb, unserved, svc.Spec.Ports)
 	if r.ipModeDropped.Load() && len(ingress) > 0 {
-		r.tell(svc, EventSyncLoadBalancerFailed, ipModeDroppedMessage)
+		r.tell(svc, nil, EventSyncLoadBalancerFailed, ipModeDroppedMessage)
 		ingress = nil
 	}
 	// A copy: the patch's response is decoded into svc, and dropped
@@ -269,7 +280,7 @@ func (r *ServiceReconciler) publish(ctx context.Context, svc *corev1.Service, lb
 		// ipMode VIP and capture its traffic on every node, HAProxy never
 		// seeing it. Take the address back rather than leave that.
 		r.ipModeDropped.Store(true)
-		r.tell(svc, EventSyncLoadBalancerFailed, ipModeDroppedMessage)
+		r.tell(svc, nil, EventSyncLoadBalancerFailed, ipModeDroppedMessage)
 		published := svc.DeepCopy()
 		svc.Status.LoadBalancer.Ingress = nil
 		return client.IgnoreNotFound(r.Client.Status().Patch(ctx, svc, client.MergeFrom(published)))
@@ -299,14 +310,19 @@ func dropped(sent, stored []corev1.LoadBalancerIngress) bool {
 	return false
 }
 
-// tell records a Warning event on the Service, once per message.
-func (r *ServiceReconciler) tell(svc *corev1.Service, reason, message string) {
+// tell records a Warning event on the Service, once per message, about
+// related too when it is not nil.
+func (r *ServiceReconciler) tell(svc *corev1.Service, related client.Object, reason, message string) {
 	key := svc.Namespace + "/" + svc.Name + "\x00" + reason
 	if last, ok := r.told.Load(key); ok && last.(string) == message {
 		return
 	}
 	r.told.Store(key, message)
-	r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, reason, "Sync", "%s", message)
+	var about runtime.Object
+	if related != nil {
+		about = related
+	}
+	r.Recorder.Eventf(svc, about, corev1.EventTypeWarning, reason, "Sync", "%s", message)
 }
 
 // forget drops what a Service was told, once it is gone.

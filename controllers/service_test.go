@@ -258,6 +258,13 @@ func TestServiceWaitsForItsClassAndNamespace(t *testing.T) {
 	svc := createService(t, lbService(early, "early", "hakeeper.io/svcwait"))
 	waitServiceEvent(t, svc, controllers.EventSyncLoadBalancerFailed, "LoadBalancerClass svcwait not found")
 
+	// A Service refused first because its class does not exist, then
+	// because the class does not select its namespace: two events, each
+	// with its own note (not one series of the first's).
+	late := namespace(t, "svcwait-late")
+	lateSvc := createService(t, lbService(late, "late", "hakeeper.io/svcwait"))
+	waitServiceEvent(t, lateSvc, controllers.EventSyncLoadBalancerFailed, "LoadBalancerClass svcwait not found")
+
 	class := testClass("svcwait", "198.18.26.96/27")
 	class.Spec.DataPlane.NodeSelector["pool"] = "svcwait"
 	class.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"hakeeper.io/svcwait": "yes"}}
@@ -265,12 +272,10 @@ func TestServiceWaitsForItsClassAndNamespace(t *testing.T) {
 	// Gone before the class's cleanup, which waits for its LoadBalancers
 	// to go (a Service left would write its own again).
 	first := svc
-	t.Cleanup(func() { _ = k8s.Delete(ctx, first) })
+	t.Cleanup(func() { _ = k8s.Delete(ctx, first); _ = k8s.Delete(ctx, lateSvc) })
 	served("the LoadBalancer of a Service created before its class", client.ObjectKey{Namespace: early, Name: "early"})
 
-	late := namespace(t, "svcwait-late")
-	svc = createService(t, lbService(late, "late", "hakeeper.io/svcwait"))
-	waitServiceEvent(t, svc, controllers.EventSyncLoadBalancerFailed, "does not allow namespace "+late)
+	waitServiceEvent(t, lateSvc, controllers.EventSyncLoadBalancerFailed, "does not allow namespace "+late)
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: late, Name: "late"}, &v1alpha1.LoadBalancer{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a LoadBalancer was written in a namespace the class does not select: %v", err)
 	}

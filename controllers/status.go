@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -341,32 +340,6 @@ func noActiveNodeMessage(st *v1alpha1.LoadBalancerStatus) string {
 func nodeReady(st *v1alpha1.LoadBalancerStatus, name string) bool {
 	i := slices.IndexFunc(st.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == name })
 	return i >= 0 && st.Nodes[i].Ready
-}
-
-// announceHolders records an event when a split brain starts or ends, and
-// when the virtual IPs lose their last holder: what happened to traffic,
-// for `kubectl events`, beside the conditions that say how things stand.
-func (r *LoadBalancerReconciler) announceHolders(lb *v1alpha1.LoadBalancer, before *v1alpha1.LoadBalancerStatus) {
-	reasonOf := func(st *v1alpha1.LoadBalancerStatus, typ string) (string, string) {
-		c := meta.FindStatusCondition(st.Conditions, typ)
-		if c == nil || (typ == v1alpha1.LoadBalancerDegradedCondition && c.Status != metav1.ConditionTrue) {
-			return "", ""
-		}
-		return c.Reason, c.Message
-	}
-	was, _ := reasonOf(before, v1alpha1.LoadBalancerDegradedCondition)
-	now, message := reasonOf(&lb.Status, v1alpha1.LoadBalancerDegradedCondition)
-	switch {
-	case now == v1alpha1.LoadBalancerSplitBrainReason && was != now:
-		r.Recorder.Eventf(lb, nil, corev1.EventTypeWarning, v1alpha1.LoadBalancerSplitBrainReason, "Observe", "%s", message)
-	case was == v1alpha1.LoadBalancerSplitBrainReason && now != was:
-		r.Recorder.Eventf(lb, nil, corev1.EventTypeNormal, "SplitBrainEnded", "Observe", "One node holds the virtual IPs again")
-	}
-	was, _ = reasonOf(before, v1alpha1.LoadBalancerReadyCondition)
-	now, message = reasonOf(&lb.Status, v1alpha1.LoadBalancerReadyCondition)
-	if now == v1alpha1.LoadBalancerNoActiveNodeReason && was != now && before.ActiveNode != "" {
-		r.Recorder.Eventf(lb, nil, corev1.EventTypeWarning, v1alpha1.LoadBalancerNoActiveNodeReason, "Observe", "%s (was %s)", message, before.ActiveNode)
-	}
 }
 
 // splitBrainAfter is how long several holders of a virtual IP must be seen

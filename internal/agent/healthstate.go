@@ -32,9 +32,11 @@ type healthInput struct {
 
 // healthDecision is what the pass writes and how long it waits.
 type healthDecision struct {
-	// faulty sets the track file: keepalived leaves the VRRP group.
-	faulty bool
-	why    string
+	// faulty sets the track file: keepalived leaves the VRRP group;
+	// died says HAProxy is gone (refused connections, its master exited)
+	// rather than slow to answer.
+	faulty, died bool
+	why          string
 	// noServers sets the no-servers file (the lowest priority); decided
 	// only while HAProxy answers, otherwise the file stays as it was.
 	noServers        bool
@@ -78,6 +80,7 @@ func (m *healthMachine) step(in healthInput) healthDecision {
 	// A refused connection outside a reload is a death: at once. Any
 	// other failure must last faultAfter.
 	d.faulty = m.debounce.failing() && (in.dead && now.Sub(in.lastReload) > reloadGrace || m.debounce.failedFor(now) >= faultAfter)
+	d.died = d.faulty && in.dead
 	// A HAProxy whose master is gone may still answer for a moment
 	// through a worker that outlives it, and a set file must not flip
 	// back to healthy for that moment: keepalived would leave FAULT for a
@@ -95,9 +98,9 @@ func (m *healthMachine) step(in healthInput) healthDecision {
 	}
 	switch {
 	case !m.masterExited.IsZero():
-		d.faulty, d.why = true, "HAProxy's master exited (hakeeper-supervise haproxy set the track file) and no new one answers yet"
+		d.faulty, d.died, d.why = true, true, "HAProxy's master exited (hakeeper-supervise haproxy set the track file) and no new one answers yet"
 	case in.trackSet && in.masterGone:
-		d.faulty, d.why = true, "HAProxy's master CLI refuses connections"
+		d.faulty, d.died, d.why = true, true, "HAProxy's master CLI refuses connections"
 	}
 	// Debounced as any other failure: a reload or one slow check round
 	// must not move the VIP. While HAProxy does not answer the file stays
@@ -131,4 +134,34 @@ func (m *healthMachine) settle(in healthInput, d *healthDecision, trackSet, noSe
 	if in.masterGone && !d.faulty {
 		d.wait = min(d.wait, masterGoneRecheck)
 	}
+}
+
+// The faults a node reports, in the words the operator's events use
+// ("node-b now holds 198.18.0.111 (was node-a: HAProxy died)").
+const (
+	faultHAProxyDied      = "HAProxy died"
+	faultHAProxyHung      = "HAProxy stopped answering"
+	faultNoServers        = "no server up"
+	faultHeldAfterStart   = "waiting out its preempt delay"
+	faultUnderMaintenance = "under maintenance"
+)
+
+// fault says why the node does not claim the virtual IPs at its own
+// priority, the first of: HAProxy down (the node goes FAULT), no server up
+// (the lowest priority), maintenance, the preempt hold; "" when it claims
+// them. What the files keepalived tracks say, once written.
+func fault(d healthDecision, noServersSet, maintenanceSet, heldSet bool) string {
+	switch {
+	case d.faulty && d.died:
+		return faultHAProxyDied
+	case d.faulty:
+		return faultHAProxyHung
+	case noServersSet:
+		return faultNoServers
+	case maintenanceSet:
+		return faultUnderMaintenance
+	case heldSet:
+		return faultHeldAfterStart
+	}
+	return ""
 }

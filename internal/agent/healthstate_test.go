@@ -214,3 +214,44 @@ func TestNextRole(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultWords: what the report says of a node that does not claim the
+// virtual IPs, which the operator's VIP-move event quotes.
+func TestFaultWords(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	decide := func(passes ...func(*healthInput)) healthDecision {
+		m := newHealthMachine(true)
+		var d healthDecision
+		for i, edit := range passes {
+			in := healthInput{now: t0.Add(time.Duration(i) * faultAfter), fast: 100 * time.Millisecond, idle: time.Second}
+			edit(&in)
+			d = m.step(in)
+		}
+		return d
+	}
+	dead := func(in *healthInput) { in.dead = true }
+	slow := func(in *healthInput) {}
+	exited := func(in *healthInput) {
+		healthy(in)
+		in.trackSet, in.masterExitedAt, in.masterHeldAt = true, in.now.Add(-time.Millisecond), in.now.Add(-time.Second)
+	}
+	for _, c := range []struct {
+		name                         string
+		d                            healthDecision
+		noServers, maintenance, held bool
+		want                         string
+	}{
+		{"refused connections", decide(healthy, dead), false, false, false, faultHAProxyDied},
+		{"its master exited while a worker answers", decide(healthy, exited), false, false, false, faultHAProxyDied},
+		{"no answer for faultAfter", decide(slow, slow), false, false, false, faultHAProxyHung},
+		{"HAProxy down wins over the rest", decide(healthy, dead), true, true, true, faultHAProxyDied},
+		{"no server up", decide(healthy), true, true, false, faultNoServers},
+		{"maintenance", decide(healthy), false, true, true, faultUnderMaintenance},
+		{"the preempt hold", decide(healthy), false, false, true, faultHeldAfterStart},
+		{"claims them", decide(healthy), false, false, false, ""},
+	} {
+		if got := fault(c.d, c.noServers, c.maintenance, c.held); got != c.want {
+			t.Errorf("%s: %q, want %q (%s)", c.name, got, c.want, c.d.why)
+		}
+	}
+}

@@ -41,6 +41,11 @@ type NodeReport struct {
 	// Message explains what is wrong, for example the error HAProxy gave
 	// for a rejected config.
 	Message string `json:"message,omitempty"`
+	// Fault says in a few words why the node does not claim the virtual
+	// IPs at its own priority ("HAProxy died", "no server up"); empty when
+	// it does. The operator's event for a VIP move quotes the last
+	// holder's.
+	Fault string `json:"fault,omitempty"`
 	// Backends counts servers per backend as HAProxy's checks see them.
 	Backends map[string]BackendCount `json:"backends,omitempty"`
 	// HoldsObserved says the agent looks at its interface, so Holds is

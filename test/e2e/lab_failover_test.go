@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
@@ -65,13 +68,62 @@ func failover(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, want string, 
 	}
 	return outage
 }
+// TestFailoverWhenHAProxyDies also reads what `kubectl events` tells of
+// it: one event per move of the VIP, with the cause.
 func TestFailoverWhenHAProxyDies(t *testing.T) {
 	l := requireLab(t)
 	lb := applyWebsite(t, l)
+	since := time.Now()
 	failover(t, l, lb, lab.NodeName(1), func() error { return l.Kill(lab.NodeName(0), lb, "haproxy") })
+	addr := lb.Spec.VirtualIPs[0]
+	moved := fmt.Sprintf("%s now holds %s (was %s: HAProxy died)", lab.NodeName(1), addr, lab.NodeName(0))
+	eventually(t, 30*time.Second, "the failover's event", func() error {
+		if notes := moves(t, l, lb, since); len(notes) == 0 || notes[0] != moved {
+			return fmt.Errorf("VirtualIPMoved events %q, want %q first", notes, moved)
+		}
+		return nil
+	})
 	// node-a's kubelet restarts HAProxy; with preemption on, node-a takes
 	// the VIP back.
 	waitActive(t, l, lb, lab.NodeName(0), 60*time.Second)
+	back := fmt.Sprintf("%s now holds %s (was %s: %s has the higher priority)", lab.NodeName(0), addr, lab.NodeName(1), lab.NodeName(0))
+	eventually(t, 30*time.Second, "the take-back's event", func() error {
+		if notes := moves(t, l, lb, since); len(notes) < 2 || notes[1] != back {
+			return fmt.Errorf("VirtualIPMoved events %q, want %q second", notes, back)
+		}
+		return nil
+	})
+	// Two moves, two events: none for the reconciles between, none twice.
+	time.Sleep(2 * time.Second)
+	if notes := moves(t, l, lb, since); len(notes) != 2 {
+		t.Errorf("VirtualIPMoved events %q, want exactly the failover's and the take-back's", notes)
+	}
+}
+
+// moves are the notes of the VirtualIPMoved events about lb since a
+// time, oldest first; an event folded into a series counts once per
+// occurrence.
+func moves(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, since time.Time) []string {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := l.Client.List(ctx, &list, client.InNamespace(lb.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(list.Items, func(a, b eventsv1.Event) int { return a.EventTime.Compare(b.EventTime.Time) })
+	var notes []string
+	for _, e := range list.Items {
+		if e.Regarding.Name != lb.Name || e.Reason != "VirtualIPMoved" || e.EventTime.Time.Before(since) {
+			continue
+		}
+		n := 1
+		if e.Series != nil {
+			n = int(e.Series.Count)
+		}
+		for range n {
+			notes = append(notes, e.Note)
+		}
+	}
+	return notes
 }
 
 // TestFailoverWhenKeepalivedDies uses preemption Disabled: the node whose
