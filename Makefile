@@ -17,6 +17,11 @@ export HELM
 HELM4_VERSION ?= v4.3.1
 HELM4 := $(BIN)/helm-$(HELM4_VERSION)
 export HELM4
+HELM_DOCS_VERSION ?= v1.14.2
+HELM_DOCS := $(BIN)/helm-docs-$(HELM_DOCS_VERSION)
+PROMTOOL_VERSION ?= v0.316.0
+PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)
+export PROMTOOL
 
 # KUBEBUILDER_ASSETS points envtest at the control plane hack/control-plane.sh builds.
 export KUBEBUILDER_ASSETS ?= $(BIN)/k8s
@@ -88,7 +93,7 @@ render-sample: ## Render the website sample for two nodes, as `hakeeper render` 
 ##@ Test
 
 .PHONY: test
-test: deps control-plane images verify verify-kustomize $(HELM) $(HELM4) ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
+test: deps control-plane images verify verify-kustomize $(HELM) $(HELM4) $(PROMTOOL) ## Run every test: generated files, renderer goldens through the real haproxy and keepalived, the API on a real kube-apiserver.
 	HAKEEPER_REQUIRE_REAL_TOOLS=1 $(GO) test ./... -count=1 -timeout 40m
 
 .PHONY: test-e2e
@@ -120,8 +125,8 @@ verify-kustomize: control-plane ## Fail when a kustomization under config/ does 
 		$(BIN)/k8s/kubectl kustomize $$d >/dev/null || { echo "kustomize build of $$d failed"; exit 1; }; done
 
 .PHONY: verify-generated
-verify-generated: $(CONTROLLER_GEN) ## Fail when `make generate manifests` would change a file.
-	CONTROLLER_GEN=$(CONTROLLER_GEN) hack/verify-generated.sh
+verify-generated: $(CONTROLLER_GEN) $(HELM_DOCS) ## Fail when `make generate manifests` would change a file.
+	CONTROLLER_GEN=$(CONTROLLER_GEN) HELM_DOCS=$(HELM_DOCS) hack/verify-generated.sh
 
 ##@ Benchmarks
 
@@ -165,3 +170,19 @@ $(CONTROLLER_GEN):
 		GOBIN=$(HAKEEPER_CACHE)/tmp $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION) && \
 		mv $(HAKEEPER_CACHE)/tmp/controller-gen $(HAKEEPER_CACHE)/$(notdir $@) && rmdir $(HAKEEPER_CACHE)/tmp; }
 	ln -sf $(HAKEEPER_CACHE)/$(notdir $@) $@
+
+$(HELM_DOCS): ## helm-docs, which writes the values table of charts/hakeeper/README.md (make chart-docs), cached by version.
+	mkdir -p $(BIN) $(HAKEEPER_CACHE)/helm-docs-$(HELM_DOCS_VERSION)
+	[[ -x $(HAKEEPER_CACHE)/helm-docs-$(HELM_DOCS_VERSION)/helm-docs ]] || \
+		GOBIN=$(HAKEEPER_CACHE)/helm-docs-$(HELM_DOCS_VERSION) GOFLAGS=-mod=mod $(GO) install github.com/norwoodj/helm-docs/cmd/helm-docs@$(HELM_DOCS_VERSION)
+	ln -sf $(HAKEEPER_CACHE)/helm-docs-$(HELM_DOCS_VERSION)/helm-docs $@
+
+$(PROMTOOL): ## promtool, which test/chart runs on the chart's PrometheusRule (promtool test rules), cached by version.
+	mkdir -p $(BIN) $(HAKEEPER_CACHE)/promtool-$(PROMTOOL_VERSION)
+	[[ -x $(HAKEEPER_CACHE)/promtool-$(PROMTOOL_VERSION)/promtool ]] || \
+		GOBIN=$(HAKEEPER_CACHE)/promtool-$(PROMTOOL_VERSION) GOFLAGS=-mod=mod $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	ln -sf $(HAKEEPER_CACHE)/promtool-$(PROMTOOL_VERSION)/promtool $@
+
+.PHONY: chart-docs
+chart-docs: $(HELM_DOCS) ## Write the values table of charts/hakeeper/README.md from values.yaml's comments.
+	HELM_DOCS=$(HELM_DOCS) hack/chart-docs.sh

@@ -193,6 +193,9 @@ func TestLint(t *testing.T) {
 			// logs, so the monitors are rendered and linted anyway.
 			"ServiceMonitors": {"--set", "metrics.monitor.kind=ServiceMonitor"},
 			"PodMonitors":     {"--set", "metrics.monitor.kind=PodMonitor"},
+			"everything else": {"--set", "metrics.prometheusRule.enabled=true", "--set", "imagePullSecrets[0].name=regcred",
+				"--set", "manager.priorityClassName=high", "--set", "manager.podLabels.team=a", "--set", "crds.keep=false",
+				"--set", "image.dataPlane.digest=sha256:0123456789abcdef0123456789abcdef"},
 		} {
 			if out, err := h.run(append([]string{"lint", "--strict", "--kube-version", kubeVersion, chartDir()}, args...)...); err != nil {
 				t.Errorf("%s: %v\n%s", name, err, out)
@@ -249,12 +252,22 @@ func TestSameWithBothHelms(t *testing.T) {
 	}
 }
 
+// chartOnly are the objects the chart adds to config/default's with default
+// values: the manager's PodDisruptionBudget (kustomize users scale and
+// budget it themselves) and the `helm test` hook's objects.
+var chartOnly = []string{
+	"PodDisruptionBudget " + releaseNamespace + "/hakeeper-controller-manager",
+	"Pod " + releaseNamespace + "/hakeeper-test-manager-ready",
+	"Service " + releaseNamespace + "/hakeeper-test-probes",
+}
+
 // TestSameAsKustomize: with default values the chart installs the objects
 // config/default does (the chart leaves the namespace to `helm install
-// --create-namespace` or to namespace.create), with the same RBAC rules,
-// and its manager gets every flag config/default's gets, with the same
-// value (the images aside: config/default names :latest, the chart its
-// appVersion).
+// --create-namespace` or to namespace.create), plus chartOnly, with the
+// same RBAC rules and every label config/default gives them (the chart
+// adds its own, TestEveryObjectLabelled), and its manager gets every flag
+// config/default's gets, with the same value (the images aside:
+// config/default names :latest, the chart its appVersion).
 func TestSameAsKustomize(t *testing.T) {
 	kubectl := filepath.Join(testenv.RepoRoot(), "bin", "k8s", "kubectl")
 	out, err := exec.Command(kubectl, "kustomize", filepath.Join(testenv.RepoRoot(), "config", "default")).Output()
@@ -271,7 +284,9 @@ func TestSameAsKustomize(t *testing.T) {
 			}
 		}
 		for _, u := range fromChart {
-			got = append(got, key(u))
+			if !slices.Contains(chartOnly, key(u)) {
+				got = append(got, key(u))
+			}
 		}
 		slices.Sort(want)
 		slices.Sort(got)
@@ -279,12 +294,17 @@ func TestSameAsKustomize(t *testing.T) {
 			t.Errorf("objects differ\nchart:     %v\nkustomize: %v", got, want)
 		}
 		for _, k := range fromKustomize {
-			if k.GetKind() != "ClusterRole" && k.GetKind() != "Role" {
-				continue
-			}
 			c := find(fromChart, k.GetKind(), k.GetName())
 			if c == nil {
 				continue // reported above
+			}
+			for name, value := range k.GetLabels() {
+				if got, ok := c.GetLabels()[name]; !ok || got != value {
+					t.Errorf("%s: config/default labels it %s=%s, the chart %s=%q", key(k), name, value, name, got)
+				}
+			}
+			if k.GetKind() != "ClusterRole" && k.GetKind() != "Role" {
+				continue
 			}
 			if !reflect.DeepEqual(rules(t, k), rules(t, c)) {
 				t.Errorf("%s rules differ:\nchart:     %+v\nkustomize: %+v", key(k), rules(t, c), rules(t, k))
@@ -355,7 +375,7 @@ func TestValues(t *testing.T) {
 			"--set", "defaultClass.virtualIPPools[0].prefixLength=24", "--set-string", "defaultClass.nodeSelector.edge=true",
 			"--set", "tlsNamespaces={team-a,team-b}",
 			"--set", "metrics.enabled=false", "--set", "metrics.dataPlane.enabled=false", "--set", "admissionPolicy.enabled=false",
-			"--set", "image.dataPlane=registry.example/dp:1", "--set", "manager.replicas=3",
+			"--set", "image.dataPlane.repository=registry.example/dp", "--set", "image.dataPlane.tag=1", "--set", "manager.replicas=3",
 		)
 		ns := find(objs, "Namespace", releaseNamespace)
 		if ns == nil || ns.GetLabels()["pod-security.kubernetes.io/enforce"] != "privileged" {
@@ -782,11 +802,12 @@ func TestNotes(t *testing.T) {
 
 // TestDataPlanePolicyParams: the data-plane admission policy's parameters
 // name the manager's ServiceAccount in the release namespace and allow
-// image.dataPlane and admissionPolicy.allowedDataPlaneImages; the policy's
+// image.dataPlane (TestImages: the exact string the manager runs) and
+// admissionPolicy.allowedDataPlaneImages; the policy's
 // binding reads them from, and applies in, the release namespace.
 func TestDataPlanePolicyParams(t *testing.T) {
 	eachHelm(t, func(t *testing.T, h helmCLI) {
-		objs := render(t, h, "--set", "image.dataPlane=registry.example/dp:1",
+		objs := render(t, h, "--set", "image.dataPlane.repository=registry.example/dp", "--set", "image.dataPlane.tag=1",
 			"--set", "admissionPolicy.allowedDataPlaneImages={registry.example/dp:class-a,registry.example/dp:class-b}")
 		cm := find(objs, "ConfigMap", "hakeeper-dataplane-policy")
 		if cm == nil {

@@ -38,6 +38,8 @@ func crd(name string) *unstructured.Unstructured {
 // (managedFields operation Update); Helm 4 installs server-side (Apply,
 // field manager helm) but keeps upgrading a Helm 3 release client-side;
 // Helm 3 upgrading a Helm 4 release patches beside Helm 4's Apply entry.
+// While a release is installed, a second one, in another namespace or under
+// another name, is refused by either Helm with a message naming the first.
 func TestInstall(t *testing.T) {
 	h3 := findHelm(t, "v3", "HELM")
 	h4 := findHelm(t, "v4", "HELM4")
@@ -110,6 +112,21 @@ func TestInstall(t *testing.T) {
 
 	helmOn(h3, "install", "hakeeper", chartDir(), "--create-namespace")
 	replicas(2)
+	secondRefused := func() {
+		t.Helper()
+		// One hakeeper per cluster: a second release, in another namespace
+		// or under another name, is refused, naming the first.
+		for _, h := range []helmCLI{h3, h4} {
+			for _, second := range [][2]string{{"hakeeper", "team-b"}, {"hakeeper-b", releaseNamespace}} {
+				out, err := h.run("install", second[0], chartDir(), "--kubeconfig", kubeconfig, "--namespace", second[1], "--create-namespace")
+				if err == nil || !strings.Contains(err.Error(), "one hakeeper per cluster") ||
+					!strings.Contains(err.Error(), `release "hakeeper" in namespace "`+releaseNamespace+`"`) {
+					t.Errorf("%s: a second release %s in %s: got %v\n%s, want it refused naming release hakeeper in %s", h.version, second[0], second[1], err, out, releaseNamespace)
+				}
+			}
+		}
+	}
+	secondRefused()
 	helmOn(h3, "upgrade", "hakeeper", chartDir(), "--set", "manager.replicas=3")
 	replicas(3)
 	helmOn(h4, "upgrade", "hakeeper", chartDir(), "--set", "manager.replicas=1")
@@ -118,6 +135,7 @@ func TestInstall(t *testing.T) {
 
 	helmOn(h4, "install", "hakeeper", chartDir())
 	replicas(2)
+	secondRefused()
 	helmOn(h3, "upgrade", "hakeeper", chartDir(), "--set", "manager.replicas=3")
 	replicas(3)
 	uninstalled(h3)

@@ -1,9 +1,39 @@
-{{/* Labels every object of the chart carries. */}}
+{{/* Labels every object of the chart carries, the CRDs, RBAC and
+admission policies hack/chart-sync.sh copies from config/ included. */}}
 {{- define "hakeeper.labels" -}}
 app.kubernetes.io/name: hakeeper
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* The manager pods' labels the Deployment selects them by (and the
+metrics Service, PodMonitor and PodDisruptionBudget): fixed, as a
+Deployment's selector is immutable. */}}
+{{- define "hakeeper.managerSelector" -}}
+app.kubernetes.io/name: hakeeper
+app.kubernetes.io/component: manager
+{{- end -}}
+
+{{/* An image reference from {repository, tag, digest} (dict "image"
+.Values.image.X "ctx" $): repository@digest when a digest is set (the tag
+is then ignored, as in cert-manager's chart), else repository:tag, the tag
+defaulting to the chart's appVersion. The manager runs exactly this string
+and the admission policy allows exactly it. */}}
+{{- define "hakeeper.image" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository (.image.tag | default .ctx.Chart.AppVersion | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* --zap-log-level's value: a number from a values file is a float64 to
+Helm, which prints 100000000 as 1e+08; as an int64 it prints as written. */}}
+{{- define "hakeeper.logLevel" -}}
+{{- $l := .Values.manager.logLevel -}}
+{{- if kindIs "float64" $l }}{{ int64 $l }}{{ else }}{{ $l }}{{ end -}}
 {{- end -}}
 
 {{/* How a ServiceMonitor or PodMonitor endpoint reaches hakeeper's metrics:

@@ -48,13 +48,27 @@ func (l *Lab) Helm(ctx context.Context, args ...string) ([]byte, error) {
 
 // HelmValues are the values the lab installs the chart with: the built
 // images (imported into every node's containerd, so never pulled) and
-// the operator's namespace with its PodSecurity labels.
+// the operator's namespace with its PodSecurity labels. The tags are
+// strings whatever they look like (--set-string: a tag of digits would
+// otherwise be a number).
 func HelmValues(manager, dataPlane string) []string {
+	mr, mt := splitImage(manager)
+	dr, dt := splitImage(dataPlane)
 	return []string{
-		"--set", "image.manager=" + manager,
-		"--set", "image.dataPlane=" + dataPlane,
+		"--set-string", "image.manager.repository=" + mr, "--set-string", "image.manager.tag=" + mt,
+		"--set-string", "image.dataPlane.repository=" + dr, "--set-string", "image.dataPlane.tag=" + dt,
 		"--set", "image.pullPolicy=IfNotPresent",
 	}
+}
+
+// splitImage splits an image reference into repository and tag, at the
+// last colon after the last slash (a registry's port is not a tag).
+func splitImage(ref string) (repository, tag string) {
+	i := strings.LastIndex(ref, ":")
+	if i < 0 || strings.Contains(ref[i:], "/") {
+		return ref, ""
+	}
+	return ref[:i], ref[i+1:]
 }
 
 // HelmInstall installs (or, with upgrade, upgrades) the chart from

@@ -16,3 +16,16 @@ func TestProxyTroubleMatchesUncleanEndsOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitImage(t *testing.T) {
+	for ref, want := range map[string][2]string{
+		"localhost/hakeeper/manager:5f3a9c":  {"localhost/hakeeper/manager", "5f3a9c"},
+		"registry.lab:5000/hakeeper/manager": {"registry.lab:5000/hakeeper/manager", ""},
+		"registry.lab:5000/hk/dataplane:123": {"registry.lab:5000/hk/dataplane", "123"},
+		"hakeeper":                           {"hakeeper", ""},
+	} {
+		if r, tag := splitImage(ref); r != want[0] || tag != want[1] {
+			t.Errorf("splitImage(%q) = %q, %q; want %q, %q", ref, r, tag, want[0], want[1])
+		}
+	}
+}
