@@ -68,6 +68,7 @@ func failover(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, want string, 
 	}
 	return outage
 }
+
 // TestFailoverWhenHAProxyDies also reads what `kubectl events` tells of
 // it: one event per move of the VIP, with the cause.
 func TestFailoverWhenHAProxyDies(t *testing.T) {
