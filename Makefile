@@ -76,19 +76,51 @@ demo: deps control-plane images ## The whole job on this machine: control plane,
 run: ## Run the operator against the current kubeconfig (metrics off, probes on :8081).
 	$(GO) run . manager --metrics-bind-address=0 --health-probe-bind-address=:8081 $(ARGS)
 
-.PHONY: install
-install: control-plane ## Install the CRD into the current kubeconfig's cluster.
-	$(BIN)/k8s/kubectl apply --server-side -k config/crd
-
-.PHONY: deploy
-deploy: control-plane ## Deploy CRD, RBAC and the operator (images from the Dockerfile) to the current cluster.
-	$(BIN)/k8s/kubectl apply --server-side -k config/default
-
 .PHONY: render-sample
 render-sample: ## Render the website sample for two nodes, as `hakeeper render` previews it.
 	$(GO) run . render -f config/samples/website.yaml --class config/samples/classes.yaml \
 		--node edge-a=198.18.0.11 --node edge-b=198.18.0.12 \
 		--servers web=198.18.0.21:8080,198.18.0.22:8080
+
+##@ Deployment
+
+# The cluster is the current kubeconfig's, reached with the kubectl on PATH
+# (KUBECTL=... for another); nothing here builds Kubernetes. IMG and
+# DATAPLANE_IMG are the images to install (push them first, e.g. built with
+# the Dockerfile's manager and dataplane targets).
+KUBECTL ?= kubectl
+IMG ?= ghcr.io/hakeeper/manager:latest
+DATAPLANE_IMG ?= ghcr.io/hakeeper/dataplane:latest
+ignore-not-found ?= false
+INSTALLER = KUBECTL=$(KUBECTL) IMG=$(IMG) DATAPLANE_IMG=$(DATAPLANE_IMG) hack/installer.sh
+
+.PHONY: install
+install: ## Install the CRDs into the current cluster.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: ## Delete the CRDs, and with them every LoadBalancer and class: run undeploy first. ignore-not-found=true to ignore what is gone.
+	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/crd
+
+.PHONY: build-installer
+build-installer: ## Write dist/install.yaml: CRDs, RBAC, manager and admission policies in one file, with IMG and DATAPLANE_IMG.
+	mkdir -p dist
+	$(INSTALLER) > dist/install.yaml.tmp
+	mv dist/install.yaml.tmp dist/install.yaml
+
+.PHONY: deploy
+deploy: build-installer ## Deploy hakeeper (dist/install.yaml) to the current cluster.
+	$(KUBECTL) apply --server-side -f dist/install.yaml
+
+# Undeploy deletes the LoadBalancers first and waits for their finalizers,
+# which the manager runs: their data planes (privileged DaemonSets holding
+# the virtual IPs) would otherwise outlive it with nobody to remove them.
+.PHONY: undeploy
+undeploy: ## Delete every LoadBalancer and class (their data planes with them), then hakeeper, from the current cluster.
+	if $(KUBECTL) get crd loadbalancers.hakeeper.io >/dev/null 2>&1; then \
+		$(KUBECTL) delete loadbalancers --all -A --wait --timeout=5m && \
+		$(KUBECTL) delete loadbalancerclasses --all --wait --timeout=5m; fi
+	$(INSTALLER) | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 ##@ Test
 

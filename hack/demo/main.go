@@ -1,8 +1,8 @@
 // Command demo is `make demo`: a real two-node cluster (kube-apiserver,
-// controller-manager, scheduler; containerd and a kubelet per node), hakeeper
-// installed with `kubectl apply -k` from the images `make images` built, a
-// LoadBalancer serving through its virtual IP, and one failover with the
-// outage a client saw. It cleans up on exit and on
+// controller-manager, scheduler; containerd and a kubelet per node),
+// hakeeper installed from the manifest `make build-installer` writes for
+// the images `make images` built, a LoadBalancer serving through its
+// virtual IP, and one failover with the outage a client saw. It cleans up on exit and on
 // Ctrl-C. On a terminal it waits for Ctrl-C before cleaning up, unless
 // -unattended (or no terminal, as in CI).
 package main
@@ -53,7 +53,7 @@ func run(ctx context.Context, unattended bool) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	step("Starting a cluster: control plane, two nodes with containerd and a kubelet each (network namespaces on a bridge, 198.18.0.0/24); installing hakeeper with kubectl apply -k config/default")
+	step("Starting a cluster: control plane, two nodes with containerd and a kubelet each (network namespaces on a bridge, 198.18.0.0/24); installing hakeeper from the manifest make build-installer writes (config/default with the built images)")
 	start := time.Now()
 	l, err := lab.Start(ctx, lab.Config{Nodes: 2, Backends: 2, Dir: dir,
 		NodeLabels: map[string]string{"hakeeper.io/edge": "true"}})

@@ -2,13 +2,18 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/desired"
@@ -19,14 +24,16 @@ import (
 // it with `helm install` from the built images) while a client probes the
 // virtual IP every 10 ms: `helm upgrade` to new image tags rolls the
 // manager and the data plane; `helm uninstall` leaves the CRDs, the
-// LoadBalancers and their data planes serving; `helm install` again
-// adopts them.
+// LoadBalancers and their data planes serving; `make deploy`'s
+// dist/install.yaml takes them over and is removed again; `helm install`
+// again adopts them.
 func TestHelmLifecycle(t *testing.T) {
 	l := requireLab(t)
 	lb := applyWebsite(t, l)
 	images := l.Images()
 	t.Cleanup(func() {
 		// Whatever failed, later tests need the operator installed.
+		removeInstalled(t, l)
 		if _, err := l.Helm(ctx, "status", lab.HelmRelease); err != nil {
 			if out, err := l.HelmInstall(ctx, false, images.Manager, images.DataPlane); err != nil {
 				t.Errorf("reinstalling for the next tests: %v\n%s", err, out)
@@ -98,6 +105,13 @@ func TestHelmLifecycle(t *testing.T) {
 		t.Errorf("without the operator the VIP must keep serving: %d answered, %d failed (outage %v)", ok, failed, outage)
 	}
 
+	// Between the two releases, hakeeper as `make deploy` installs it: the
+	// one manifest `make build-installer` writes, for a third set of tags.
+	// Its manager takes the LoadBalancer over (its data plane rolls to
+	// those tags) and it is Ready; then the installer's objects go but for
+	// the CRDs and the namespace, as Helm takes over again below.
+	installer(t, l, lb)
+
 	// Install again, with the first images: the kept CRDs are adopted
 	// (their Helm ownership names this release) and the LoadBalancer is
 	// reconciled again, its data plane rolled back to those images.
@@ -141,4 +155,84 @@ func waitDataPlaneImage(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, ima
 		}
 		return nil
 	})
+}
+
+// installerFile is where installer writes the manifest it applies, for
+// removeInstalled.
+var installerFile string
+
+// installer applies what `make build-installer` writes (hack/installer.sh)
+// for new tags of the built images, with the operator uninstalled, and
+// waits for the LoadBalancer to be served by its data plane on those
+// images; then removes it again (removeInstalled).
+func installer(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
+	t.Helper()
+	manager, dataPlane, err := l.TagImages(ctx, "installer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := l.Installer(ctx, manager, dataPlane)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installerFile = filepath.Join(t.TempDir(), "install.yaml")
+	if err := os.WriteFile(installerFile, manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if out, err := l.Kubectl(ctx, "apply", "--server-side", "-f", installerFile); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if err := l.WaitDeployment(ctx, lab.OperatorNamespace, lab.ManagerDeployment, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	waitDataPlaneImage(t, l, lb, dataPlane, 4*time.Minute)
+	waitActive(t, l, lb, lab.NodeName(0), 2*time.Minute)
+	eventually(t, time.Minute, "Ready under the installer's manager", func() error {
+		got := &v1alpha1.LoadBalancer{}
+		if err := l.Client.Get(ctx, client.ObjectKeyFromObject(lb), got); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.LoadBalancerReadyCondition); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		return nil
+	})
+	t.Logf("dist/install.yaml (%d KiB) applied: manager available, the data plane rolled to %s and Ready in %.1fs",
+		len(manifest)/1024, dataPlane, time.Since(start).Seconds())
+	removeInstalled(t, l)
+}
+
+// removeInstalled deletes what installer applied but for the CRDs and the
+// namespace (the LoadBalancers and their data planes stay), if it did.
+func removeInstalled(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	if installerFile == "" {
+		return
+	}
+	data, err := os.ReadFile(installerFile)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	var keep []string
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var head struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+			t.Error(err)
+			return
+		}
+		if head.Kind != "CustomResourceDefinition" && head.Kind != "Namespace" && head.Kind != "" {
+			keep = append(keep, doc)
+		}
+	}
+	rest := filepath.Join(filepath.Dir(installerFile), "without-crds.yaml")
+	if err := os.WriteFile(rest, []byte(strings.Join(keep, "\n---\n")), 0o644); err != nil {
+		t.Error(err)
+		return
+	}
+	if out, err := l.Kubectl(ctx, "delete", "--ignore-not-found", "--wait", "-f", rest); err != nil {
+		t.Errorf("removing the installer's objects: %v\n%s", err, out)
+	}
+	installerFile = ""
 }

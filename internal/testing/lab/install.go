@@ -27,40 +27,7 @@ const (
 	ManagerDeployment = "hakeeper-controller-manager"
 	// ManagerServiceAccount is the manager's identity (config/rbac).
 	ManagerServiceAccount = "hakeeper-controller-manager"
-	publishedManager      = "ghcr.io/hakeeper/manager"
-	publishedDataPlane    = "--dataplane-image=ghcr.io/hakeeper/dataplane:latest"
 )
-
-// overlay is the kustomization a user would write to install hakeeper
-// from their own registry: config/default with the images replaced. The
-// `test` operation makes the patch fail loudly if config/manager's
-// arguments move.
-func overlay(base string, im Images) string {
-	name, tag, _ := strings.Cut(im.Manager, ":")
-	return fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-- %s
-images:
-- name: %s
-  newName: %s
-  newTag: %q
-patches:
-- target: {group: apps, version: v1, kind: Deployment, name: %s}
-  patch: |-
-    - op: test
-      path: /spec/template/spec/containers/0/args/2
-      value: %s
-    - op: replace
-      path: /spec/template/spec/containers/0/args/2
-      value: --dataplane-image=%s
-- target: {version: v1, kind: ConfigMap, name: hakeeper-dataplane-policy}
-  patch: |-
-    - op: replace
-      path: /data/images
-      value: %s
-`, base, publishedManager, name, tag, ManagerDeployment, publishedDataPlane, im.DataPlane, im.DataPlane)
-}
 
 // ClassName is the lab's default LoadBalancerClass.
 const ClassName = "lab"
@@ -131,25 +98,38 @@ func (l *Lab) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, filepath.Join(l.assets, "kubectl"), append([]string{"--kubeconfig=" + l.AdminKubeconfig}, args...)...)
 }
 
-// InstallOperator installs hakeeper the way a user would, with
-// `kubectl apply -k` of config/default pointing at the built images, and
+// InstallOperator installs hakeeper the way a user of `make deploy`
+// does: the one manifest hack/installer.sh writes (make build-installer's
+// dist/install.yaml) for the built images, applied server-side; then it
 // waits for the manager's Deployment to be available.
 func (l *Lab) InstallOperator(ctx context.Context) error {
-	dir := filepath.Join(l.dir, "install")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	base, err := filepath.Rel(dir, filepath.Join(testenv.RepoRoot(), "config", "default"))
+	manifest, err := l.Installer(ctx, l.images.Manager, l.images.DataPlane)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay(base, l.images)), 0o644); err != nil {
+	file := filepath.Join(l.dir, "install.yaml")
+	if err := os.WriteFile(file, manifest, 0o644); err != nil {
 		return err
 	}
-	if _, err := l.Kubectl(ctx, "apply", "--server-side", "-k", dir); err != nil {
+	if _, err := l.Kubectl(ctx, "apply", "--server-side", "-f", file); err != nil {
 		return err
 	}
 	return l.WaitDeployment(ctx, OperatorNamespace, ManagerDeployment, 3*time.Minute)
+}
+
+// Installer is what `make build-installer IMG=manager
+// DATAPLANE_IMG=dataPlane` writes to dist/install.yaml, built with the
+// control plane's kubectl.
+func (l *Lab) Installer(ctx context.Context, manager, dataPlane string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(testenv.RepoRoot(), "hack", "installer.sh"))
+	cmd.Env = append(os.Environ(), "KUBECTL="+filepath.Join(l.assets, "kubectl"), "IMG="+manager, "DATAPLANE_IMG="+dataPlane)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("hack/installer.sh: %v: %s", err, stderr.String())
+	}
+	return out, nil
 }
 
 // WaitDeployment waits until a Deployment's rollout is complete: every
