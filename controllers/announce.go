@@ -59,11 +59,16 @@ type moveCause func(from, to, remembered string) string
 // vacancy not yet announced).
 func announce(before, after *v1alpha1.LoadBalancerStatus, mem holderMemory, faults map[string]string, now time.Time, cause moveCause) ([]announcement, holderMemory, time.Duration) {
 	var out []announcement
-	// What went wrong on the holder: the latest while it holds the
-	// addresses, the first once nobody does (what follows, a restart and
-	// its preempt hold, is not why it lost them).
-	if f := faults[mem.node]; mem.node != "" && f != "" && (mem.node == after.ActiveNode || after.ActiveNode == "" && mem.fault == "") {
-		mem.fault = f
+	// What went wrong on the holder: what its agent reports while it
+	// holds the addresses, and the first thing once nobody does (what
+	// follows, a restart, is not why it lost them).
+	if mem.node != "" {
+		switch f := faults[mem.node]; {
+		case mem.node == after.ActiveNode:
+			mem.fault = f
+		case after.ActiveNode == "" && mem.fault == "":
+			mem.fault = f
+		}
 	}
 	wasDegraded, _ := trueCondition(before, v1alpha1.LoadBalancerDegradedCondition)
 	degraded, message := trueCondition(after, v1alpha1.LoadBalancerDegradedCondition)

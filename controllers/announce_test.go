@@ -73,7 +73,7 @@ func TestAnnounce(t *testing.T) {
 				{at: 0, status: held("node-a"), faults: map[string]string{"node-a": "HAProxy died"}},
 				{at: 20 * time.Millisecond, status: held(), faults: map[string]string{"node-a": "HAProxy died"}},
 				// node-b's report; the kubelet restarted node-a's HAProxy.
-				{at: 40 * time.Millisecond, status: held("node-b"), faults: map[string]string{"node-a": "waiting out its preempt delay"},
+				{at: 40 * time.Millisecond, status: held("node-b"),
 					want: []string{"Normal VirtualIPMoved: node-b now holds 198.18.0.111 (was node-a: HAProxy died)"}},
 				{at: time.Second, status: held("node-b")},
 				{at: 5 * time.Second, status: held("node-a"),
@@ -85,9 +85,18 @@ func TestAnnounce(t *testing.T) {
 			mem:  holderMemory{node: "node-a"},
 			reconciles: []reconcile{
 				{at: 0, status: held(), faults: map[string]string{"node-a": "HAProxy stopped answering"}},
-				{at: time.Second, status: held(), faults: map[string]string{"node-a": "waiting out its preempt delay"}},
-				{at: 1200 * time.Millisecond, status: held("node-b"), faults: map[string]string{"node-a": "waiting out its preempt delay"},
+				{at: time.Second, status: held(), faults: map[string]string{"node-a": "no server up"}},
+				{at: 1200 * time.Millisecond, status: held("node-b"), faults: map[string]string{"node-a": "no server up"},
 					want: []string{"Normal VirtualIPMoved: node-b now holds 198.18.0.111 (was node-a: HAProxy stopped answering)"}},
+			},
+		},
+		{
+			name: "a fault the holder got over is not the cause of a later move",
+			mem:  holderMemory{node: "node-a"},
+			reconciles: []reconcile{
+				{at: 0, status: held("node-a"), faults: map[string]string{"node-a": "no server up"}},
+				{at: time.Second, status: held("node-a")},
+				{at: 2 * time.Second, status: held("node-b"), want: []string{"Normal VirtualIPMoved: node-b now holds 198.18.0.111 (was node-a)"}},
 			},
 		},
 		{

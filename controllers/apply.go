@@ -233,6 +233,10 @@ func (r *LoadBalancerReconciler) applyOwned(ctx context.Context, s *scope, obj c
 	if err != nil {
 		return false, fmt.Errorf("failed to apply %s %s: %w", u["kind"], obj.GetName(), err)
 	}
+	// The version written: an event about obj then refers to this change,
+	// not to the object in general, and is not folded into the series of
+	// an earlier change's event (which keeps the first note).
+	obj.SetResourceVersion(applied.GetResourceVersion())
 	if replaced {
 		return true, r.keepApplyOwnership(ctx, applied)
 	}

@@ -812,6 +812,68 @@ func TestInvalidSpecIsNotApplied(t *testing.T) {
 		return nil
 	})
 	assertNothingApplied(t, lb)
+
+	// One Warning per refusal, not per reconcile: more reconciles of the
+	// same spec (an annotation changes, the generation does not) tell
+	// nothing new; another refusal is another event, with its own note.
+	warnings := func() []string {
+		var list eventsv1.EventList
+		if err := k8s.List(ctx, &list, client.InNamespace(lb.Namespace)); err != nil {
+			t.Fatal(err)
+		}
+		var notes []string
+		for _, e := range list.Items {
+			if e.Regarding.Name == lb.Name && e.Type == corev1.EventTypeWarning {
+				n := int32(1)
+				if e.Series != nil {
+					n = e.Series.Count
+				}
+				for range n {
+					notes = append(notes, e.Reason+": "+e.Note)
+				}
+			}
+		}
+		slices.Sort(notes)
+		return notes
+	}
+	eventually(t, "the refusal's Warning", func() error {
+		if got := warnings(); len(got) != 1 || !strings.Contains(got[0], "InvalidSpec: ") {
+			return fmt.Errorf("warnings %q", got)
+		}
+		return nil
+	})
+	before := reconciles(t, lb)
+	for i := range 3 {
+		current := getLB(t, lb)
+		current.Annotations = map[string]string{"example.com/touched": fmt.Sprint(i)}
+		if err := k8s.Update(ctx, current); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "three more reconciles", func() error {
+		if n := reconciles(t, lb) - before; n < 3 {
+			return fmt.Errorf("%v reconciles", n)
+		}
+		return nil
+	})
+	if got := warnings(); len(got) != 1 {
+		t.Errorf("after more reconciles of the same refusal: warnings %q, want the one", got)
+	}
+	// The spec fixed, but for an address outside the class's pools.
+	current := getLB(t, lb)
+	current.Spec.Listeners = current.Spec.Listeners[:len(current.Spec.Listeners)-1]
+	current.Spec.VirtualIPs = []string{"198.18.9.9"}
+	if err := k8s.Update(ctx, current); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the second refusal's Warning", func() error {
+		got := warnings()
+		if len(got) != 2 || !slices.ContainsFunc(got, func(n string) bool { return strings.HasPrefix(n, "InvalidSpec: ") }) ||
+			!slices.ContainsFunc(got, func(n string) bool { return strings.HasPrefix(n, "NotAllowedByClass: ") && strings.Contains(n, "198.18.9.9") }) {
+			return fmt.Errorf("warnings %q", got)
+		}
+		return nil
+	})
 }
 
 // assertNothingApplied: none of the LoadBalancer's objects exists in the

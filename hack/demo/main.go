@@ -113,6 +113,9 @@ func run(ctx context.Context, unattended bool) error {
 		return err
 	}
 	kubectl(kubeconfig, "get", "loadbalancers")
+	step("What kubectl events tells of it: each move of the VIP, with its cause")
+	time.Sleep(time.Second) // the take-back's event follows the status that shows it
+	kubectl(kubeconfig, "events", "--for", "loadbalancer/"+lb.Name, "-n", lb.Namespace)
 	if !unattended {
 		step("The lab keeps running; press Ctrl-C to clean up (admin kubeconfig: %s)", kubeconfig)
 		<-ctx.Done()

@@ -145,7 +145,7 @@ func (a *Agent) healthLoop(ctx context.Context) {
 				r.Addresses = own
 			}
 			r.Healthy, r.Backends = d.serves, backends
-			r.Fault = fault(d, noServers.set, maintenance.set, hold.set)
+			r.Fault = fault(d, noServers.set, maintenance.set)
 			if observed {
 				r.HoldsObserved, r.Holds = true, holds
 			}

@@ -142,15 +142,17 @@ const (
 	faultHAProxyDied      = "HAProxy died"
 	faultHAProxyHung      = "HAProxy stopped answering"
 	faultNoServers        = "no server up"
-	faultHeldAfterStart   = "waiting out its preempt delay"
 	faultUnderMaintenance = "under maintenance"
 )
 
 // fault says why the node does not claim the virtual IPs at its own
 // priority, the first of: HAProxy down (the node goes FAULT), no server up
-// (the lowest priority), maintenance, the preempt hold; "" when it claims
-// them. What the files keepalived tracks say, once written.
-func fault(d healthDecision, noServersSet, maintenanceSet, heldSet bool) string {
+// (the lowest priority), maintenance; "" when it claims them. What the
+// files keepalived tracks say, once written. The preempt hold is no fault:
+// a node keeps the addresses it holds through its own hold (every node of
+// a new LoadBalancer starts held), and one held while another holds them
+// has not lost them.
+func fault(d healthDecision, noServersSet, maintenanceSet bool) string {
 	switch {
 	case d.faulty && d.died:
 		return faultHAProxyDied
@@ -160,8 +162,6 @@ func fault(d healthDecision, noServersSet, maintenanceSet, heldSet bool) string 
 		return faultNoServers
 	case maintenanceSet:
 		return faultUnderMaintenance
-	case heldSet:
-		return faultHeldAfterStart
 	}
 	return ""
 }

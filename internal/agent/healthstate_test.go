@@ -236,21 +236,20 @@ func TestFaultWords(t *testing.T) {
 		in.trackSet, in.masterExitedAt, in.masterHeldAt = true, in.now.Add(-time.Millisecond), in.now.Add(-time.Second)
 	}
 	for _, c := range []struct {
-		name                         string
-		d                            healthDecision
-		noServers, maintenance, held bool
-		want                         string
+		name                   string
+		d                      healthDecision
+		noServers, maintenance bool
+		want                   string
 	}{
-		{"refused connections", decide(healthy, dead), false, false, false, faultHAProxyDied},
-		{"its master exited while a worker answers", decide(healthy, exited), false, false, false, faultHAProxyDied},
-		{"no answer for faultAfter", decide(slow, slow), false, false, false, faultHAProxyHung},
-		{"HAProxy down wins over the rest", decide(healthy, dead), true, true, true, faultHAProxyDied},
-		{"no server up", decide(healthy), true, true, false, faultNoServers},
-		{"maintenance", decide(healthy), false, true, true, faultUnderMaintenance},
-		{"the preempt hold", decide(healthy), false, false, true, faultHeldAfterStart},
-		{"claims them", decide(healthy), false, false, false, ""},
+		{"refused connections", decide(healthy, dead), false, false, faultHAProxyDied},
+		{"its master exited while a worker answers", decide(healthy, exited), false, false, faultHAProxyDied},
+		{"no answer for faultAfter", decide(slow, slow), false, false, faultHAProxyHung},
+		{"HAProxy down wins over the rest", decide(healthy, dead), true, true, faultHAProxyDied},
+		{"no server up", decide(healthy), true, true, faultNoServers},
+		{"maintenance", decide(healthy), false, true, faultUnderMaintenance},
+		{"claims them", decide(healthy), false, false, ""},
 	} {
-		if got := fault(c.d, c.noServers, c.maintenance, c.held); got != c.want {
+		if got := fault(c.d, c.noServers, c.maintenance); got != c.want {
 			t.Errorf("%s: %q, want %q (%s)", c.name, got, c.want, c.d.why)
 		}
 	}
