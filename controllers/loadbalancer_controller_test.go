@@ -869,7 +869,9 @@ func TestInvalidSpecIsNotApplied(t *testing.T) {
 	eventually(t, "the second refusal's Warning", func() error {
 		got := warnings()
 		if len(got) != 2 || !slices.ContainsFunc(got, func(n string) bool { return strings.HasPrefix(n, "InvalidSpec: ") }) ||
-			!slices.ContainsFunc(got, func(n string) bool { return strings.HasPrefix(n, "NotAllowedByClass: ") && strings.Contains(n, "198.18.9.9") }) {
+			!slices.ContainsFunc(got, func(n string) bool {
+				return strings.HasPrefix(n, "NotAllowedByClass: ") && strings.Contains(n, "198.18.9.9")
+			}) {
 			return fmt.Errorf("warnings %q", got)
 		}
 		return nil
