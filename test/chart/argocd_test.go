@@ -1,10 +1,7 @@
 package chart
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,46 +31,8 @@ func TestArgoCDHealthShipped(t *testing.T) {
 		t.Fatalf("%s differs from %s: run hack/chart-sync.sh (make manifests)", healthCopy, healthSource)
 	}
 	eachHelm(t, func(t *testing.T, h helmCLI) {
-		dir := t.TempDir()
-		if _, err := h.run("package", chartDir(), "--destination", dir); err != nil {
-			t.Fatal(err)
-		}
-		packaged, err := filepath.Glob(filepath.Join(dir, "hakeeper-*.tgz"))
-		if err != nil || len(packaged) != 1 {
-			t.Fatalf("packaged: %v %v", packaged, err)
-		}
-		if got := fileInTarball(t, packaged[0], "hakeeper/files/argocd-health.lua"); !bytes.Equal(got, want) {
+		if got := packaged(t, h)["hakeeper/files/argocd-health.lua"]; !bytes.Equal(got, want) {
 			t.Errorf("the packaged chart's files/argocd-health.lua is not health.lua (%d bytes)", len(got))
 		}
 	})
-}
-
-func fileInTarball(t *testing.T, path, name string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := tar.NewReader(gz)
-	for {
-		hdr, err := r.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Name == name {
-			b, err := io.ReadAll(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}
-	}
 }

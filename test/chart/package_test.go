@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,9 +23,9 @@ import (
 	"github.com/hakeeper/hakeeper/internal/testing/testenv"
 )
 
-// packaged runs helm package and returns the package's file names
+// packaged runs helm package and returns the package's files by name
 // (hakeeper/...).
-func packaged(t *testing.T, h helmCLI) []string {
+func packaged(t *testing.T, h helmCLI) map[string][]byte {
 	t.Helper()
 	dir := t.TempDir()
 	if _, err := h.run("package", chartDir(), "--destination", dir); err != nil {
@@ -43,17 +44,19 @@ func packaged(t *testing.T, h helmCLI) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	files := map[string][]byte{}
 	r := tar.NewReader(gz)
 	for {
 		hdr, err := r.Next()
 		if err == io.EOF {
-			return names
+			return files
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		names = append(names, hdr.Name)
+		if files[hdr.Name], err = io.ReadAll(r); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -79,8 +82,8 @@ func TestNotesPathsShipped(t *testing.T) {
 			}
 			for _, p := range pathRe.FindAllString(urlRe.ReplaceAllString(text, ""), -1) {
 				seen++
-				if !slices.Contains(files, "hakeeper/"+p) {
-					t.Errorf("NOTES.txt points at %s, which the packaged chart does not hold (it has %v)", p, files)
+				if _, ok := files["hakeeper/"+p]; !ok {
+					t.Errorf("NOTES.txt points at %s, which the packaged chart does not hold (it has %v)", p, slices.Sorted(maps.Keys(files)))
 				}
 			}
 		}
