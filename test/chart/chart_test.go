@@ -254,11 +254,11 @@ func TestSameWithBothHelms(t *testing.T) {
 
 // chartOnly are the objects the chart adds to config/default's with default
 // values: the manager's PodDisruptionBudget (kustomize users scale and
-// budget it themselves) and the `helm test` hook's objects.
+// budget it themselves), the `helm test` hook and the Service it asks.
 var chartOnly = []string{
 	"PodDisruptionBudget " + releaseNamespace + "/hakeeper-controller-manager",
 	"Pod " + releaseNamespace + "/hakeeper-test-manager-ready",
-	"Service " + releaseNamespace + "/hakeeper-test-probes",
+	"Service " + releaseNamespace + "/hakeeper-manager-probes",
 }
 
 // TestSameAsKustomize: with default values the chart installs the objects

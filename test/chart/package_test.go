@@ -207,22 +207,24 @@ func TestReadmeValuesTable(t *testing.T) {
 	}
 }
 
-// TestTestHook: `helm test` runs a Pod of the data-plane image, as a hook,
-// without an API token, reaching the manager's probes through a hook
-// Service that selects the manager's pods; its script passes when
-// /readyz answers 200 and fails when it never does (run here with the
-// host's bash against a stand-in). tests.enabled=false leaves it out.
+// TestTestHook: `helm test` runs a Pod of the data-plane image, as the
+// only test hook (Helm reads every test hook's logs as a Pod's), without
+// an API token, reaching the manager's probes through a Service that
+// selects the manager's pods; its script passes when /readyz answers 200
+// and fails when it never does (run here with the host's bash against a
+// stand-in; the lab's TestHelmLifecycle runs `helm test`).
+// tests.enabled=false leaves both out.
 func TestTestHook(t *testing.T) {
 	eachHelm(t, func(t *testing.T, h helmCLI) {
 		objs := render(t, h)
 		pod := find(objs, "Pod", "hakeeper-test-manager-ready")
-		svc := find(objs, "Service", "hakeeper-test-probes")
+		svc := find(objs, "Service", "hakeeper-manager-probes")
 		if pod == nil || svc == nil {
 			t.Fatalf("test Pod %v, Service %v", pod != nil, svc != nil)
 		}
-		for _, u := range []*unstructured.Unstructured{pod, svc} {
-			if u.GetAnnotations()["helm.sh/hook"] != "test" {
-				t.Errorf("%s: annotations %v", key(u), u.GetAnnotations())
+		for _, u := range objs {
+			if hook := u.GetAnnotations()["helm.sh/hook"]; (hook == "test") != (u == pod) {
+				t.Errorf("%s: hook %q; the test Pod alone is a test hook", key(u), hook)
 			}
 		}
 		if !selects(matchLabels(svc, "spec", "selector"), matchLabels(find(objs, "Deployment", "hakeeper-controller-manager"), "spec", "template", "metadata", "labels")) {
@@ -241,8 +243,8 @@ func TestTestHook(t *testing.T) {
 		if !slices.Equal(command, []string{"/bin/bash", "-c"}) || len(args) != 1 {
 			t.Fatalf("command %v args %d", command, len(args))
 		}
-		if find(render(t, h, "--set", "tests.enabled=false"), "Pod", "hakeeper-test-manager-ready") != nil {
-			t.Error("tests.enabled=false renders the test Pod")
+		if off := render(t, h, "--set", "tests.enabled=false"); find(off, "Pod", "hakeeper-test-manager-ready") != nil || find(off, "Service", "hakeeper-manager-probes") != nil {
+			t.Error("tests.enabled=false renders the test Pod or its Service")
 		}
 
 		for _, tc := range []struct {

@@ -26,7 +26,7 @@ import (
 // manager and the data plane; `helm uninstall` leaves the CRDs, the
 // LoadBalancers and their data planes serving; `make deploy`'s
 // dist/install.yaml takes them over and is removed again; `helm install`
-// again adopts them.
+// again adopts them, and `helm test` passes.
 func TestHelmLifecycle(t *testing.T) {
 	l := requireLab(t)
 	lb := applyWebsite(t, l)
@@ -126,6 +126,15 @@ func TestHelmLifecycle(t *testing.T) {
 	outage, ok, failed = probe.Stop()
 	t.Logf("helm install again (images back): longest outage %.3fs (%d answered, %d failed)", outage.Seconds(), ok, failed)
 	lostOnlyInFlight(t, probe, failed, 2)
+
+	// `helm test`: the chart's hook Pod, on the lab's nodes, finds the
+	// manager ready (its caches of the CRDs' objects synced).
+	if out, err := l.Helm(ctx, "test", lab.HelmRelease, "--timeout=3m", "--logs"); err != nil || !strings.Contains(string(out), "the manager is ready") ||
+		!strings.Contains(string(out), "Phase:          Succeeded") {
+		t.Errorf("helm test: %v\n%s", err, out)
+	} else {
+		t.Logf("helm test passed")
+	}
 	if t.Failed() {
 		// When the requests were lost, against what the nodes logged:
 		// which move (handover, take-back, a pod replaced without one)
