@@ -92,7 +92,7 @@ KUBECTL ?= kubectl
 IMG ?= ghcr.io/hakeeper/manager:latest
 DATAPLANE_IMG ?= ghcr.io/hakeeper/dataplane:latest
 ignore-not-found ?= false
-INSTALLER = KUBECTL=$(KUBECTL) IMG=$(IMG) DATAPLANE_IMG=$(DATAPLANE_IMG) hack/installer.sh
+INSTALLER = KUBECTL='$(KUBECTL)' IMG='$(IMG)' DATAPLANE_IMG='$(DATAPLANE_IMG)' hack/installer.sh
 
 .PHONY: install
 install: ## Install the CRDs into the current cluster.
@@ -112,12 +112,16 @@ build-installer: ## Write dist/install.yaml: CRDs, RBAC, manager and admission p
 deploy: build-installer ## Deploy hakeeper (dist/install.yaml) to the current cluster.
 	$(KUBECTL) apply --server-side -f dist/install.yaml
 
-# Undeploy deletes the LoadBalancers first and waits for their finalizers,
-# which the manager runs: their data planes (privileged DaemonSets holding
-# the virtual IPs) would otherwise outlive it with nobody to remove them.
+# Undeploy deletes the classes and the LoadBalancers first and waits for
+# their finalizers, which the manager runs: their data planes (privileged
+# DaemonSets holding the virtual IPs) would otherwise outlive it with nobody
+# to remove them. The classes first: a class being deleted takes no new
+# LoadBalancer, so the Services of type LoadBalancer do not write theirs
+# again, and it goes once its last LoadBalancer has.
 .PHONY: undeploy
 undeploy: ## Delete every LoadBalancer and class (their data planes with them), then hakeeper, from the current cluster.
 	if $(KUBECTL) get crd loadbalancers.hakeeper.io >/dev/null 2>&1; then \
+		$(KUBECTL) delete loadbalancerclasses --all --wait=false && \
 		$(KUBECTL) delete loadbalancers --all -A --wait --timeout=5m && \
 		$(KUBECTL) delete loadbalancerclasses --all --wait --timeout=5m; fi
 	$(INSTALLER) | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/render"
@@ -27,21 +28,31 @@ type announcement struct {
 	eventType, reason, action, note string
 }
 
-// holderMemory is what the reconciler remembers of a LoadBalancer's
-// holder between reconciles. A failover's two reports come from two nodes,
-// and a reconcile between them sees nobody holding the virtual IPs: the
-// move is still one event, from the last holder to the next.
+// holderMemory is what the reconciler remembers of a LoadBalancer for its
+// events between reconciles. A failover's two reports come from two
+// nodes, and a reconcile between them sees nobody holding the virtual IPs:
+// the move is still one event, from the last holder to the next. And a
+// reconcile may read the LoadBalancer from a cache that does not show the
+// status the last one wrote yet: what was told is remembered here, not
+// read back from status.
 type holderMemory struct {
+	// uid of the LoadBalancer remembered: one deleted and created again
+	// under its name is another, with nothing to remember.
+	uid types.UID
 	// node held the virtual IPs alone when last seen.
 	node string
-	// fault is the last thing node's agent reported wrong while it was
-	// the holder: by the time the next node's report shows the move, the
-	// kubelet may have restarted what failed.
+	// fault is what node's agent reported wrong while it was the holder,
+	// or first once nobody was: by the time the next node's report shows
+	// the move, the kubelet may have restarted what failed.
 	fault string
 	// vacantSince: nobody has held the virtual IPs since; zero while
 	// someone does. vacancyAnnounced: the event for it went out.
 	vacantSince      time.Time
 	vacancyAnnounced bool
+	// degraded is the Degraded condition's reason and message (empty
+	// while not True) as last written; known says degraded is.
+	degraded [2]string
+	known    bool
 }
 
 // vacancyAfter is how long nobody may hold the virtual IPs before an
@@ -52,16 +63,25 @@ const vacancyAfter = 1500 * time.Millisecond
 // remembered of from; "" when nothing tells.
 type moveCause func(from, to, remembered string) string
 
-// announce decides the events for a status change, from the status before
-// and after the reconcile, the holder remembered, what each node's agent
-// reports wrong (faults), and why a move happened. It returns the memory
-// to keep once the status is written, and how soon to look again (a
-// vacancy not yet announced).
-func announce(before, after *v1alpha1.LoadBalancerStatus, mem holderMemory, faults map[string]string, now time.Time, cause moveCause) ([]announcement, holderMemory, time.Duration) {
+// announce decides the events for a status change of the LoadBalancer
+// with uid, from the status before and after the reconcile, what is
+// remembered, what each node's agent reports wrong (faults), and why a
+// move happened. It returns the memory to keep once the status is
+// written, and how soon to look again (a vacancy not yet announced).
+func announce(uid types.UID, before, after *v1alpha1.LoadBalancerStatus, mem holderMemory, faults map[string]string, now time.Time, cause moveCause) ([]announcement, holderMemory, time.Duration) {
+	if mem.uid != uid {
+		mem = holderMemory{uid: uid}
+	}
+	if !mem.known {
+		// Nothing remembered (the manager restarted): status says.
+		reason, message := trueCondition(before, v1alpha1.LoadBalancerDegradedCondition)
+		mem.degraded, mem.known = [2]string{reason, message}, true
+		mem.node = before.ActiveNode
+	}
 	var out []announcement
 	// What went wrong on the holder: what its agent reports while it
-	// holds the addresses, and the first thing once nobody does (what
-	// follows, a restart, is not why it lost them).
+	// holds the addresses; once nobody does, the first fault reported
+	// (what follows, a restart, is not why it lost them).
 	if mem.node != "" {
 		switch f := faults[mem.node]; {
 		case mem.node == after.ActiveNode:
@@ -70,16 +90,17 @@ func announce(before, after *v1alpha1.LoadBalancerStatus, mem holderMemory, faul
 			mem.fault = f
 		}
 	}
-	wasDegraded, _ := trueCondition(before, v1alpha1.LoadBalancerDegradedCondition)
+	was := mem.degraded
 	degraded, message := trueCondition(after, v1alpha1.LoadBalancerDegradedCondition)
+	mem.degraded = [2]string{degraded, message}
 	switch {
-	case degraded == v1alpha1.LoadBalancerSplitBrainReason && wasDegraded != degraded:
+	case degraded == v1alpha1.LoadBalancerSplitBrainReason && was[0] != degraded:
 		out = append(out, announcement{corev1.EventTypeWarning, v1alpha1.LoadBalancerSplitBrainReason, "Observe", message})
-	case wasDegraded == v1alpha1.LoadBalancerSplitBrainReason && degraded != wasDegraded:
+	case was[0] == v1alpha1.LoadBalancerSplitBrainReason && degraded != was[0]:
 		out = append(out, announcement{corev1.EventTypeNormal, EventSplitBrainEnded, "Observe", "One node holds the virtual IPs again"})
 	}
-	// A refusal: once per reason and message, as status changes.
-	if _, wasMessage := trueCondition(before, v1alpha1.LoadBalancerDegradedCondition); announcedRefusal(degraded) && (degraded != wasDegraded || message != wasMessage) {
+	// A refusal: once per reason and message.
+	if announcedRefusal(degraded) && mem.degraded != was {
 		out = append(out, announcement{corev1.EventTypeWarning, degraded, "Apply", message})
 	}
 
@@ -88,19 +109,14 @@ func announce(before, after *v1alpha1.LoadBalancerStatus, mem holderMemory, faul
 	var recheck time.Duration
 	switch {
 	case alone:
-		from := mem.node
-		if from == "" {
-			// Nothing remembered (the manager restarted): status says.
-			from = before.ActiveNode
-		}
-		if from != "" && from != after.ActiveNode {
-			note := fmt.Sprintf("%s now holds %s (was %s", after.ActiveNode, strings.Join(addresses(after.VirtualIPs), ", "), from)
-			if why := cause(from, after.ActiveNode, mem.fault); why != "" {
-				note += ": " + why
+		if from := mem.node; from != after.ActiveNode {
+			if from != "" {
+				note := fmt.Sprintf("%s now holds %s (was %s", after.ActiveNode, strings.Join(addresses(after.VirtualIPs), ", "), from)
+				if why := cause(from, after.ActiveNode, mem.fault); why != "" {
+					note += ": " + why
+				}
+				out = append(out, announcement{corev1.EventTypeNormal, EventVirtualIPMoved, "Failover", note + ")"})
 			}
-			out = append(out, announcement{corev1.EventTypeNormal, EventVirtualIPMoved, "Failover", note + ")"})
-		}
-		if from != after.ActiveNode {
 			mem.fault = faults[after.ActiveNode]
 		}
 		mem.node, mem.vacantSince, mem.vacancyAnnounced = after.ActiveNode, time.Time{}, false
@@ -115,9 +131,10 @@ func announce(before, after *v1alpha1.LoadBalancerStatus, mem holderMemory, faul
 				fmt.Sprintf("%s (was %s)", ready.Message, mem.node)})
 			mem.vacancyAnnounced = true
 		}
-	case after.ActiveNode == "":
-		// Released, refused before it ever served, or never held.
-		mem.vacantSince, mem.vacancyAnnounced = time.Time{}, false
+	case after.ActiveNode == "" && (ready == nil || ready.Reason != v1alpha1.LoadBalancerNoActiveNodeReason):
+		// Released, refused before it ever served, no node selected: a
+		// holder later is no move from the one before.
+		mem.node, mem.fault, mem.vacantSince, mem.vacancyAnnounced = "", "", time.Time{}, false
 	}
 	return out, mem, recheck
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hakeeper/hakeeper/api/v1alpha1"
 	"github.com/hakeeper/hakeeper/internal/contract"
@@ -60,14 +61,20 @@ func TestAnnounce(t *testing.T) {
 		faults map[string]string
 		want   []string // "Type Reason: note"
 	}
+	const uid = types.UID("uid-1")
+	released := func(reason string) v1alpha1.LoadBalancerStatus {
+		return v1alpha1.LoadBalancerStatus{Conditions: []metav1.Condition{
+			{Type: v1alpha1.LoadBalancerReadyCondition, Status: metav1.ConditionFalse, Reason: reason, Message: "Data plane deleted"},
+			{Type: v1alpha1.LoadBalancerDegradedCondition, Status: metav1.ConditionTrue, Reason: reason, Message: "not allowed"}}}
+	}
+	// Every scenario starts as after a restart of the manager: nothing
+	// remembered, the status before says node-a holds the address.
 	for _, sc := range []struct {
 		name       string
-		mem        holderMemory
 		reconciles []reconcile
 	}{
 		{
 			name: "a failover through a reconcile that sees nobody holding, and the take-back",
-			mem:  holderMemory{node: "node-a"},
 			reconciles: []reconcile{
 				// node-a's report first: its HAProxy died, it still holds.
 				{at: 0, status: held("node-a"), faults: map[string]string{"node-a": "HAProxy died"}},
@@ -82,7 +89,6 @@ func TestAnnounce(t *testing.T) {
 		},
 		{
 			name: "the holder's fault first seen once nobody holds the address",
-			mem:  holderMemory{node: "node-a"},
 			reconciles: []reconcile{
 				{at: 0, status: held(), faults: map[string]string{"node-a": "HAProxy stopped answering"}},
 				{at: time.Second, status: held(), faults: map[string]string{"node-a": "no server up"}},
@@ -92,7 +98,6 @@ func TestAnnounce(t *testing.T) {
 		},
 		{
 			name: "a fault the holder got over is not the cause of a later move",
-			mem:  holderMemory{node: "node-a"},
 			reconciles: []reconcile{
 				{at: 0, status: held("node-a"), faults: map[string]string{"node-a": "no server up"}},
 				{at: time.Second, status: held("node-a")},
@@ -101,7 +106,6 @@ func TestAnnounce(t *testing.T) {
 		},
 		{
 			name: "nobody holds it for longer than a failover: one Warning, later",
-			mem:  holderMemory{node: "node-a"},
 			reconciles: []reconcile{
 				{at: 0, status: held()},
 				{at: time.Second, status: held()},
@@ -112,7 +116,6 @@ func TestAnnounce(t *testing.T) {
 		},
 		{
 			name: "a split brain is no move; its end may be",
-			mem:  holderMemory{node: "node-a"},
 			reconciles: []reconcile{
 				{at: 0, status: held("node-a")},
 				{at: time.Second, status: held("node-b", "node-a"), want: []string{"Warning SplitBrain: several nodes hold 198.18.0.111: node-b, node-a"}},
@@ -123,14 +126,14 @@ func TestAnnounce(t *testing.T) {
 			},
 		},
 		{
-			name: "the manager restarted: status says who held it",
+			name: "released, then served again: no move from the holder before",
 			reconciles: []reconcile{
-				{at: 0, status: held("node-a")},
+				{at: 0, status: released(v1alpha1.LoadBalancerNotAllowedByClassReason), want: []string{"Warning NotAllowedByClass: not allowed"}},
+				{at: time.Minute, status: held("node-b")},
 			},
 		},
 		{
 			name: "refusals: once per reason and message",
-			mem:  holderMemory{node: "node-a"},
 			reconciles: []reconcile{
 				{at: 0, status: refused(v1alpha1.LoadBalancerInvalidSpecReason, "spec.listeners[0].port: 0"),
 					want: []string{"Warning InvalidSpec: spec.listeners[0].port: 0"}},
@@ -146,10 +149,10 @@ func TestAnnounce(t *testing.T) {
 		},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
-			mem := sc.mem
+			var mem holderMemory
 			before := held("node-a")
 			for i, r := range sc.reconciles {
-				news, next, _ := announce(&before, &r.status, mem, r.faults, t0.Add(r.at), cause)
+				news, next, _ := announce(uid, &before, &r.status, mem, r.faults, t0.Add(r.at), cause)
 				var got []string
 				for _, a := range news {
 					got = append(got, fmt.Sprintf("%s %s: %s", a.eventType, a.reason, a.note))
@@ -162,19 +165,37 @@ func TestAnnounce(t *testing.T) {
 		})
 	}
 	t.Run("a vacancy asks to be looked at again when it would be announced", func(t *testing.T) {
-		_, mem, recheck := announce(addr(held("node-a")), addr(held()), holderMemory{node: "node-a"}, nil, t0, cause)
+		_, mem, recheck := announce(uid, addr(held("node-a")), addr(held()), holderMemory{}, nil, t0, cause)
 		if recheck != vacancyAfter {
 			t.Errorf("recheck %v, want %v", recheck, vacancyAfter)
 		}
-		_, _, recheck = announce(addr(held()), addr(held()), mem, nil, t0.Add(time.Second), cause)
+		_, _, recheck = announce(uid, addr(held()), addr(held()), mem, nil, t0.Add(time.Second), cause)
 		if recheck != vacancyAfter-time.Second {
 			t.Errorf("recheck %v, want %v", recheck, vacancyAfter-time.Second)
 		}
 	})
-	t.Run("the manager restarted: a move from the holder status named", func(t *testing.T) {
-		news, _, _ := announce(addr(held("node-a")), addr(held("node-b")), holderMemory{}, nil, t0, cause)
-		if len(news) != 1 || news[0].note != "node-b now holds 198.18.0.111 (was node-a)" {
-			t.Errorf("events %+v", news)
+	t.Run("a cache behind the last status write tells nothing twice", func(t *testing.T) {
+		stale := held("node-a")
+		split, refusedNow := held("node-b", "node-a"), refused(v1alpha1.LoadBalancerConflictReason, "taken")
+		news, mem, _ := announce(uid, &stale, &split, holderMemory{}, nil, t0, cause)
+		if len(news) != 1 {
+			t.Fatalf("events %+v, want the split brain's", news)
+		}
+		if news, _, _ = announce(uid, &stale, &split, mem, nil, t0.Add(time.Second), cause); len(news) != 0 {
+			t.Errorf("the same split brain, read again from a stale cache: events %+v", news)
+		}
+		news, mem, _ = announce(uid, &stale, &refusedNow, holderMemory{}, nil, t0, cause)
+		if len(news) != 1 {
+			t.Fatalf("events %+v, want the refusal's", news)
+		}
+		if news, _, _ = announce(uid, &stale, &refusedNow, mem, nil, t0.Add(time.Second), cause); len(news) != 0 {
+			t.Errorf("the same refusal, read again from a stale cache: events %+v", news)
+		}
+	})
+	t.Run("deleted and created again under its name: nothing remembered", func(t *testing.T) {
+		_, mem, _ := announce(uid, addr(held("node-a")), addr(held("node-a")), holderMemory{}, nil, t0, cause)
+		if news, _, _ := announce("uid-2", &v1alpha1.LoadBalancerStatus{}, addr(held("node-b")), mem, nil, t0.Add(time.Minute), cause); len(news) != 0 {
+			t.Errorf("a new LoadBalancer's first holder announced as a move: %+v", news)
 		}
 	})
 }

@@ -40,6 +40,10 @@ func (r *LoadBalancerReconciler) finalize(ctx context.Context, lb *v1alpha1.Load
 	}
 	patch := client.MergeFrom(lb.DeepCopy())
 	forgetMetrics(lb.Namespace, lb.Name)
+	// Forgotten here too, not only once it is gone: one created again
+	// under its name may be reconciled before its deletion is seen.
+	r.splitSince.Delete(keyOf(lb))
+	r.holders.Delete(keyOf(lb))
 	controllerutil.RemoveFinalizer(lb, desired.Finalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, lb, patch))
 }

@@ -133,7 +133,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		key := keyOf(lb)
 		remembered, _ := r.holders.Load(key)
 		mem, _ := remembered.(holderMemory)
-		news, mem, recheck := announce(&orig.Status, &lb.Status, mem, s.faults(), r.now(), s.whyMoved)
+		news, mem, recheck := announce(lb.UID, &orig.Status, &lb.Status, mem, s.faults(), r.now(), s.whyMoved)
 		if retErr == nil && recheck > 0 && (result.RequeueAfter == 0 || recheck < result.RequeueAfter) {
 			result.RequeueAfter = recheck
 		}

@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -187,6 +186,11 @@ func (r *ServiceReconciler) admit(ctx context.Context, svc *corev1.Service, clas
 		}
 		return err
 	}
+	if class.DeletionTimestamp != nil {
+		// It waits for its LoadBalancers to go (make undeploy deletes
+		// them): one written again now would hold it forever.
+		return refused(class, "LoadBalancerClass %s is being deleted", className)
+	}
 	ns := &corev1.Namespace{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: svc.Namespace}, ns); err != nil {
 		return err
@@ -318,11 +322,7 @@ func (r *ServiceReconciler) tell(svc *corev1.Service, related client.Object, rea
 		return
 	}
 	r.told.Store(key, message)
-	var about runtime.Object
-	if related != nil {
-		about = related
-	}
-	r.Recorder.Eventf(svc, about, corev1.EventTypeWarning, reason, "Sync", "%s", message)
+	r.Recorder.Eventf(svc, related, corev1.EventTypeWarning, reason, "Sync", "%s", message)
 }
 
 // forget drops what a Service was told, once it is gone.

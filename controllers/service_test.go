@@ -282,3 +282,42 @@ func TestServiceWaitsForItsClassAndNamespace(t *testing.T) {
 	label(late)
 	served("the LoadBalancer of a Service once its namespace is labelled", client.ObjectKey{Namespace: late, Name: "late"})
 }
+
+// TestServiceLeavesADeletedClass: once its class is being deleted (it
+// waits for its LoadBalancers: make undeploy deletes the classes, then the
+// LoadBalancers), a Service's deleted LoadBalancer is not written again,
+// or the class would wait forever; the Service is told why.
+func TestServiceLeavesADeletedClass(t *testing.T) {
+	node(t, "sd-1", "198.18.27.1", map[string]string{"pool": "svcdel"})
+	ns := namespace(t, "svcdel")
+	class := testClass("svcdel", "198.18.27.96/27")
+	class.Spec.DataPlane.NodeSelector["pool"] = "svcdel"
+	createClass(t, class)
+	svc := createService(t, lbService(ns, "web", "hakeeper.io/svcdel"))
+	key := client.ObjectKey{Namespace: ns, Name: "web"}
+	eventually(t, "the Service's LoadBalancer", func() error { return k8s.Get(ctx, key, &v1alpha1.LoadBalancer{}) })
+
+	if err := k8s.Delete(ctx, class); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the class marked for deletion", func() error {
+		got := &v1alpha1.LoadBalancerClass{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(class), got); err != nil || got.DeletionTimestamp == nil {
+			return fmt.Errorf("class %v, deleting %v", err, got.DeletionTimestamp)
+		}
+		return nil
+	})
+	waitServiceEvent(t, svc, controllers.EventSyncLoadBalancerFailed, "LoadBalancerClass svcdel is being deleted")
+	if err := k8s.Delete(ctx, &v1alpha1.LoadBalancer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the class gone with its last LoadBalancer", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(class), &v1alpha1.LoadBalancerClass{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("class still there (%v)", err)
+		}
+		return nil
+	})
+	if err := k8s.Get(ctx, key, &v1alpha1.LoadBalancer{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the Service's LoadBalancer was written again: %v", err)
+	}
+}

@@ -162,7 +162,7 @@ func nodeStatuses(s *scope) []v1alpha1.NodeStatus {
 const maxReadyNodesListed = 8
 
 // readyNodes lists the ready nodes, highest priority first (then by
-// name), the first eight by name and the rest as a count.
+// name): the first eight named, the rest as a count.
 func readyNodes(nodes []v1alpha1.NodeStatus) string {
 	var ready []v1alpha1.NodeStatus
 	for _, n := range nodes {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -130,7 +131,7 @@ func TestHelmLifecycle(t *testing.T) {
 	// `helm test`: the chart's hook Pod, on the lab's nodes, finds the
 	// manager ready (its caches of the CRDs' objects synced).
 	if out, err := l.Helm(ctx, "test", lab.HelmRelease, "--timeout=3m", "--logs"); err != nil || !strings.Contains(string(out), "the manager is ready") ||
-		!strings.Contains(string(out), "Phase:          Succeeded") {
+		!regexp.MustCompile(`Phase:\s+Succeeded`).Match(out) {
 		t.Errorf("helm test: %v\n%s", err, out)
 	} else {
 		t.Logf("helm test passed")
@@ -166,9 +167,11 @@ func waitDataPlaneImage(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer, ima
 	})
 }
 
-// installerFile is where installer writes the manifest it applies, for
-// removeInstalled.
-var installerFile string
+// installed is the manifest installer applied, until removeInstalled
+// removes it again (also from TestHelmLifecycle's cleanup, after a
+// failure: kept in memory, as the test's temporary folders are gone by
+// then).
+var installed []byte
 
 // installer applies what `make build-installer` writes (hack/installer.sh)
 // for new tags of the built images, with the operator uninstalled, and
@@ -184,12 +187,13 @@ func installer(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installerFile = filepath.Join(t.TempDir(), "install.yaml")
-	if err := os.WriteFile(installerFile, manifest, 0o644); err != nil {
+	file := filepath.Join(t.TempDir(), "install.yaml")
+	if err := os.WriteFile(file, manifest, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	installed = manifest
 	start := time.Now()
-	if out, err := l.Kubectl(ctx, "apply", "--server-side", "-f", installerFile); err != nil {
+	if out, err := l.Kubectl(ctx, "apply", "--server-side", "-f", file); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if err := l.WaitDeployment(ctx, lab.OperatorNamespace, lab.ManagerDeployment, 3*time.Minute); err != nil {
@@ -216,32 +220,32 @@ func installer(t *testing.T, l *lab.Lab, lb *v1alpha1.LoadBalancer) {
 // namespace (the LoadBalancers and their data planes stay), if it did.
 func removeInstalled(t *testing.T, l *lab.Lab) {
 	t.Helper()
-	if installerFile == "" {
+	if installed == nil {
 		return
 	}
-	data, err := os.ReadFile(installerFile)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	var keep []string
-	for _, doc := range strings.Split(string(data), "\n---\n") {
+	var doomed []string
+	for _, doc := range strings.Split(string(installed), "\n---\n") {
 		var head struct{ Kind string }
 		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
 			t.Error(err)
 			return
 		}
 		if head.Kind != "CustomResourceDefinition" && head.Kind != "Namespace" && head.Kind != "" {
-			keep = append(keep, doc)
+			doomed = append(doomed, doc)
 		}
 	}
-	rest := filepath.Join(filepath.Dir(installerFile), "without-crds.yaml")
-	if err := os.WriteFile(rest, []byte(strings.Join(keep, "\n---\n")), 0o644); err != nil {
+	f, err := os.CreateTemp("", "hakeeper-installer-*.yaml")
+	if err != nil {
 		t.Error(err)
 		return
 	}
-	if out, err := l.Kubectl(ctx, "delete", "--ignore-not-found", "--wait", "-f", rest); err != nil {
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(strings.Join(doomed, "\n---\n")); err != nil {
+		t.Error(err)
+	}
+	f.Close()
+	if out, err := l.Kubectl(ctx, "delete", "--ignore-not-found", "--wait", "-f", f.Name()); err != nil {
 		t.Errorf("removing the installer's objects: %v\n%s", err, out)
 	}
-	installerFile = ""
+	installed = nil
 }

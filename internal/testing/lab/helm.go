@@ -52,23 +52,25 @@ func (l *Lab) Helm(ctx context.Context, args ...string) ([]byte, error) {
 // strings whatever they look like (--set-string: a tag of digits would
 // otherwise be a number).
 func HelmValues(manager, dataPlane string) []string {
-	mr, mt := splitImage(manager)
-	dr, dt := splitImage(dataPlane)
-	return []string{
-		"--set-string", "image.manager.repository=" + mr, "--set-string", "image.manager.tag=" + mt,
-		"--set-string", "image.dataPlane.repository=" + dr, "--set-string", "image.dataPlane.tag=" + dt,
-		"--set", "image.pullPolicy=IfNotPresent",
+	var values []string
+	for key, ref := range map[string]string{"manager": manager, "dataPlane": dataPlane} {
+		repository, tag, digest := splitImage(ref)
+		values = append(values, "--set-string", "image."+key+".repository="+repository,
+			"--set-string", "image."+key+".tag="+tag, "--set-string", "image."+key+".digest="+digest)
 	}
+	return append(values, "--set", "image.pullPolicy=IfNotPresent")
 }
 
-// splitImage splits an image reference into repository and tag, at the
-// last colon after the last slash (a registry's port is not a tag).
-func splitImage(ref string) (repository, tag string) {
+// splitImage splits an image reference into repository, tag and digest:
+// the digest after "@", the tag after the last colon of the rest that
+// follows its last slash (a registry's port is no tag).
+func splitImage(ref string) (repository, tag, digest string) {
+	ref, digest, _ = strings.Cut(ref, "@")
 	i := strings.LastIndex(ref, ":")
 	if i < 0 || strings.Contains(ref[i:], "/") {
-		return ref, ""
+		return ref, "", digest
 	}
-	return ref[:i], ref[i+1:]
+	return ref[:i], ref[i+1:], digest
 }
 
 // HelmInstall installs (or, with upgrade, upgrades) the chart from

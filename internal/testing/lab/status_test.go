@@ -18,14 +18,16 @@ func TestProxyTroubleMatchesUncleanEndsOnly(t *testing.T) {
 }
 
 func TestSplitImage(t *testing.T) {
-	for ref, want := range map[string][2]string{
-		"localhost/hakeeper/manager:5f3a9c":  {"localhost/hakeeper/manager", "5f3a9c"},
-		"registry.lab:5000/hakeeper/manager": {"registry.lab:5000/hakeeper/manager", ""},
-		"registry.lab:5000/hk/dataplane:123": {"registry.lab:5000/hk/dataplane", "123"},
-		"hakeeper":                           {"hakeeper", ""},
+	for ref, want := range map[string][3]string{
+		"localhost/hakeeper/manager:5f3a9c":        {"localhost/hakeeper/manager", "5f3a9c", ""},
+		"registry.lab:5000/hakeeper/manager":       {"registry.lab:5000/hakeeper/manager", "", ""},
+		"registry.lab:5000/hk/dataplane:123":       {"registry.lab:5000/hk/dataplane", "123", ""},
+		"hakeeper":                                 {"hakeeper", "", ""},
+		"registry.lab:5000/hk/dataplane@sha256:ab": {"registry.lab:5000/hk/dataplane", "", "sha256:ab"},
+		"hk/dataplane:1.2@sha256:ab":               {"hk/dataplane", "1.2", "sha256:ab"},
 	} {
-		if r, tag := splitImage(ref); r != want[0] || tag != want[1] {
-			t.Errorf("splitImage(%q) = %q, %q; want %q, %q", ref, r, tag, want[0], want[1])
+		if r, tag, digest := splitImage(ref); r != want[0] || tag != want[1] || digest != want[2] {
+			t.Errorf("splitImage(%q) = %q, %q, %q; want %q", ref, r, tag, digest, want)
 		}
 	}
 }
