@@ -76,6 +76,15 @@ func TestDataPlaneShape(t *testing.T) {
 	if err := create(mgr, probed); err != nil {
 		t.Fatalf("the manager's own DaemonSet with HTTP probes is refused: %v", err)
 	}
+	// At the PriorityClass the parameters allow, as the manager writes it
+	// with --dataplane-priority-class.
+	ranked := desired.DaemonSet(lb, desired.DataPlaneInput{
+		Options:  desired.DataPlaneOptions{Namespace: dataPlaneNamespace, Image: dataPlaneImage, PriorityClassName: "hakeeper-dataplane"},
+		RouterID: 7,
+	})
+	if err := create(mgr, ranked); err != nil {
+		t.Fatalf("the manager's own DaemonSet at its PriorityClass is refused: %v", err)
+	}
 	wantDeniedBy(t, shapePolicy, create(mgr, badImage), "evil.example/root:latest is not allowed")
 	if err := create(env.Client, badImage); err != nil {
 		t.Errorf("the admin's DaemonSet is matched: %v", err)
@@ -168,6 +177,9 @@ func TestDataPlaneShape(t *testing.T) {
 		{"the manager's ServiceAccount", func(ds *appsv1.DaemonSet) {
 			ds.Spec.Template.Spec.ServiceAccountName = "hakeeper-controller-manager"
 		}, "agent's ServiceAccount"},
+		{"a PriorityClass the admin did not allow", func(ds *appsv1.DaemonSet) {
+			ds.Spec.Template.Spec.PriorityClassName = "system-node-critical"
+		}, "data-plane PriorityClass system-node-critical is not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ds := good.DeepCopy()

@@ -834,6 +834,22 @@ func TestDataPlanePolicyParams(t *testing.T) {
 				t.Errorf("binding %s: parameters in %q, applies to %v; want the release namespace %s", name, ns, sel, releaseNamespace)
 			}
 		}
+		// The PriorityClasses: the manager's --dataplane-priority-class, the
+		// listed ones, the default class's.
+		priorities := func(args ...string) (string, string) {
+			objs := render(t, h, args...)
+			data, _, _ := unstructured.NestedStringMap(find(objs, "ConfigMap", "hakeeper-dataplane-policy").Object, "data")
+			return data["priorityClasses"], managerFlags(t, objs)["dataplane-priority-class"]
+		}
+		if got, flag := priorities(); got != "hakeeper-dataplane" || flag != got {
+			t.Errorf("priorityClasses %q with --dataplane-priority-class=%s, want hakeeper-dataplane", got, flag)
+		}
+		if got, flag := priorities("--set", "dataPlane.priorityClass.create=false", "--set", "dataPlane.priorityClass.name=edge-high",
+			"--set", "dataPlane.quota.enabled=false", "--set", "admissionPolicy.allowedPriorityClasses={gold}",
+			"--set", "defaultClass.enabled=true", "--set", "defaultClass.virtualIPPools[0].name=v4", "--set", "defaultClass.virtualIPPools[0].cidr=192.0.2.96/27",
+			"--set", "defaultClass.priorityClassName=edge-critical"); got != "edge-high gold edge-critical" || flag != "edge-high" {
+			t.Errorf("priorityClasses %q with --dataplane-priority-class=%s, want edge-high gold edge-critical", got, flag)
+		}
 		if off := render(t, h, "--set", "admissionPolicy.enabled=false"); find(off, "ConfigMap", "hakeeper-dataplane-policy") != nil ||
 			find(off, "ValidatingAdmissionPolicy", "hakeeper-dataplane-shape") != nil {
 			t.Error("the data-plane policy rendered although disabled")
